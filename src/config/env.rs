@@ -1,0 +1,134 @@
+//! [`Config::from_env`]: configuration from `KAFKA_*` environment variables.
+
+use std::time::Duration;
+
+use super::{Compression, Config, StartOffset, TransportKind};
+use crate::error::{Error, Result};
+
+impl Config {
+    /// The defaults, overridden by whichever of these variables are set, then validated:
+    ///
+    /// | variable | field | example |
+    /// |---|---|---|
+    /// | `KAFKA_BROKERS` | `brokers` (comma-separated); also selects the `kafka` crate transport | `127.0.0.1:9092` |
+    /// | `KAFKA_TRANSPORT` | `transport`: `memory` or `kafka-crate` | `memory` |
+    /// | `KAFKA_CLIENT_ID` | `client_id` | `scraper-1` |
+    /// | `KAFKA_GROUP_ID` | `group_id` | `scraper-group` |
+    /// | `KAFKA_SERVICE_NAME` | `service_name` | `scraper` |
+    /// | `KAFKA_BATCH_SIZE` | `producer.batch_size` | `100` |
+    /// | `KAFKA_BATCH_TIMEOUT_MS` | `producer.batch_timeout` | `10` |
+    /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy` | `snappy` |
+    /// | `KAFKA_START_OFFSET` | `consumer.start_offset`: `earliest`, `latest` | `earliest` |
+    /// | `KAFKA_REQUEST_TIMEOUT_MS` | `request_timeout` | `30000` |
+    ///
+    /// A variable that does not parse is an error naming the variable and its value.
+    pub fn from_env() -> Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and
+    /// for programs with their own settings source).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut c = Config::default();
+        if let Some(brokers) = lookup("KAFKA_BROKERS") {
+            c.brokers = brokers
+                .split(',')
+                .map(|b| b.trim().to_string())
+                .filter(|b| !b.is_empty())
+                .collect();
+            c.transport = TransportKind::KafkaCrate;
+        }
+        if let Some(t) = lookup("KAFKA_TRANSPORT") {
+            c.transport = match t.as_str() {
+                "memory" => TransportKind::Memory,
+                "kafka-crate" => TransportKind::KafkaCrate,
+                _ => return Err(bad("KAFKA_TRANSPORT", &t, "expected memory or kafka-crate")),
+            };
+        }
+        if let Some(v) = lookup("KAFKA_CLIENT_ID") {
+            c.client_id = v;
+        }
+        if let Some(v) = lookup("KAFKA_GROUP_ID") {
+            c.group_id = v;
+        }
+        if let Some(v) = lookup("KAFKA_SERVICE_NAME") {
+            c.service_name = v;
+        }
+        if let Some(v) = lookup("KAFKA_BATCH_SIZE") {
+            c.producer.batch_size = number("KAFKA_BATCH_SIZE", &v)? as usize;
+        }
+        if let Some(v) = lookup("KAFKA_BATCH_TIMEOUT_MS") {
+            c.producer.batch_timeout = Duration::from_millis(number("KAFKA_BATCH_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = lookup("KAFKA_REQUEST_TIMEOUT_MS") {
+            c.request_timeout = Duration::from_millis(number("KAFKA_REQUEST_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = lookup("KAFKA_COMPRESSION") {
+            c.producer.compression = match v.as_str() {
+                "none" => Compression::None,
+                "gzip" => Compression::Gzip,
+                "snappy" => Compression::Snappy,
+                _ => return Err(bad("KAFKA_COMPRESSION", &v, "expected none, gzip or snappy")),
+            };
+        }
+        if let Some(v) = lookup("KAFKA_START_OFFSET") {
+            c.consumer.start_offset = match v.as_str() {
+                "earliest" => StartOffset::Earliest,
+                "latest" => StartOffset::Latest,
+                _ => return Err(bad("KAFKA_START_OFFSET", &v, "expected earliest or latest")),
+            };
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn bad(variable: &'static str, value: &str, why: &str) -> Error {
+    Error::config(variable, value, why)
+}
+
+fn number(variable: &'static str, value: &str) -> Result<u64> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad(variable, value, "expected a whole number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_variables_gives_the_defaults_on_the_memory_transport() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.transport, TransportKind::Memory);
+    }
+
+    #[test]
+    fn brokers_select_the_kafka_transport_and_are_split() {
+        let c = from(&[("KAFKA_BROKERS", "a:1, b:2"), ("KAFKA_GROUP_ID", "g")]).unwrap();
+        assert_eq!(c.brokers, vec!["a:1", "b:2"]);
+        assert_eq!(c.transport, TransportKind::KafkaCrate);
+        assert_eq!(c.group_id, "g");
+    }
+
+    #[test]
+    fn unparsable_variables_are_named() {
+        let e = from(&[("KAFKA_BATCH_SIZE", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("KAFKA_BATCH_SIZE"), "{e}");
+        let e = from(&[("KAFKA_COMPRESSION", "lz5")]).unwrap_err();
+        assert!(e.to_string().contains("lz5"), "{e}");
+        let e = from(&[("KAFKA_BROKERS", "nohost")]).unwrap_err();
+        assert!(e.to_string().contains("brokers"), "{e}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Typed configuration: one [`Config`] with a [`ProducerConfig`] and a [`ConsumerConfig`]
+//! section, built with [`ConfigBuilder`] or [`Config::from_env`], checked by
+//! [`Config::validate`].
+//!
+//! Defaults follow the Go package this crate ports (kafka-go's writer and reader settings):
+//! batches of 100 messages or 10 ms, acks from all in-sync replicas, fetches of 10 KB to
+//! 10 MB waiting at most 1 s.
+//!
+//! ```
+//! use std::time::Duration;
+//! use kafka_sync::{Compression, Config};
+//!
+//! let config = Config::builder()
+//!     .brokers(["127.0.0.1:9092"])
+//!     .client_id("url-manager")
+//!     .batch_size(500)
+//!     .batch_timeout(Duration::from_millis(5))
+//!     .compression(Compression::Snappy)
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(config.producer.batch_size, 500);
+//!
+//! let err = Config::builder().batch_size(0).build().unwrap_err();
+//! assert!(err.to_string().contains("producer.batch_size"));
+//! ```
+
+mod builder;
+mod env;
+mod validate;
+
+use std::time::Duration;
+
+use crate::retry::RetryPolicy;
+
+pub use builder::ConfigBuilder;
+pub use validate::validate_topic_name;
+
+/// Which transport carries messages to a broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// The in-process broker: no network, for demos and tests. The default when no broker
+    /// is configured.
+    Memory,
+    /// The `kafka` crate (Kafka protocol v0 requests): brokers up to Kafka 3.9.
+    KafkaCrate,
+}
+
+/// How many broker acknowledgements a produce request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Acks {
+    /// Fire and forget: no acknowledgement (messages can be lost).
+    None,
+    /// The partition leader wrote the message.
+    One,
+    /// Every in-sync replica wrote the message. The default.
+    All,
+}
+
+/// Compression applied to produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// No compression. The default.
+    None,
+    /// gzip: smallest output, most CPU.
+    Gzip,
+    /// snappy: fast, moderate ratio.
+    Snappy,
+}
+
+/// Where a consumer group with no committed offset starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StartOffset {
+    /// The oldest message still stored. The default: nothing produced before the group
+    /// first ran is missed.
+    Earliest,
+    /// Only messages produced after the group joined.
+    Latest,
+}
+
+/// The whole configuration. Build it with [`Config::builder`] or [`Config::from_env`];
+/// components call [`Config::validate`] before they start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Bootstrap brokers as `host:port`. Default: `["localhost:9092"]`.
+    pub brokers: Vec<String>,
+    /// Client id sent to the broker and used in thread names. Default: `"kafka-sync"`.
+    pub client_id: String,
+    /// Consumer group id. Default: `"kafka-sync"`.
+    pub group_id: String,
+    /// The service name stamped on messages the library writes (retries, dead letters).
+    /// Default: `"kafka-sync"`.
+    pub service_name: String,
+    /// The transport. Default: [`TransportKind::Memory`]; [`Config::from_env`] picks
+    /// [`TransportKind::KafkaCrate`] when `KAFKA_BROKERS` is set.
+    pub transport: TransportKind,
+    /// Bound on opening a TCP connection to a broker. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// Bound on one request to a broker, acknowledgement wait included. Default: 30 s.
+    pub request_timeout: Duration,
+    /// Producer settings.
+    pub producer: ProducerConfig,
+    /// Consumer settings.
+    pub consumer: ConsumerConfig,
+}
+
+/// Producer settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerConfig {
+    /// Most messages in one produce request per topic. Default: 100.
+    pub batch_size: usize,
+    /// Longest a message waits for its batch to fill. A synchronous caller never waits this
+    /// long when nothing else is queued: its batch ships at once. Default: 10 ms.
+    pub batch_timeout: Duration,
+    /// Acknowledgements required. Default: [`Acks::All`].
+    pub acks: Acks,
+    /// Messages a topic's writer queue holds; a full queue blocks `send` (up to
+    /// `enqueue_timeout`) and fails `try_send`. Default: 10,000.
+    pub queue_capacity: usize,
+    /// Longest `send` blocks on a full queue before failing with a timeout. Default: 30 s.
+    pub enqueue_timeout: Duration,
+    /// Compression codec. Default: [`Compression::None`].
+    pub compression: Compression,
+    /// Compress only batches of more than this many bytes (0: always). Default: 0.
+    pub compression_threshold: usize,
+    /// Largest encoded message accepted. Default: 10 MB (10,000,000 bytes).
+    pub max_message_bytes: usize,
+    /// Retries for connection and retriable broker errors; after `max_elapsed` the caller
+    /// gets the error. Default: [`RetryPolicy::default`] with `max_elapsed` 10 s.
+    pub retry: RetryPolicy,
+    /// Bound on `flush` and `close`. Default: 60 s.
+    pub flush_timeout: Duration,
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerConfig {
+    /// Smallest response a fetch waits for (bytes). Default: 10 KB (10,000).
+    pub min_bytes: usize,
+    /// Largest response a fetch returns per partition (bytes); also bounds the largest
+    /// message that can be read. Default: 10 MB (10,000,000).
+    pub max_bytes: usize,
+    /// Longest a fetch waits for `min_bytes`. Default: 1 s.
+    pub max_wait: Duration,
+    /// Where a group with no committed offset starts. Default: [`StartOffset::Earliest`].
+    pub start_offset: StartOffset,
+    /// In-place retries of a handler's retriable errors. Default: 100 ms doubling to 2 s,
+    /// 3 attempts, 10 s in all.
+    pub retry: RetryPolicy,
+    /// The dead-letter topic. Default: `"dead-letter"`.
+    pub dead_letter_topic: String,
+    /// The retry topic. Default: `"retry"`.
+    pub retry_topic: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            brokers: vec!["localhost:9092".to_string()],
+            client_id: "kafka-sync".to_string(),
+            group_id: "kafka-sync".to_string(),
+            service_name: "kafka-sync".to_string(),
+            transport: TransportKind::Memory,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            producer: ProducerConfig::default(),
+            consumer: ConsumerConfig::default(),
+        }
+    }
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            batch_size: 100,
+            batch_timeout: Duration::from_millis(10),
+            acks: Acks::All,
+            queue_capacity: 10_000,
+            enqueue_timeout: Duration::from_secs(30),
+            compression: Compression::None,
+            compression_threshold: 0,
+            max_message_bytes: 10_000_000,
+            retry: RetryPolicy {
+                max_elapsed: Duration::from_secs(10),
+                ..RetryPolicy::default()
+            },
+            flush_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            min_bytes: 10_000,
+            max_bytes: 10_000_000,
+            max_wait: Duration::from_secs(1),
+            start_offset: StartOffset::Earliest,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                max_elapsed: Duration::from_secs(10),
+                ..RetryPolicy::default()
+            },
+            dead_letter_topic: crate::domain::topics::DEAD_LETTER.to_string(),
+            retry_topic: crate::domain::topics::RETRY.to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+}

@@ -1,0 +1,216 @@
+//! [`Config::validate`] and [`validate_topic_name`]: every rejection names the field and the
+//! value.
+
+use std::time::Duration;
+
+use super::Config;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+
+/// The longest topic name Kafka accepts.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
+/// and not `.` or `..`.
+///
+/// ```
+/// use kafka_sync::config::validate_topic_name;
+/// assert!(validate_topic_name("scraping-tasks").is_ok());
+/// assert!(validate_topic_name("bad topic").is_err());
+/// ```
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    topic_rule("topic", name)
+}
+
+fn topic_rule(field: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::config(field, name, "a topic name cannot be empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::config(field, name, "`.` and `..` are not topic names"));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(Error::config(
+            field,
+            name,
+            format!("a topic name has at most {MAX_TOPIC_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::config(
+            field,
+            name,
+            format!("character {c:?} is not allowed in a topic name (only a-z A-Z 0-9 . _ -)"),
+        ));
+    }
+    Ok(())
+}
+
+fn broker_rule(broker: &str) -> Result<()> {
+    let field = "brokers";
+    let Some((host, port)) = broker.rsplit_once(':') else {
+        return Err(Error::config(field, broker, "expected host:port"));
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(Error::config(field, broker, "the host part is empty or has spaces"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(Error::config(field, broker, "the port must be a number from 1 to 65535")),
+    }
+}
+
+fn positive(field: &'static str, value: Duration) -> Result<()> {
+    if value.is_zero() {
+        return Err(Error::config(field, format!("{value:?}"), "must be more than zero"));
+    }
+    Ok(())
+}
+
+fn retry_rule(section: &'static str, r: &RetryPolicy) -> Result<()> {
+    let name = |f: &str| -> &'static str {
+        match (section, f) {
+            ("producer", "multiplier") => "producer.retry.multiplier",
+            ("producer", "max_attempts") => "producer.retry.max_attempts",
+            ("producer", "max_interval") => "producer.retry.max_interval",
+            ("producer", "randomization_factor") => "producer.retry.randomization_factor",
+            (_, "multiplier") => "consumer.retry.multiplier",
+            (_, "max_attempts") => "consumer.retry.max_attempts",
+            (_, "max_interval") => "consumer.retry.max_interval",
+            _ => "consumer.retry.randomization_factor",
+        }
+    };
+    if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
+        return Err(Error::config(name("multiplier"), r.multiplier, "must be at least 1.0"));
+    }
+    if r.max_attempts == 0 {
+        return Err(Error::config(name("max_attempts"), 0, "must be at least 1"));
+    }
+    if r.max_interval < r.initial_interval {
+        return Err(Error::config(
+            name("max_interval"),
+            format!("{:?}", r.max_interval),
+            format!("must not be below initial_interval ({:?})", r.initial_interval),
+        ));
+    }
+    if !(0.0..=1.0).contains(&r.randomization_factor) {
+        return Err(Error::config(
+            name("randomization_factor"),
+            r.randomization_factor,
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every field; the error names the first field at fault and its value.
+    pub fn validate(&self) -> Result<()> {
+        if self.brokers.is_empty() {
+            return Err(Error::config("brokers", "[]", "at least one broker is needed"));
+        }
+        self.brokers.iter().try_for_each(|b| broker_rule(b))?;
+        if self.group_id.trim().is_empty() {
+            return Err(Error::config("group_id", &self.group_id, "cannot be empty"));
+        }
+        if self.client_id.contains(char::is_control) {
+            return Err(Error::config("client_id", &self.client_id, "has control characters"));
+        }
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("request_timeout", self.request_timeout)?;
+
+        let p = &self.producer;
+        if p.batch_size == 0 {
+            return Err(Error::config("producer.batch_size", 0, "must be at least 1"));
+        }
+        if p.queue_capacity == 0 {
+            return Err(Error::config("producer.queue_capacity", 0, "must be at least 1"));
+        }
+        if p.max_message_bytes < 64 {
+            return Err(Error::config(
+                "producer.max_message_bytes",
+                p.max_message_bytes,
+                "must be at least 64 bytes",
+            ));
+        }
+        positive("producer.enqueue_timeout", p.enqueue_timeout)?;
+        positive("producer.flush_timeout", p.flush_timeout)?;
+        retry_rule("producer", &p.retry)?;
+
+        let c = &self.consumer;
+        if c.max_bytes == 0 {
+            return Err(Error::config("consumer.max_bytes", 0, "must be more than zero"));
+        }
+        if c.min_bytes > c.max_bytes {
+            return Err(Error::config(
+                "consumer.min_bytes",
+                c.min_bytes,
+                format!("must not exceed consumer.max_bytes ({})", c.max_bytes),
+            ));
+        }
+        positive("consumer.max_wait", c.max_wait)?;
+        if c.max_wait >= self.request_timeout {
+            return Err(Error::config(
+                "consumer.max_wait",
+                format!("{:?}", c.max_wait),
+                format!("must be below request_timeout ({:?})", self.request_timeout),
+            ));
+        }
+        retry_rule("consumer", &c.retry)?;
+        topic_rule("consumer.dead_letter_topic", &c.dead_letter_topic)?;
+        topic_rule("consumer.retry_topic", &c.retry_topic)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(change: impl FnOnce(&mut Config)) -> String {
+        let mut c = Config::default();
+        change(&mut c);
+        c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named_with_its_value() {
+        let cases: Vec<(Box<dyn FnOnce(&mut Config)>, &str, &str)> = vec![
+            (Box::new(|c| c.brokers.clear()), "`brokers`", "at least one broker"),
+            (Box::new(|c| c.brokers = vec!["localhost".into()]), "\"localhost\"", "host:port"),
+            (Box::new(|c| c.brokers = vec!["h:99999".into()]), "\"h:99999\"", "port"),
+            (Box::new(|c| c.brokers = vec![":9092".into()]), "\":9092\"", "host part"),
+            (Box::new(|c| c.group_id = " ".into()), "`group_id`", "cannot be empty"),
+            (Box::new(|c| c.producer.batch_size = 0), "`producer.batch_size`", "at least 1"),
+            (Box::new(|c| c.producer.queue_capacity = 0), "`producer.queue_capacity`", "at least 1"),
+            (Box::new(|c| c.request_timeout = Duration::ZERO), "`request_timeout`", "more than zero"),
+            (Box::new(|c| c.producer.retry.multiplier = 0.5), "`producer.retry.multiplier`", "0.5"),
+            (Box::new(|c| c.consumer.retry.max_attempts = 0), "`consumer.retry.max_attempts`", "at least 1"),
+            (Box::new(|c| c.consumer.min_bytes = 20_000_000), "`consumer.min_bytes`", "20000000"),
+            (Box::new(|c| c.consumer.dead_letter_topic = "dead letter".into()), "`consumer.dead_letter_topic`", "' '"),
+            (Box::new(|c| c.consumer.retry_topic = String::new()), "`consumer.retry_topic`", "cannot be empty"),
+            (Box::new(|c| c.consumer.retry_topic = "..".into()), "\"..\"", "are not topic names"),
+            (Box::new(|c| c.consumer.retry_topic = "x".repeat(250)), "`consumer.retry_topic`", "at most 249"),
+        ];
+        for (change, field, why) in cases {
+            let text = rejected(change);
+            assert!(text.contains(field), "{text:?} should name {field}");
+            assert!(text.contains(why), "{text:?} should say {why}");
+        }
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("a.b_c-D9").is_ok());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name("ümlaut").is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! # kafka-sync
+//!
+//! A blocking, thread-based Kafka messaging library for synchronous Rust programs: send
+//! domain messages with a call that returns once the broker acknowledged them, run handlers
+//! on consumed messages, retry what fails, park what cannot succeed in a dead-letter topic,
+//! and lose nothing.
+//!
+//! ```text
+//!  service code ── KafkaProducer / MessageHandler traits, KafkaMessage envelope
+//!        │
+//!  Producer (writer thread per topic, batching, acks, retries)
+//!        │
+//!  Transport (the one seam: produce batch, subscribe/poll/commit, metadata, health)
+//!        │
+//!  MemoryTransport (in-process)   KafkaCrateTransport (brokers up to Kafka 3.9)
+//! ```
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use kafka_sync::{Config, KafkaProducer, KafkaProducerWrapper, MemoryTransport, Producer};
+//! use kafka_sync::domain::ScrapingTask;
+//!
+//! let producer = Producer::new(Config::default(), Arc::new(MemoryTransport::new())).unwrap();
+//! let service: Arc<dyn KafkaProducer> = Arc::new(KafkaProducerWrapper::new(producer));
+//! let delivery = service
+//!     .send_scraping_task(&ScrapingTask::new("https://example.com"), "req-1")
+//!     .unwrap();
+//! assert_eq!(delivery.offset, 0);
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod domain;
+mod error;
+// WIP mod metrics;
+// WIP mod mock;
+// WIP pub mod producer;
+mod retry;
+pub mod transport;
+
+pub use config::{Acks, Compression, Config, ConfigBuilder, StartOffset, TransportKind};
+pub use domain::{
+    Delivery, HandlerError, HandlerResult, KafkaMessage, KafkaProducer, MessageHandler,
+    MessageType,
+};
+pub use error::{Error, ErrorContext, ErrorKind, Result, SendError};
+// WIP pub use metrics::TopicMetricsSnapshot;
+// WIP pub use mock::MockKafkaProducer;
+// WIP pub use producer::{DeliveryHandle, KafkaProducerWrapper, Producer, ProducerHealth};
+pub use retry::{RetryPolicy, RetrySchedule};
+pub use transport::{KafkaCrateTransport, MemoryTransport, Transport};

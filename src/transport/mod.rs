@@ -1,0 +1,171 @@
+//! The one seam between this crate and a broker.
+//!
+//! The producer and consumer talk to Kafka only through [`Transport`]: open a
+//! [`ProducerSession`] to produce batches (one result per record), [`subscribe`] a group to a
+//! topic to get a [`Subscription`] that polls and commits, ask for metadata and health. No
+//! client crate's type crosses this seam.
+//!
+//! Implementations:
+//! - [`MemoryTransport`]: an in-process broker (topics, partitions, offsets, consumer groups);
+//!   the embedded default and the fast test double.
+//! - [`KafkaCrateTransport`]: the `kafka` crate, for brokers up to Kafka 3.9.
+//!
+//! [`subscribe`]: Transport::subscribe
+
+mod kafka_crate;
+mod memory;
+mod partitioner;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Acks, Compression, Config, StartOffset, TransportKind};
+use crate::domain::Delivery;
+use crate::error::Result;
+
+pub use kafka_crate::KafkaCrateTransport;
+pub use memory::MemoryTransport;
+pub use partitioner::partition_for_key;
+
+/// A record on its way to a broker, its partition already chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// The partition to append to.
+    pub partition: i32,
+    /// The record key (used by compaction and by readers; partitioning is already done).
+    pub key: Option<Vec<u8>>,
+    /// The record value.
+    pub value: Vec<u8>,
+}
+
+/// How a batch is produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceOptions {
+    /// Acknowledgements to wait for.
+    pub acks: Acks,
+    /// Compression codec for this batch.
+    pub compression: Compression,
+    /// Bound on the whole request, acknowledgement included.
+    pub timeout: Duration,
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// The topic it was read from.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset within the partition.
+    pub offset: i64,
+    /// Its key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Its value (empty if the record had none).
+    pub value: Vec<u8>,
+}
+
+/// How a group member subscribes to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// The consumer group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+    /// This member's client id (for logs and broker-side tooling).
+    pub client_id: String,
+    /// Where to start on partitions with no committed offset.
+    pub start_offset: StartOffset,
+    /// Smallest fetch response to wait for, in bytes.
+    pub min_bytes: usize,
+    /// Largest fetch response per partition, in bytes.
+    pub max_bytes: usize,
+}
+
+/// A partition's progress for a group: how far behind the group is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the next record the broker will write.
+    pub high_watermark: i64,
+    /// The group's committed offset (the next record to read), if any.
+    pub committed: Option<i64>,
+}
+
+impl PartitionLag {
+    /// Records not yet committed by the group: `high_watermark − committed` (all of them if
+    /// nothing was committed).
+    pub fn lag(&self) -> i64 {
+        (self.high_watermark - self.committed.unwrap_or(0)).max(0)
+    }
+}
+
+/// A connection to a broker cluster: the seam every producer and consumer goes through.
+/// Implementations are shared between threads (`Arc<dyn Transport>`).
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// A short name for logs: `"memory"`, `"kafka-crate"`.
+    fn name(&self) -> &'static str;
+
+    /// Opens a producing session; each writer thread owns one.
+    fn connect_producer(&self) -> Result<Box<dyn ProducerSession>>;
+
+    /// Joins `options.group` as a member consuming `options.topic`.
+    fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>>;
+
+    /// The number of partitions of `topic` (creating it if the broker auto-creates topics).
+    fn partition_count(&self, topic: &str) -> Result<usize>;
+
+    /// A metadata round trip within `timeout`: `Ok` when a broker answered.
+    fn health_check(&self, timeout: Duration) -> Result<()>;
+}
+
+/// One thread's producing connection.
+pub trait ProducerSession: Send {
+    /// The number of partitions of `topic`, from cached metadata when possible.
+    fn partition_count(&mut self, topic: &str) -> Result<usize>;
+
+    /// Appends `records` to `topic`, returning one result per record, in order. A failure
+    /// of the whole request is reported on every record. Errors carry topic and partition.
+    fn produce(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+        options: &ProduceOptions,
+    ) -> Vec<Result<Delivery>>;
+
+    /// Forgets cached metadata, so the next call asks the broker again (after not-leader or
+    /// connection errors).
+    fn refresh_metadata(&mut self) {}
+}
+
+/// A group member's view of one topic.
+pub trait Subscription: Send {
+    /// The partitions this member currently reads.
+    fn assignment(&self) -> Vec<i32>;
+
+    /// Returns the next records of the assigned partitions, waiting up to `max_wait` for at
+    /// least one. Each partition's records come in offset order; an empty vector means
+    /// nothing arrived in time.
+    fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>>;
+
+    /// Commits, for each `(partition, next_offset)`, that every record before `next_offset`
+    /// has ended.
+    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()>;
+
+    /// High watermark and committed offset of each assigned partition.
+    fn lag(&mut self) -> Result<Vec<PartitionLag>>;
+
+    /// Leaves the group; the subscription is not used afterwards.
+    fn close(&mut self) -> Result<()>;
+}
+
+/// The transport `config` selects: a new [`MemoryTransport`] or a [`KafkaCrateTransport`]
+/// over `config.brokers`.
+pub fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
+    config.validate()?;
+    Ok(match config.transport {
+        TransportKind::Memory => Arc::new(MemoryTransport::new()),
+        TransportKind::KafkaCrate => Arc::new(KafkaCrateTransport::new(config)?),
+    })
+}
