@@ -24,7 +24,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
-KAFKA_DIR="${KAFKA_DIR:-$REPO_ROOT/target/kafka/${KAFKA_VERSION}-${KAFKA_PORT}}"
+KAFKA_DIR="$(realpath -m "${KAFKA_DIR:-$REPO_ROOT/target/kafka/${KAFKA_VERSION}-${KAFKA_PORT}}")"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
@@ -78,7 +78,7 @@ port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 probe_ready() { python3 "$PROBE" ready "$HOST" "$KAFKA_PORT" 3 >/dev/null 2>&1; }
 
 port_owner() {
-  ss -ltnp 2>/dev/null | awk -v p=":$1" '$4 ~ p"$" {print $NF}' | head -1
+  { ss -ltnp 2>/dev/null || true; } | awk -v p=":$1" '$4 ~ p"$" {print $NF}' | head -1 || true
 }
 
 fetch_jars() {
