@@ -15,7 +15,7 @@
 //!  MemoryTransport (in-process)   KafkaCrateTransport (brokers up to Kafka 3.9)
 //! ```
 //!
-//! ```ignore
+//! ```
 //! use std::sync::Arc;
 //! use kafka_sync::{Config, KafkaProducer, KafkaProducerWrapper, MemoryTransport, Producer};
 //! use kafka_sync::domain::ScrapingTask;
@@ -32,9 +32,8 @@
 pub mod config;
 pub mod domain;
 mod error;
-// WIP mod metrics;
-// WIP mod mock;
-// WIP pub mod producer;
+mod mock;
+pub mod producer;
 mod retry;
 pub mod transport;
 
@@ -44,8 +43,9 @@ pub use domain::{
     MessageType,
 };
 pub use error::{Error, ErrorContext, ErrorKind, Result, SendError};
-// WIP pub use metrics::TopicMetricsSnapshot;
-// WIP pub use mock::MockKafkaProducer;
-// WIP pub use producer::{DeliveryHandle, KafkaProducerWrapper, Producer, ProducerHealth};
+pub use mock::MockKafkaProducer;
+pub use producer::{
+    DeliveryHandle, KafkaProducerWrapper, Producer, ProducerHealth, ProducerTopicMetrics,
+};
 pub use retry::{RetryPolicy, RetrySchedule};
 pub use transport::{KafkaCrateTransport, MemoryTransport, Transport};

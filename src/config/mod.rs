@@ -128,8 +128,11 @@ pub struct ProducerConfig {
     /// Retries for connection and retriable broker errors; after `max_elapsed` the caller
     /// gets the error. Default: [`RetryPolicy::default`] with `max_elapsed` 10 s.
     pub retry: RetryPolicy,
-    /// Bound on `flush` and `close`. Default: 60 s.
-    pub flush_timeout: Duration,
+    /// Longest a message may take from `send` to its acknowledgement, queueing and retries
+    /// included; also bounds `flush` and `close`. A send that runs out gets
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (the message may still be written
+    /// later, as with the Java client's `delivery.timeout.ms`). Default: 120 s.
+    pub delivery_timeout: Duration,
 }
 
 /// Consumer settings.
@@ -184,7 +187,7 @@ impl Default for ProducerConfig {
                 max_elapsed: Duration::from_secs(10),
                 ..RetryPolicy::default()
             },
-            flush_timeout: Duration::from_secs(60),
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 }

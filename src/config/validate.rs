@@ -137,7 +137,16 @@ impl Config {
             ));
         }
         positive("producer.enqueue_timeout", p.enqueue_timeout)?;
-        positive("producer.flush_timeout", p.flush_timeout)?;
+        if p.delivery_timeout <= p.retry.max_elapsed {
+            return Err(Error::config(
+                "producer.delivery_timeout",
+                format!("{:?}", p.delivery_timeout),
+                format!(
+                    "must exceed producer.retry.max_elapsed ({:?}) so retries can finish",
+                    p.retry.max_elapsed
+                ),
+            ));
+        }
         retry_rule("producer", &p.retry)?;
 
         let c = &self.consumer;

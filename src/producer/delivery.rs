@@ -1,0 +1,144 @@
+//! The plumbing between a caller and a writer thread: queued records, reply channels, and
+//! [`DeliveryHandle`], what `send_async` returns.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use uuid::Uuid;
+
+use crate::domain::{Delivery, KafkaMessage};
+use crate::error::{Error, ErrorKind, Result, SendError};
+
+/// One result on its way back to a caller: the index of the record in its caller's batch.
+pub(crate) type Reply = (usize, Result<Delivery>);
+
+/// A serialized message waiting in a writer's queue.
+pub(crate) struct QueuedRecord {
+    /// The partitioning key's bytes.
+    pub key: Vec<u8>,
+    /// The encoded envelope.
+    pub value: Vec<u8>,
+    /// For log lines.
+    pub message_id: Uuid,
+    /// For log lines.
+    pub correlation_id: String,
+    /// A caller is blocked on this record: ship without waiting for the batch to fill.
+    pub caller_waiting: bool,
+    /// Where the result goes.
+    pub reply_to: Sender<Reply>,
+    /// This record's index in its caller's batch.
+    pub index: usize,
+}
+
+impl QueuedRecord {
+    /// Encodes `message` for the queue; serialization errors go back to the caller here.
+    pub fn encode(
+        message: &KafkaMessage,
+        max_bytes: usize,
+        caller_waiting: bool,
+        reply_to: Sender<Reply>,
+        index: usize,
+    ) -> Result<Self> {
+        let value = message.to_bytes()?;
+        if value.len() > max_bytes {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "message {} encodes to {} bytes, more than producer.max_message_bytes ({max_bytes})",
+                    message.id,
+                    value.len()
+                ),
+            ));
+        }
+        Ok(QueuedRecord {
+            key: message.partition_key().into_bytes(),
+            value,
+            message_id: message.id,
+            correlation_id: message.correlation_id.clone(),
+            caller_waiting,
+            reply_to,
+            index,
+        })
+    }
+
+    /// Sends this record's result to its caller (who may have stopped waiting).
+    pub fn answer(&self, result: Result<Delivery>) {
+        let _ = self.reply_to.send((self.index, result));
+    }
+}
+
+/// What a writer thread receives.
+pub(crate) enum WriterCommand {
+    /// A record to produce.
+    Record(QueuedRecord),
+    /// Ship everything queued before this, then signal.
+    Flush(Sender<()>),
+}
+
+/// The error a caller sees when its writer thread went away without answering.
+pub(crate) fn writer_gone(topic: &str) -> Error {
+    Error::new(
+        ErrorKind::WorkerStopped,
+        format!("the writer thread kafka-writer-{topic} stopped before answering"),
+    )
+    .with_topic(topic)
+}
+
+/// Waits for one reply within `bound`.
+pub(crate) fn wait_reply(rx: &Receiver<Reply>, topic: &str, bound: Duration) -> Result<Delivery> {
+    match rx.recv_timeout(bound) {
+        Ok((_, result)) => result,
+        Err(RecvTimeoutError::Timeout) => {
+            Err(Error::timeout("waiting for the broker's acknowledgement", bound).with_topic(topic))
+        }
+        Err(RecvTimeoutError::Disconnected) => Err(writer_gone(topic)),
+    }
+}
+
+/// A message queued by [`Producer::send_async`](crate::Producer::send_async) or
+/// [`Producer::try_send`](crate::Producer::try_send); wait on it for the acknowledgement.
+/// Dropping it does not cancel the send.
+#[derive(Debug)]
+#[must_use = "a DeliveryHandle tells whether the message was written; wait on it"]
+pub struct DeliveryHandle {
+    rx: Receiver<Reply>,
+    message: KafkaMessage,
+    topic: String,
+    deadline: Instant,
+}
+
+impl DeliveryHandle {
+    pub(crate) fn new(
+        rx: Receiver<Reply>,
+        message: KafkaMessage,
+        topic: &str,
+        bound: Duration,
+    ) -> Self {
+        DeliveryHandle {
+            rx,
+            message,
+            topic: topic.to_string(),
+            deadline: Instant::now() + bound,
+        }
+    }
+
+    /// The id of the message this handle waits for.
+    pub fn message_id(&self) -> Uuid {
+        self.message.id
+    }
+
+    /// Whether the result has arrived (a `wait` would not block).
+    pub fn is_ready(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
+    /// Blocks until the broker acknowledged the message, or until the producer's
+    /// `delivery_timeout` (counted from the send) ran out. On failure the message comes back.
+    pub fn wait(self) -> Result<Delivery, SendError> {
+        let bound = self.deadline.saturating_duration_since(Instant::now());
+        match wait_reply(&self.rx, &self.topic, bound) {
+            Ok(d) => Ok(d),
+            Err(e) => Err(SendError::new(e, self.message)),
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The broker's state behind the lock: topics and their partitions, consumer groups with
+//! their members, assignments and committed offsets, and the fault-injection switches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::config::validate_topic_name;
+use crate::domain::Delivery;
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{ConsumedRecord, OutgoingRecord};
+
+/// The partition count of auto-created topics unless told otherwise (our brokers' default).
+pub(super) const DEFAULT_PARTITIONS: usize = 3;
+
+/// The state and the condition variable that announces produces, rebalances and
+/// availability changes to waiting pollers.
+pub(super) struct Broker {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Broker {
+    pub(super) fn new(default_partitions: usize) -> Self {
+        Broker {
+            state: Mutex::new(State::new(default_partitions)),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Locks the state; a poisoned lock (a panic while it was held) is taken over, since every
+    /// update leaves the state consistent before anything can panic.
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes every thread waiting in [`Broker::wait`].
+    pub(super) fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Releases the lock until [`Broker::notify`] or `timeout` (forever if `None`), then
+    /// takes it back.
+    pub(super) fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Option<std::time::Duration>,
+    ) -> MutexGuard<'a, State> {
+        match timeout {
+            Some(t) => {
+                self.changed
+                    .wait_timeout(guard, t)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self.changed.wait(guard).unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+impl fmt::Debug for Broker {
+    /// A summary (topic and group counts), never the stored records.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Broker");
+        match self.state.try_lock() {
+            Ok(s) => d
+                .field("topics", &s.topics.len())
+                .field("groups", &s.groups.len())
+                .field("default_partitions", &s.default_partitions)
+                .field("auto_create", &s.auto_create)
+                .field("unavailable", &s.unavailable)
+                .finish(),
+            Err(_) => d.finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One stored record; its offset is its index in the partition.
+struct Stored {
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+/// A topic: its partitions, each a log of records.
+pub(super) struct Topic {
+    partitions: Vec<Vec<Stored>>,
+}
+
+impl Topic {
+    pub(super) fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// The next offset of `partition`, or `None` if the partition does not exist.
+    pub(super) fn high_watermark(&self, partition: i32) -> Option<i64> {
+        self.log(partition).map(|log| log.len() as i64)
+    }
+
+    pub(super) fn high_watermarks(&self) -> Vec<i64> {
+        self.partitions.iter().map(|l| l.len() as i64).collect()
+    }
+
+    fn log(&self, partition: i32) -> Option<&Vec<Stored>> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+    }
+
+    /// Appends records of `partition` from `offset` to `out` while `take` says yes for the
+    /// record's size; returns the offset after the last record taken.
+    pub(super) fn read(
+        &self,
+        name: &str,
+        partition: i32,
+        offset: i64,
+        out: &mut Vec<ConsumedRecord>,
+        mut take: impl FnMut(usize) -> bool,
+    ) -> i64 {
+        let Some(log) = self.log(partition) else {
+            return offset;
+        };
+        let mut next = offset.max(0);
+        while let Some(r) = usize::try_from(next).ok().and_then(|i| log.get(i)) {
+            let size = r.key.as_ref().map_or(0, Vec::len) + r.value.len();
+            if !take(size) {
+                break;
+            }
+            out.push(ConsumedRecord {
+                topic: name.to_string(),
+                partition,
+                offset: next,
+                key: r.key.clone(),
+                value: r.value.clone(),
+            });
+            next += 1;
+        }
+        next
+    }
+}
+
+/// A consumer group's view of one topic: members, the range assignment among them, and the
+/// committed offsets (kept after every member has left).
+#[derive(Default)]
+pub(super) struct Group {
+    /// Bumped at every join and leave.
+    pub(super) generation: u64,
+    /// Member ids, sorted (range assignment follows this order).
+    members: BTreeSet<String>,
+    /// The partitions of each member.
+    assignments: HashMap<String, Vec<i32>>,
+    /// Each assigned partition's owner and the generation it got that owner in.
+    owners: HashMap<i32, (String, u64)>,
+    /// Next offset to read, per partition.
+    pub(super) committed: HashMap<i32, i64>,
+}
+
+impl Group {
+    /// The partitions assigned to `member` in the current generation.
+    pub(super) fn assignment(&self, member: &str) -> Vec<i32> {
+        self.assignments.get(member).cloned().unwrap_or_default()
+    }
+
+    /// The generation `partition` got its current owner in (0 if it has none).
+    pub(super) fn owned_since(&self, partition: i32) -> u64 {
+        self.owners.get(&partition).map_or(0, |(_, g)| *g)
+    }
+
+    /// Starts a new generation: partitions in contiguous ranges over the sorted members, the
+    /// first `partitions % members` members taking one more.
+    fn rebalance(&mut self, partitions: usize) {
+        self.generation += 1;
+        self.assignments.clear();
+        let count = self.members.len();
+        if count == 0 {
+            self.owners.clear();
+            return;
+        }
+        let (base, extra) = (partitions / count, partitions % count);
+        let mut next = 0;
+        for (i, member) in self.members.iter().enumerate() {
+            let n = base + usize::from(i < extra);
+            let parts: Vec<i32> = (next..next + n).map(|p| p as i32).collect();
+            next += n;
+            for &p in &parts {
+                let same = matches!(self.owners.get(&p), Some((m, _)) if m == member);
+                if !same {
+                    self.owners.insert(p, (member.clone(), self.generation));
+                }
+            }
+            self.assignments.insert(member.clone(), parts);
+        }
+    }
+}
+
+/// Everything the broker knows.
+pub(super) struct State {
+    pub(super) default_partitions: usize,
+    pub(super) auto_create: bool,
+    pub(super) unavailable: bool,
+    /// Produce calls still to fail, and with which kind.
+    pub(super) injected_failures: (usize, ErrorKind),
+    pub(super) produce_calls: u64,
+    topics: BTreeMap<String, Topic>,
+    /// group → topic → group state.
+    groups: HashMap<String, HashMap<String, Group>>,
+    next_member: u64,
+}
+
+/// The error every call gets while the broker is marked unavailable.
+pub(super) fn unavailable() -> Error {
+    Error::new(ErrorKind::Connection, "memory broker is unavailable")
+}
+
+impl State {
+    fn new(default_partitions: usize) -> Self {
+        State {
+            default_partitions: default_partitions.max(1),
+            auto_create: true,
+            unavailable: false,
+            injected_failures: (0, ErrorKind::Connection),
+            produce_calls: 0,
+            topics: BTreeMap::new(),
+            groups: HashMap::new(),
+            next_member: 0,
+        }
+    }
+
+    /// `Err(Connection)` while the broker is marked unavailable.
+    pub(super) fn check_available(&self) -> Result<()> {
+        if self.unavailable {
+            Err(unavailable())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The topic, if it exists (never creates it).
+    pub(super) fn existing(&self, name: &str) -> Option<&Topic> {
+        self.topics.get(name)
+    }
+
+    /// The topic, created with the default partition count if it is missing and
+    /// auto-creation is on.
+    pub(super) fn topic(&mut self, name: &str) -> Result<&Topic> {
+        validate_topic_name(name)?;
+        if !self.topics.contains_key(name) {
+            if !self.auto_create {
+                return Err(Error::new(
+                    ErrorKind::UnknownTopic,
+                    format!("topic {name:?} does not exist and auto-creation is off"),
+                )
+                .with_topic(name));
+            }
+            self.insert_topic(name, self.default_partitions);
+        }
+        Ok(&self.topics[name])
+    }
+
+    /// Creates `name` with `partitions`; fine if it already has exactly that many.
+    pub(super) fn create_topic(&mut self, name: &str, partitions: usize) -> Result<()> {
+        validate_topic_name(name)?;
+        if partitions == 0 || partitions > i32::MAX as usize {
+            return Err(Error::config(
+                "partitions",
+                partitions,
+                "a topic has from 1 to 2147483647 partitions",
+            ));
+        }
+        match self.topics.get(name) {
+            Some(t) if t.partition_count() == partitions => Ok(()),
+            Some(t) => Err(Error::new(
+                ErrorKind::Broker,
+                format!(
+                    "topic {name:?} already exists with {} partitions, not {partitions}",
+                    t.partition_count()
+                ),
+            )
+            .with_topic(name)),
+            None => {
+                self.insert_topic(name, partitions);
+                Ok(())
+            }
+        }
+    }
+
+    fn insert_topic(&mut self, name: &str, partitions: usize) {
+        let partitions = (0..partitions).map(|_| Vec::new()).collect();
+        self.topics.insert(name.to_string(), Topic { partitions });
+    }
+
+    /// Counts the call, then applies unavailability, injected failures and the topic checks
+    /// to the whole batch; appends each record with a valid partition.
+    pub(super) fn produce(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+    ) -> Vec<Result<Delivery>> {
+        self.produce_calls += 1;
+        let whole = |e: Error| -> Vec<Result<Delivery>> {
+            records.iter().map(|_| Err(e.detached())).collect()
+        };
+        if self.unavailable {
+            return whole(unavailable().with_topic(topic));
+        }
+        if self.injected_failures.0 > 0 {
+            self.injected_failures.0 -= 1;
+            let kind = self.injected_failures.1;
+            return whole(Error::new(kind, "injected produce failure").with_topic(topic));
+        }
+        if let Err(e) = self.topic(topic) {
+            return whole(e);
+        }
+        let Some(t) = self.topics.get_mut(topic) else {
+            return whole(Error::new(ErrorKind::UnknownTopic, "topic vanished").with_topic(topic));
+        };
+        let count = t.partitions.len();
+        records
+            .iter()
+            .map(|r| {
+                let log = usize::try_from(r.partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::UnknownTopic,
+                            format!(
+                                "partition {} does not exist (topic has {count} partitions)",
+                                r.partition
+                            ),
+                        )
+                        .with_topic(topic)
+                        .with_partition(r.partition)
+                    })?;
+                log.push(Stored {
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                });
+                Ok(Delivery {
+                    partition: r.partition,
+                    offset: log.len() as i64 - 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn group(&self, group: &str, topic: &str) -> Option<&Group> {
+        self.groups.get(group).and_then(|g| g.get(topic))
+    }
+
+    /// Adds a member to `group` for `topic` (which must exist) and rebalances; returns the
+    /// new member's id.
+    pub(super) fn join(&mut self, group: &str, topic: &str, client_id: &str) -> String {
+        self.next_member += 1;
+        let member = format!("{client_id}-{:08}", self.next_member);
+        let partitions = self.topics.get(topic).map_or(0, Topic::partition_count);
+        let g = self
+            .groups
+            .entry(group.to_string())
+            .or_default()
+            .entry(topic.to_string())
+            .or_default();
+        g.members.insert(member.clone());
+        g.rebalance(partitions);
+        member
+    }
+
+    /// Removes a member and rebalances the others; nothing happens if it is not a member.
+    pub(super) fn leave(&mut self, group: &str, topic: &str, member: &str) {
+        let partitions = self.topics.get(topic).map_or(0, Topic::partition_count);
+        if let Some(g) = self.groups.get_mut(group).and_then(|g| g.get_mut(topic)) {
+            if g.members.remove(member) {
+                g.rebalance(partitions);
+            }
+        }
+    }
+
+    /// Stores the group's committed offsets after checking every one of them: the partition
+    /// must exist and the offset lie within `0..=high watermark`.
+    pub(super) fn commit(&mut self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+        let t = self.topics.get(topic).ok_or_else(|| {
+            Error::new(ErrorKind::UnknownTopic, format!("topic {topic:?} does not exist"))
+                .with_topic(topic)
+        })?;
+        for &(partition, offset) in offsets {
+            let hw = t.high_watermark(partition).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Broker,
+                    format!(
+                        "cannot commit to partition {partition}: the topic has {} partitions",
+                        t.partition_count()
+                    ),
+                )
+                .with_topic(topic)
+                .with_partition(partition)
+            })?;
+            if !(0..=hw).contains(&offset) {
+                return Err(Error::new(
+                    ErrorKind::Broker,
+                    format!("cannot commit offset {offset}: outside 0..={hw} (the high watermark)"),
+                )
+                .with_topic(topic)
+                .with_partition(partition));
+            }
+        }
+        let g = self
+            .groups
+            .entry(group.to_string())
+            .or_default()
+            .entry(topic.to_string())
+            .or_default();
+        g.committed.extend(offsets.iter().copied());
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! A group member's [`Subscription`] on the in-process broker: follows the group's
+//! assignment, keeps a fetch position per partition, polls fairly, commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::state::{Broker, State};
+use crate::config::StartOffset;
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{ConsumedRecord, PartitionLag, SubscribeOptions, Subscription};
+
+/// Most records one poll returns, over all partitions.
+pub(super) const MAX_POLL_RECORDS: usize = 500;
+
+/// One member of a group on one topic.
+pub(super) struct MemorySubscription {
+    broker: Arc<Broker>,
+    options: SubscribeOptions,
+    member: String,
+    /// The group generation `assignment` and `positions` belong to.
+    generation: u64,
+    assignment: Vec<i32>,
+    /// Next offset to fetch, per assigned partition.
+    positions: BTreeMap<i32, i64>,
+    /// Rotates the partition a poll starts with, so none is starved.
+    next_start: usize,
+    closed: bool,
+}
+
+impl MemorySubscription {
+    /// Joins the group (the topic must exist) and takes the first assignment.
+    pub(super) fn join(broker: Arc<Broker>, state: &mut State, options: SubscribeOptions) -> Self {
+        let member = state.join(&options.group, &options.topic, &options.client_id);
+        let mut sub = MemorySubscription {
+            broker,
+            options,
+            member,
+            generation: 0,
+            assignment: Vec::new(),
+            positions: BTreeMap::new(),
+            next_start: 0,
+            closed: false,
+        };
+        sub.sync(state);
+        sub
+    }
+
+    /// Adopts the group's current assignment if the generation changed: positions of lost
+    /// partitions are dropped; a partition newly owned starts at the committed offset, else
+    /// at the start offset; a partition kept keeps its position.
+    fn sync(&mut self, state: &State) {
+        let (group, topic) = (&self.options.group, &self.options.topic);
+        let Some(g) = state.group(group, topic) else {
+            return;
+        };
+        if g.generation == self.generation {
+            return;
+        }
+        let assignment = g.assignment(&self.member);
+        let mut positions = BTreeMap::new();
+        for &p in &assignment {
+            let kept = g.owned_since(p) <= self.generation;
+            let position = match self.positions.get(&p) {
+                Some(&pos) if kept => pos,
+                _ => g.committed.get(&p).copied().unwrap_or_else(|| {
+                    match self.options.start_offset {
+                        StartOffset::Earliest => 0,
+                        StartOffset::Latest => state
+                            .existing(topic)
+                            .and_then(|t| t.high_watermark(p))
+                            .unwrap_or(0),
+                    }
+                }),
+            };
+            positions.insert(p, position);
+        }
+        log::debug!(
+            "memory broker: member {} of group {group} on {topic}: generation {}, partitions {assignment:?}",
+            self.member,
+            g.generation
+        );
+        self.generation = g.generation;
+        self.assignment = assignment;
+        self.positions = positions;
+    }
+
+    /// Takes available records after each position: at most [`MAX_POLL_RECORDS`] in all and
+    /// `max_bytes` per partition, but always one record of a partition that has any.
+    fn fetch(&mut self, state: &State) -> Vec<ConsumedRecord> {
+        let mut out = Vec::new();
+        let Some(topic) = state.existing(&self.options.topic) else {
+            return out;
+        };
+        let n = self.assignment.len();
+        if n == 0 {
+            return out;
+        }
+        let start = self.next_start % n;
+        self.next_start = self.next_start.wrapping_add(1);
+        for i in 0..n {
+            let p = self.assignment[(start + i) % n];
+            let Some(position) = self.positions.get_mut(&p) else {
+                continue;
+            };
+            let (max_bytes, room) = (self.options.max_bytes, MAX_POLL_RECORDS - out.len());
+            let (mut taken, mut bytes) = (0usize, 0usize);
+            *position = topic.read(&self.options.topic, p, *position, &mut out, |size| {
+                let fits = taken == 0 || bytes.saturating_add(size) <= max_bytes;
+                if taken >= room || !fits {
+                    return false;
+                }
+                taken += 1;
+                bytes = bytes.saturating_add(size);
+                true
+            });
+            if out.len() >= MAX_POLL_RECORDS {
+                break;
+            }
+        }
+        out
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::new(ErrorKind::Closed, "the subscription was closed")
+                .with_topic(&self.options.topic));
+        }
+        Ok(())
+    }
+}
+
+impl Subscription for MemorySubscription {
+    /// The partitions of the generation this member last saw: a rebalance shows here after
+    /// the next [`poll`](Subscription::poll).
+    fn assignment(&self) -> Vec<i32> {
+        self.assignment.clone()
+    }
+
+    /// Returns records as soon as any assigned partition has some (`min_bytes` is not
+    /// waited for), else waits for a produce to the topic, a rebalance, or `max_wait`.
+    fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>> {
+        self.check_open()?;
+        let deadline = Instant::now().checked_add(max_wait);
+        let broker = Arc::clone(&self.broker);
+        let mut state = broker.lock();
+        loop {
+            state
+                .check_available()
+                .map_err(|e| e.with_topic(&self.options.topic))?;
+            self.sync(&state);
+            let records = self.fetch(&state);
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let remaining = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => Some(r),
+                    _ => return Ok(records),
+                },
+                None => None,
+            };
+            state = broker.wait(state, remaining);
+        }
+    }
+
+    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.broker.lock();
+        state
+            .check_available()
+            .map_err(|e| e.with_topic(&self.options.topic))?;
+        state.commit(&self.options.group, &self.options.topic, offsets)
+    }
+
+    /// Lag of the partitions [`assignment`](Subscription::assignment) returns.
+    fn lag(&mut self) -> Result<Vec<PartitionLag>> {
+        self.check_open()?;
+        let state = self.broker.lock();
+        let topic = &self.options.topic;
+        state.check_available().map_err(|e| e.with_topic(topic))?;
+        let group = state.group(&self.options.group, topic);
+        let t = state.existing(topic);
+        Ok(self
+            .assignment
+            .iter()
+            .map(|&partition| PartitionLag {
+                partition,
+                high_watermark: t.and_then(|t| t.high_watermark(partition)).unwrap_or(0),
+                committed: group.and_then(|g| g.committed.get(&partition).copied()),
+            })
+            .collect())
+    }
+
+    /// Leaves the group (its partitions go to the other members). Always succeeds, even
+    /// while the broker is unavailable; closing twice is harmless.
+    fn close(&mut self) -> Result<()> {
+        if !self.closed {
+            self.closed = true;
+            self.broker
+                .lock()
+                .leave(&self.options.group, &self.options.topic, &self.member);
+            self.broker.notify();
+            self.assignment.clear();
+            self.positions.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
