@@ -95,8 +95,15 @@ pub struct ErrorContext {
 }
 
 /// The crate's error: a kind, a human sentence, its context and an optional cause.
+///
+/// One pointer wide, so `Result<T, Error>` stays small on the hot path.
 #[derive(Debug)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     context: ErrorContext,
@@ -107,10 +114,12 @@ impl Error {
     /// A new error of `kind` with a sentence saying what happened.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            context: ErrorContext::default(),
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                context: ErrorContext::default(),
+                source: None,
+            }),
         }
     }
 
@@ -121,58 +130,61 @@ impl Error {
             ErrorKind::Config,
             format!("config field `{field}` = {value:?}: {}", why.into()),
         );
-        e.context.field = Some(field);
-        e.context.value = Some(value);
+        e.inner.context.field = Some(field);
+        e.inner.context.value = Some(value);
         e
     }
 
     /// A timeout error for an operation bounded by `bound`.
     pub fn timeout(what: impl fmt::Display, bound: Duration) -> Self {
-        Error::new(ErrorKind::Timeout, format!("{what} did not finish within {bound:?}"))
+        Error::new(
+            ErrorKind::Timeout,
+            format!("{what} did not finish within {bound:?}"),
+        )
     }
 
     /// Adds the topic to the context.
     pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
-        self.context.topic = Some(topic.into());
+        self.inner.context.topic = Some(topic.into());
         self
     }
 
     /// Adds the partition to the context.
     pub fn with_partition(mut self, partition: i32) -> Self {
-        self.context.partition = Some(partition);
+        self.inner.context.partition = Some(partition);
         self
     }
 
     /// Adds the broker address to the context.
     pub fn with_broker(mut self, broker: impl Into<String>) -> Self {
-        self.context.broker = Some(broker.into());
+        self.inner.context.broker = Some(broker.into());
         self
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The sentence describing the failure, without context.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// Where the failure happened.
     pub fn context(&self) -> &ErrorContext {
-        &self.context
+        &self.inner.context
     }
 
     /// Whether trying again later may succeed.
     pub fn is_retriable(&self) -> bool {
-        self.kind.is_retriable()
+        self.inner.kind.is_retriable()
     }
 
     /// The error and all its causes as one line of text, outermost first.
@@ -190,22 +202,25 @@ impl Error {
     /// A copy of this error without its source (sources are not `Clone`); the source's
     /// text is kept in the message so nothing is lost.
     pub fn detached(&self) -> Error {
+        let i = &self.inner;
         Error {
-            kind: self.kind,
-            message: match &self.source {
-                Some(s) => format!("{}: {s}", self.message),
-                None => self.message.clone(),
-            },
-            context: self.context.clone(),
-            source: None,
+            inner: Box::new(Inner {
+                kind: i.kind,
+                message: match &i.source {
+                    Some(s) => format!("{}: {s}", i.message),
+                    None => i.message.clone(),
+                },
+                context: i.context.clone(),
+                source: None,
+            }),
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        let c = &self.context;
+        write!(f, "{}: {}", self.inner.kind, self.inner.message)?;
+        let c = &self.inner.context;
         if let Some(t) = &c.topic {
             write!(f, " (topic {t}")?;
             if let Some(p) = c.partition {
@@ -222,7 +237,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }

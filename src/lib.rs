@@ -39,8 +39,7 @@ pub mod transport;
 
 pub use config::{Acks, Compression, Config, ConfigBuilder, StartOffset, TransportKind};
 pub use domain::{
-    Delivery, HandlerError, HandlerResult, KafkaMessage, KafkaProducer, MessageHandler,
-    MessageType,
+    Delivery, HandlerError, HandlerResult, KafkaMessage, KafkaProducer, MessageHandler, MessageType,
 };
 pub use error::{Error, ErrorContext, ErrorKind, Result, SendError};
 pub use mock::MockKafkaProducer;
@@ -49,3 +48,7 @@ pub use producer::{
 };
 pub use retry::{RetryPolicy, RetrySchedule};
 pub use transport::{KafkaCrateTransport, MemoryTransport, Transport};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

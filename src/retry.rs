@@ -76,7 +76,9 @@ impl RetryPolicy {
     /// `min(max_interval, initial · multiplier^(attempt-1)) · (1 + randomization_factor)`.
     pub fn max_delay_after(&self, attempt: u32) -> Duration {
         let base = self.initial_interval.as_secs_f64()
-            * self.multiplier.powi(attempt.saturating_sub(1).min(64) as i32);
+            * self
+                .multiplier
+                .powi(attempt.saturating_sub(1).min(64) as i32);
         let capped = base.min(self.max_interval.as_secs_f64());
         Duration::from_secs_f64(capped * (1.0 + self.randomization_factor))
     }
@@ -150,7 +152,10 @@ mod tests {
             ..RetryPolicy::default()
         };
         let mut s = policy.schedule();
-        assert_eq!(s.next_delay(Duration::ZERO), Some(Duration::from_millis(100)));
+        assert_eq!(
+            s.next_delay(Duration::ZERO),
+            Some(Duration::from_millis(100))
+        );
         assert_eq!(s.next_delay(Duration::from_millis(100)), None);
     }
 }

@@ -68,7 +68,13 @@ impl Config {
                 "none" => Compression::None,
                 "gzip" => Compression::Gzip,
                 "snappy" => Compression::Snappy,
-                _ => return Err(bad("KAFKA_COMPRESSION", &v, "expected none, gzip or snappy")),
+                _ => {
+                    return Err(bad(
+                        "KAFKA_COMPRESSION",
+                        &v,
+                        "expected none, gzip or snappy",
+                    ))
+                }
             };
         }
         if let Some(v) = lookup("KAFKA_START_OFFSET") {

@@ -154,6 +154,46 @@ pub struct ConsumerConfig {
     pub dead_letter_topic: String,
     /// The retry topic. Default: `"retry"`.
     pub retry_topic: String,
+    /// Whether a message whose in-place retries ran out is parked on `retry_topic` for a
+    /// later attempt (else it is dead-lettered). Only useful when the service also consumes
+    /// `retry_topic`. Default: `false`.
+    pub retry_topic_enabled: bool,
+    /// How long a message parked on the retry topic waits before it is handled again (its
+    /// due time is the moment it was parked plus this delay). Default: 30 s.
+    pub retry_topic_delay: Duration,
+    /// Most handler attempts for one message over all rounds (in place and from the retry
+    /// topic); past it the message is dead-lettered as exhausted. Default: 10.
+    pub max_total_attempts: u32,
+    /// Bound on one handler call: a call still running after it counts as a retriable
+    /// failure (the handler runs on a helper thread so the consumer is not held up; the
+    /// late call is left to finish on its own). `None` runs handlers on the consumer thread
+    /// itself, unbounded and a little faster. Default: `Some(30 s)`.
+    pub handler_timeout: Option<Duration>,
+    /// How often ended offsets are committed: `Duration::ZERO` commits after every message;
+    /// otherwise at most this often, whenever a poll finds nothing new, and on shutdown
+    /// (so at most one interval of handled messages is handled again after a crash).
+    /// Default: `Duration::ZERO`.
+    pub commit_interval: Duration,
+    /// What happens to a message whose type has no handler. Default:
+    /// [`UnknownTypePolicy::DeadLetter`].
+    pub unknown_type: UnknownTypePolicy,
+    /// Message ids the default idempotency store remembers (0 turns duplicate detection
+    /// off). Default: 100,000.
+    pub dedupe_capacity: usize,
+    /// How long the default idempotency store remembers a handled id. Default: 1 h.
+    pub dedupe_max_age: Duration,
+    /// Bound on the graceful stop a dropped consumer performs. Default: 30 s.
+    pub shutdown_timeout: Duration,
+}
+
+/// What the consumer does with a message whose type has no registered handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnknownTypePolicy {
+    /// Write it to the dead-letter topic with kind `unknown_type`. The default: nothing is
+    /// skipped without a record.
+    DeadLetter,
+    /// Log a warning, count it as skipped and commit past it.
+    Skip,
 }
 
 impl Default for Config {
@@ -206,6 +246,15 @@ impl Default for ConsumerConfig {
             },
             dead_letter_topic: crate::domain::topics::DEAD_LETTER.to_string(),
             retry_topic: crate::domain::topics::RETRY.to_string(),
+            retry_topic_enabled: false,
+            retry_topic_delay: Duration::from_secs(30),
+            max_total_attempts: 10,
+            handler_timeout: Some(Duration::from_secs(30)),
+            commit_interval: Duration::ZERO,
+            unknown_type: UnknownTypePolicy::DeadLetter,
+            dedupe_capacity: 100_000,
+            dedupe_max_age: Duration::from_secs(3600),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -27,7 +27,11 @@ fn topic_rule(field: &'static str, name: &str) -> Result<()> {
         return Err(Error::config(field, name, "a topic name cannot be empty"));
     }
     if name == "." || name == ".." {
-        return Err(Error::config(field, name, "`.` and `..` are not topic names"));
+        return Err(Error::config(
+            field,
+            name,
+            "`.` and `..` are not topic names",
+        ));
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
         return Err(Error::config(
@@ -55,17 +59,29 @@ fn broker_rule(broker: &str) -> Result<()> {
         return Err(Error::config(field, broker, "expected host:port"));
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(Error::config(field, broker, "the host part is empty or has spaces"));
+        return Err(Error::config(
+            field,
+            broker,
+            "the host part is empty or has spaces",
+        ));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(Error::config(field, broker, "the port must be a number from 1 to 65535")),
+        _ => Err(Error::config(
+            field,
+            broker,
+            "the port must be a number from 1 to 65535",
+        )),
     }
 }
 
 fn positive(field: &'static str, value: Duration) -> Result<()> {
     if value.is_zero() {
-        return Err(Error::config(field, format!("{value:?}"), "must be more than zero"));
+        return Err(Error::config(
+            field,
+            format!("{value:?}"),
+            "must be more than zero",
+        ));
     }
     Ok(())
 }
@@ -84,7 +100,11 @@ fn retry_rule(section: &'static str, r: &RetryPolicy) -> Result<()> {
         }
     };
     if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
-        return Err(Error::config(name("multiplier"), r.multiplier, "must be at least 1.0"));
+        return Err(Error::config(
+            name("multiplier"),
+            r.multiplier,
+            "must be at least 1.0",
+        ));
     }
     if r.max_attempts == 0 {
         return Err(Error::config(name("max_attempts"), 0, "must be at least 1"));
@@ -93,7 +113,10 @@ fn retry_rule(section: &'static str, r: &RetryPolicy) -> Result<()> {
         return Err(Error::config(
             name("max_interval"),
             format!("{:?}", r.max_interval),
-            format!("must not be below initial_interval ({:?})", r.initial_interval),
+            format!(
+                "must not be below initial_interval ({:?})",
+                r.initial_interval
+            ),
         ));
     }
     if !(0.0..=1.0).contains(&r.randomization_factor) {
@@ -110,24 +133,40 @@ impl Config {
     /// Checks every field; the error names the first field at fault and its value.
     pub fn validate(&self) -> Result<()> {
         if self.brokers.is_empty() {
-            return Err(Error::config("brokers", "[]", "at least one broker is needed"));
+            return Err(Error::config(
+                "brokers",
+                "[]",
+                "at least one broker is needed",
+            ));
         }
         self.brokers.iter().try_for_each(|b| broker_rule(b))?;
         if self.group_id.trim().is_empty() {
             return Err(Error::config("group_id", &self.group_id, "cannot be empty"));
         }
         if self.client_id.contains(char::is_control) {
-            return Err(Error::config("client_id", &self.client_id, "has control characters"));
+            return Err(Error::config(
+                "client_id",
+                &self.client_id,
+                "has control characters",
+            ));
         }
         positive("connect_timeout", self.connect_timeout)?;
         positive("request_timeout", self.request_timeout)?;
 
         let p = &self.producer;
         if p.batch_size == 0 {
-            return Err(Error::config("producer.batch_size", 0, "must be at least 1"));
+            return Err(Error::config(
+                "producer.batch_size",
+                0,
+                "must be at least 1",
+            ));
         }
         if p.queue_capacity == 0 {
-            return Err(Error::config("producer.queue_capacity", 0, "must be at least 1"));
+            return Err(Error::config(
+                "producer.queue_capacity",
+                0,
+                "must be at least 1",
+            ));
         }
         if p.max_message_bytes < 64 {
             return Err(Error::config(
@@ -151,7 +190,11 @@ impl Config {
 
         let c = &self.consumer;
         if c.max_bytes == 0 {
-            return Err(Error::config("consumer.max_bytes", 0, "must be more than zero"));
+            return Err(Error::config(
+                "consumer.max_bytes",
+                0,
+                "must be more than zero",
+            ));
         }
         if c.min_bytes > c.max_bytes {
             return Err(Error::config(
@@ -171,6 +214,24 @@ impl Config {
         retry_rule("consumer", &c.retry)?;
         topic_rule("consumer.dead_letter_topic", &c.dead_letter_topic)?;
         topic_rule("consumer.retry_topic", &c.retry_topic)?;
+        if c.retry_topic == c.dead_letter_topic {
+            return Err(Error::config(
+                "consumer.retry_topic",
+                &c.retry_topic,
+                "must differ from consumer.dead_letter_topic",
+            ));
+        }
+        if c.max_total_attempts == 0 {
+            return Err(Error::config(
+                "consumer.max_total_attempts",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if let Some(t) = c.handler_timeout {
+            positive("consumer.handler_timeout", t)?;
+        }
+        positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
         Ok(())
     }
 }
@@ -193,21 +254,101 @@ mod tests {
     #[test]
     fn each_bad_field_is_named_with_its_value() {
         let cases: Vec<(Box<dyn FnOnce(&mut Config)>, &str, &str)> = vec![
-            (Box::new(|c| c.brokers.clear()), "`brokers`", "at least one broker"),
-            (Box::new(|c| c.brokers = vec!["localhost".into()]), "\"localhost\"", "host:port"),
-            (Box::new(|c| c.brokers = vec!["h:99999".into()]), "\"h:99999\"", "port"),
-            (Box::new(|c| c.brokers = vec![":9092".into()]), "\":9092\"", "host part"),
-            (Box::new(|c| c.group_id = " ".into()), "`group_id`", "cannot be empty"),
-            (Box::new(|c| c.producer.batch_size = 0), "`producer.batch_size`", "at least 1"),
-            (Box::new(|c| c.producer.queue_capacity = 0), "`producer.queue_capacity`", "at least 1"),
-            (Box::new(|c| c.request_timeout = Duration::ZERO), "`request_timeout`", "more than zero"),
-            (Box::new(|c| c.producer.retry.multiplier = 0.5), "`producer.retry.multiplier`", "0.5"),
-            (Box::new(|c| c.consumer.retry.max_attempts = 0), "`consumer.retry.max_attempts`", "at least 1"),
-            (Box::new(|c| c.consumer.min_bytes = 20_000_000), "`consumer.min_bytes`", "20000000"),
-            (Box::new(|c| c.consumer.dead_letter_topic = "dead letter".into()), "`consumer.dead_letter_topic`", "' '"),
-            (Box::new(|c| c.consumer.retry_topic = String::new()), "`consumer.retry_topic`", "cannot be empty"),
-            (Box::new(|c| c.consumer.retry_topic = "..".into()), "\"..\"", "are not topic names"),
-            (Box::new(|c| c.consumer.retry_topic = "x".repeat(250)), "`consumer.retry_topic`", "at most 249"),
+            (
+                Box::new(|c| c.brokers.clear()),
+                "`brokers`",
+                "at least one broker",
+            ),
+            (
+                Box::new(|c| c.brokers = vec!["localhost".into()]),
+                "\"localhost\"",
+                "host:port",
+            ),
+            (
+                Box::new(|c| c.brokers = vec!["h:99999".into()]),
+                "\"h:99999\"",
+                "port",
+            ),
+            (
+                Box::new(|c| c.brokers = vec![":9092".into()]),
+                "\":9092\"",
+                "host part",
+            ),
+            (
+                Box::new(|c| c.group_id = " ".into()),
+                "`group_id`",
+                "cannot be empty",
+            ),
+            (
+                Box::new(|c| c.producer.batch_size = 0),
+                "`producer.batch_size`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.producer.queue_capacity = 0),
+                "`producer.queue_capacity`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.request_timeout = Duration::ZERO),
+                "`request_timeout`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.producer.retry.multiplier = 0.5),
+                "`producer.retry.multiplier`",
+                "0.5",
+            ),
+            (
+                Box::new(|c| c.consumer.retry.max_attempts = 0),
+                "`consumer.retry.max_attempts`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.min_bytes = 20_000_000),
+                "`consumer.min_bytes`",
+                "20000000",
+            ),
+            (
+                Box::new(|c| c.consumer.dead_letter_topic = "dead letter".into()),
+                "`consumer.dead_letter_topic`",
+                "' '",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic = String::new()),
+                "`consumer.retry_topic`",
+                "cannot be empty",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic = "..".into()),
+                "\"..\"",
+                "are not topic names",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic = "x".repeat(250)),
+                "`consumer.retry_topic`",
+                "at most 249",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic = "dead-letter".into()),
+                "`consumer.retry_topic`",
+                "must differ",
+            ),
+            (
+                Box::new(|c| c.consumer.max_total_attempts = 0),
+                "`consumer.max_total_attempts`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.handler_timeout = Some(Duration::ZERO)),
+                "`consumer.handler_timeout`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.shutdown_timeout = Duration::ZERO),
+                "`consumer.shutdown_timeout`",
+                "more than zero",
+            ),
         ];
         for (change, field, why) in cases {
             let text = rejected(change);

@@ -174,10 +174,16 @@ impl KafkaMessage {
     /// wrong shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.is_empty() {
-            return Err(Error::new(ErrorKind::Decode, "empty value is not a message envelope"));
+            return Err(Error::new(
+                ErrorKind::Decode,
+                "empty value is not a message envelope",
+            ));
         }
         serde_json::from_slice(bytes).map_err(|e| {
-            Error::new(ErrorKind::Decode, format!("value is not a message envelope: {e}"))
+            Error::new(
+                ErrorKind::Decode,
+                format!("value is not a message envelope: {e}"),
+            )
         })
     }
 }
@@ -201,7 +207,10 @@ mod tests {
         assert_eq!(empty.kind(), ErrorKind::Decode);
         assert!(empty.to_string().contains("empty value"));
         let shape = KafkaMessage::from_bytes(br#"{"id": 3}"#).unwrap_err();
-        assert!(shape.to_string().contains("not a message envelope"), "{shape}");
+        assert!(
+            shape.to_string().contains("not a message envelope"),
+            "{shape}"
+        );
     }
 
     #[test]

@@ -12,4 +12,10 @@ pub const DEAD_LETTER: &str = "dead-letter";
 pub const RETRY: &str = "retry";
 
 /// Every pipeline topic, in pipeline order.
-pub const ALL: [&str; 5] = [SCRAPING_TASKS, SCRAPED_DATA, PARSED_DATA, DEAD_LETTER, RETRY];
+pub const ALL: [&str; 5] = [
+    SCRAPING_TASKS,
+    SCRAPED_DATA,
+    PARSED_DATA,
+    DEAD_LETTER,
+    RETRY,
+];

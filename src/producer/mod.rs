@@ -106,7 +106,11 @@ impl Producer {
             message.correlation_id
         );
         self.enqueue(topic, record)?;
-        let bound = self.config.producer.delivery_timeout.saturating_sub(started.elapsed());
+        let bound = self
+            .config
+            .producer
+            .delivery_timeout
+            .saturating_sub(started.elapsed());
         wait_reply(&rx, topic, bound)
     }
 
@@ -160,23 +164,33 @@ impl Producer {
         messages
             .into_iter()
             .zip(results)
-            .map(|(message, result)| match result.expect("every slot is answered") {
-                Ok(d) => Ok(d),
-                Err(e) => Err(SendError::new(e, message)),
-            })
+            .map(
+                |(message, result)| match result.expect("every slot is answered") {
+                    Ok(d) => Ok(d),
+                    Err(e) => Err(SendError::new(e, message)),
+                },
+            )
             .collect()
     }
 
     /// Queues `message` (blocking while the queue is full, up to `enqueue_timeout`) and
     /// returns at once with a handle to wait on. The message lingers up to `batch_timeout`
     /// so that many such sends share a batch.
-    pub fn send_async(&self, topic: &str, message: KafkaMessage) -> Result<DeliveryHandle, SendError> {
+    pub fn send_async(
+        &self,
+        topic: &str,
+        message: KafkaMessage,
+    ) -> Result<DeliveryHandle, SendError> {
         self.queue_owned(topic, message, false)
     }
 
     /// Like [`send_async`](Self::send_async), but never blocks: a full queue gives
     /// [`ErrorKind::QueueFull`] with the message back.
-    pub fn try_send(&self, topic: &str, message: KafkaMessage) -> Result<DeliveryHandle, SendError> {
+    pub fn try_send(
+        &self,
+        topic: &str,
+        message: KafkaMessage,
+    ) -> Result<DeliveryHandle, SendError> {
         self.queue_owned(topic, message, true)
     }
 
@@ -335,17 +349,19 @@ impl Producer {
 
     fn try_enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
         let sender = self.writer_for(topic)?;
-        sender.try_send(WriterCommand::Record(record)).map_err(|e| match e {
-            TrySendError::Full(_) => Error::new(
-                ErrorKind::QueueFull,
-                format!(
-                    "the writer queue is full ({} messages)",
-                    self.config.producer.queue_capacity
-                ),
-            )
-            .with_topic(topic),
-            TrySendError::Disconnected(_) => writer_gone(topic),
-        })
+        sender
+            .try_send(WriterCommand::Record(record))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "the writer queue is full ({} messages)",
+                        self.config.producer.queue_capacity
+                    ),
+                )
+                .with_topic(topic),
+                TrySendError::Disconnected(_) => writer_gone(topic),
+            })
     }
 
     /// The sender of `topic`'s writer, starting the writer (or restarting a dead one).

@@ -139,7 +139,10 @@ impl Writer {
                 let _ = done.send(());
             }
         }
-        log::debug!("writer for topic {} stopped: queue closed and drained", self.topic);
+        log::debug!(
+            "writer for topic {} stopped: queue closed and drained",
+            self.topic
+        );
     }
 
     /// Collects a batch starting with `first`.
@@ -251,7 +254,8 @@ impl Writer {
         let outgoing: Vec<OutgoingRecord> = pending
             .iter_mut()
             .map(|(record, partition)| {
-                let p = *partition.get_or_insert_with(|| partition_for_key(&record.key, partitions));
+                let p =
+                    *partition.get_or_insert_with(|| partition_for_key(&record.key, partitions));
                 bytes += record.value.len();
                 OutgoingRecord {
                     partition: p,
@@ -264,7 +268,11 @@ impl Writer {
         let compress = p.compression_threshold == 0 || bytes > p.compression_threshold;
         let options = ProduceOptions {
             acks: p.acks,
-            compression: if compress { p.compression } else { Compression::None },
+            compression: if compress {
+                p.compression
+            } else {
+                Compression::None
+            },
             timeout: self.config.request_timeout,
         };
         let topic = self.topic.clone();

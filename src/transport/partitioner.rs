@@ -54,18 +54,40 @@ mod tests {
 
     #[test]
     fn matches_the_java_clients_murmur2_vectors() {
-        // Vectors from Apache Kafka's UtilsTest.testMurmur2.
-        let cases: [(&[u8], i32); 6] = [
+        // Apache Kafka's UtilsTest.testMurmur2 vectors, plus 0-3 byte keys checked against
+        // kafka-clients 3.9.1 `Utils.murmur2` on this machine.
+        let cases: [(&[u8], i32); 10] = [
+            (b"", 275_646_681),
+            (b"x", 2_121_525_046),
+            (b"xy", -1_884_506_471),
+            (b"xyz", -2_021_271_510),
             (b"21", -973_932_308),
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (key, expected) in cases {
-            assert_eq!(murmur2(key), expected, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key),
+                expected,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
+    }
+
+    #[test]
+    fn partitions_match_the_java_default_partitioner() {
+        // `Utils.toPositive(Utils.murmur2(key)) % 3` from kafka-clients 3.9.1.
+        assert_eq!(partition_for_key(b"user-42", 3), 1);
+        assert_eq!(partition_for_key(b"a-little-bit-long-string", 3), 2);
+        assert_eq!(partition_for_key(b"x", 3), 1);
+        assert_eq!(partition_for_key(b"xy", 3), 0);
     }
 
     #[test]

@@ -376,10 +376,18 @@ impl State {
 
     /// Stores the group's committed offsets after checking every one of them: the partition
     /// must exist and the offset lie within `0..=high watermark`.
-    pub(super) fn commit(&mut self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+    pub(super) fn commit(
+        &mut self,
+        group: &str,
+        topic: &str,
+        offsets: &[(i32, i64)],
+    ) -> Result<()> {
         let t = self.topics.get(topic).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownTopic, format!("topic {topic:?} does not exist"))
-                .with_topic(topic)
+            Error::new(
+                ErrorKind::UnknownTopic,
+                format!("topic {topic:?} does not exist"),
+            )
+            .with_topic(topic)
         })?;
         for &(partition, offset) in offsets {
             let hw = t.high_watermark(partition).ok_or_else(|| {

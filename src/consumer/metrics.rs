@@ -1,0 +1,228 @@
+//! Per-topic counters written by a consumer thread and read as a
+//! [`ConsumerTopicMetrics`] snapshot from any thread.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::transport::PartitionLag;
+
+/// How many recent handler latencies the percentiles are computed over.
+const LATENCY_WINDOW: usize = 4096;
+
+/// A snapshot of one consumed topic's counters (totals since `consume` started).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerTopicMetrics {
+    /// The topic.
+    pub topic: String,
+    /// Records polled.
+    pub consumed: u64,
+    /// Messages a handler returned `Ok` for.
+    pub handled: u64,
+    /// Extra handler attempts made in place after a retriable failure.
+    pub retried_in_place: u64,
+    /// Messages parked on the retry topic.
+    pub sent_to_retry: u64,
+    /// Records written to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Messages skipped because their id was handled already.
+    pub duplicates: u64,
+    /// Records whose bytes were not an envelope, or whose payload did not decode into a
+    /// typed handler's type.
+    pub decode_errors: u64,
+    /// Messages of a type with no handler skipped by [`UnknownTypePolicy::Skip`](crate::config::UnknownTypePolicy::Skip).
+    pub skipped_unknown_type: u64,
+    /// Retry-topic entries of other groups, passed over.
+    pub skipped_other_group: u64,
+    /// Successful offset commits.
+    pub commits: u64,
+    /// Median handler call time over the recent calls, if any.
+    pub handler_latency_p50: Option<Duration>,
+    /// 99th percentile handler call time over the recent calls, if any.
+    pub handler_latency_p99: Option<Duration>,
+    /// High watermark and committed offset per assigned partition, as last measured.
+    pub lag: Vec<PartitionLag>,
+    /// When the last successful poll returned.
+    pub last_poll: Option<SystemTime>,
+}
+
+impl ConsumerTopicMetrics {
+    /// Records not yet committed, over all partitions.
+    pub fn total_lag(&self) -> i64 {
+        self.lag.iter().map(PartitionLag::lag).sum()
+    }
+}
+
+/// Names the counters of [`TopicStats`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counter {
+    Consumed,
+    Handled,
+    RetriedInPlace,
+    SentToRetry,
+    DeadLettered,
+    Duplicates,
+    DecodeErrors,
+    SkippedUnknownType,
+    SkippedOtherGroup,
+    Commits,
+}
+
+const COUNTERS: usize = 10;
+
+/// The live state of one topic's consumer thread: counters and health.
+#[derive(Debug)]
+pub(crate) struct TopicStats {
+    pub(crate) topic: String,
+    counters: [AtomicU64; COUNTERS],
+    latencies: Mutex<VecDeque<Duration>>,
+    lag: Mutex<Vec<PartitionLag>>,
+    last_poll: Mutex<Option<(Instant, SystemTime)>>,
+    pub(crate) alive: AtomicBool,
+    pub(crate) consecutive_poll_errors: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) stuck_handlers: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl TopicStats {
+    /// Fresh stats for `topic`'s thread, marked alive.
+    pub(crate) fn new(topic: &str) -> Self {
+        TopicStats {
+            topic: topic.to_string(),
+            counters: Default::default(),
+            latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
+            lag: Mutex::new(Vec::new()),
+            last_poll: Mutex::new(None),
+            alive: AtomicBool::new(true),
+            consecutive_poll_errors: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            stuck_handlers: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
+        self.counters[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize].load(Ordering::Relaxed)
+    }
+
+    /// Records one handler call's duration.
+    pub(crate) fn record_latency(&self, d: Duration) {
+        let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() == LATENCY_WINDOW {
+            l.pop_front();
+        }
+        l.push_back(d);
+    }
+
+    /// Records a successful poll.
+    pub(crate) fn record_poll(&self) {
+        *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), SystemTime::now()));
+        self.consecutive_poll_errors.store(0, Ordering::Relaxed);
+    }
+
+    /// How long ago the last successful poll returned.
+    pub(crate) fn last_poll_age(&self) -> Option<Duration> {
+        let last = *self.last_poll.lock().unwrap_or_else(|e| e.into_inner());
+        last.map(|(at, _)| at.elapsed())
+    }
+
+    /// Stores the latest lag measurement.
+    pub(crate) fn set_lag(&self, lag: Vec<PartitionLag>) {
+        *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+
+    /// Remembers the latest error of the thread (poll, commit, write, panic).
+    pub(crate) fn set_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// The latest error, if any.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn snapshot(&self) -> ConsumerTopicMetrics {
+        let mut latencies: Vec<Duration> = self
+            .latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        latencies.sort();
+        ConsumerTopicMetrics {
+            topic: self.topic.clone(),
+            consumed: self.get(Counter::Consumed),
+            handled: self.get(Counter::Handled),
+            retried_in_place: self.get(Counter::RetriedInPlace),
+            sent_to_retry: self.get(Counter::SentToRetry),
+            dead_lettered: self.get(Counter::DeadLettered),
+            duplicates: self.get(Counter::Duplicates),
+            decode_errors: self.get(Counter::DecodeErrors),
+            skipped_unknown_type: self.get(Counter::SkippedUnknownType),
+            skipped_other_group: self.get(Counter::SkippedOtherGroup),
+            commits: self.get(Counter::Commits),
+            handler_latency_p50: percentile(&latencies, 50),
+            handler_latency_p99: percentile(&latencies, 99),
+            lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            last_poll: self
+                .last_poll
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|(_, at)| at),
+        }
+    }
+}
+
+/// The `p`th percentile (nearest rank) of sorted samples.
+fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 50), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&samples, 99), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&samples[..1], 99), Some(Duration::from_millis(1)));
+        assert_eq!(percentile(&[], 50), None);
+    }
+
+    #[test]
+    fn snapshot_reflects_counters_and_lag() {
+        let s = TopicStats::new("t");
+        s.add(Counter::Consumed, 3);
+        s.add(Counter::Handled, 2);
+        s.record_latency(Duration::from_millis(4));
+        s.record_poll();
+        s.set_lag(vec![PartitionLag {
+            partition: 0,
+            high_watermark: 10,
+            committed: Some(7),
+        }]);
+        let m = s.snapshot();
+        assert_eq!((m.consumed, m.handled), (3, 2));
+        assert_eq!(m.handler_latency_p99, Some(Duration::from_millis(4)));
+        assert_eq!(m.total_lag(), 3);
+        assert!(m.last_poll.is_some());
+        assert!(s.last_poll_age().unwrap() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,176 @@
+//! [`OffsetTracker`]: which offsets may be committed, per partition.
+//!
+//! ```text
+//!  poll ──track(p, o)──▶ pending {o…}      a message ends ──end(p, o)──▶ ended up to o
+//!                                  commit position = min(lowest pending, highest ended + 1)
+//! ```
+//!
+//! The position never passes a tracked offset that has not ended, whatever order messages
+//! end in; the consumer commits it and records it with [`OffsetTracker::mark_committed`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Per-partition progress: offsets polled but not ended, and how far ended offsets reach.
+#[derive(Debug, Default, Clone)]
+struct Partition {
+    pending: BTreeSet<i64>,
+    /// One past the highest ended offset.
+    ended_to: Option<i64>,
+    committed: Option<i64>,
+}
+
+impl Partition {
+    fn position(&self) -> Option<i64> {
+        let ended_to = self.ended_to?;
+        Some(match self.pending.first() {
+            Some(&low) => low.min(ended_to),
+            None => ended_to,
+        })
+    }
+}
+
+/// Tracks polled and ended offsets of the partitions a consumer thread reads.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct OffsetTracker {
+    partitions: BTreeMap<i32, Partition>,
+}
+
+impl OffsetTracker {
+    /// Records that `offset` of `partition` was polled and has not ended yet.
+    pub(crate) fn track(&mut self, partition: i32, offset: i64) {
+        self.partitions
+            .entry(partition)
+            .or_default()
+            .pending
+            .insert(offset);
+    }
+
+    /// Records that `offset` of `partition` ended (handled, or durably parked or
+    /// dead-lettered, or skipped by rule).
+    pub(crate) fn end(&mut self, partition: i32, offset: i64) {
+        let p = self.partitions.entry(partition).or_default();
+        p.pending.remove(&offset);
+        let next = offset.saturating_add(1);
+        p.ended_to = Some(p.ended_to.map_or(next, |e| e.max(next)));
+    }
+
+    /// The `(partition, next_offset)` pairs that moved since the last commit: for each
+    /// partition the lowest offset that has not ended (or one past the highest ended).
+    pub(crate) fn committable(&self) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|(&partition, p)| {
+                let position = p.position()?;
+                (p.committed.map_or(true, |c| position > c)).then_some((partition, position))
+            })
+            .collect()
+    }
+
+    /// Whether a commit would move anything.
+    pub(crate) fn has_uncommitted(&self) -> bool {
+        !self.committable().is_empty()
+    }
+
+    /// Records a successful commit of `offsets`.
+    pub(crate) fn mark_committed(&mut self, offsets: &[(i32, i64)]) {
+        for &(partition, offset) in offsets {
+            let p = self.partitions.entry(partition).or_default();
+            p.committed = Some(p.committed.map_or(offset, |c| c.max(offset)));
+        }
+    }
+
+    /// Forgets partitions not in `assignment` (they were revoked: another member owns them
+    /// and restarts from the group's committed offset).
+    pub(crate) fn retain(&mut self, assignment: &[i32]) {
+        self.partitions.retain(|p, _| assignment.contains(p));
+    }
+
+    /// How many tracked offsets have not ended.
+    #[cfg(test)]
+    pub(crate) fn pending_count(&self) -> usize {
+        self.partitions.values().map(|p| p.pending.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn commits_up_to_the_first_unended_offset() {
+        let mut t = OffsetTracker::default();
+        for o in 0..5 {
+            t.track(0, o);
+        }
+        assert!(t.committable().is_empty(), "nothing ended yet");
+        t.end(0, 0);
+        t.end(0, 1);
+        t.end(0, 3);
+        assert_eq!(t.committable(), vec![(0, 2)]);
+        t.mark_committed(&[(0, 2)]);
+        assert!(!t.has_uncommitted());
+        t.end(0, 2);
+        assert_eq!(t.committable(), vec![(0, 4)]);
+        t.end(0, 4);
+        assert_eq!(t.committable(), vec![(0, 5)]);
+        assert_eq!(t.pending_count(), 0);
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_block_commits() {
+        let mut t = OffsetTracker::default();
+        t.track(1, 10);
+        t.track(1, 15);
+        t.end(1, 10);
+        assert_eq!(t.committable(), vec![(1, 11)]);
+        t.end(1, 15);
+        assert_eq!(t.committable(), vec![(1, 16)]);
+    }
+
+    #[test]
+    fn revoked_partitions_are_forgotten() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0);
+        t.track(1, 0);
+        t.end(0, 0);
+        t.end(1, 0);
+        t.retain(&[1]);
+        assert_eq!(t.committable(), vec![(1, 1)]);
+    }
+
+    proptest! {
+        #[test]
+        fn the_position_never_passes_an_unended_offset(
+            ends in proptest::collection::vec(any::<bool>(), 1..60),
+            order in any::<u64>(),
+        ) {
+            let mut t = OffsetTracker::default();
+            let n = ends.len() as i64;
+            for o in 0..n {
+                t.track(0, o);
+            }
+            // End the chosen offsets in a scrambled order.
+            let mut chosen: Vec<i64> = (0..n).filter(|&o| ends[o as usize]).collect();
+            let len = chosen.len();
+            if len > 1 {
+                for i in 0..len {
+                    chosen.swap(i, (order as usize).wrapping_mul(i + 7) % len);
+                }
+            }
+            let mut ended = std::collections::BTreeSet::new();
+            for &o in &chosen {
+                t.end(0, o);
+                ended.insert(o);
+                if let Some(&(_, pos)) = t.committable().first() {
+                    if let Some(u) = (0..n).find(|x| !ended.contains(x)) {
+                        prop_assert!(pos <= u, "position {} passes unended {}", pos, u);
+                    } else {
+                        prop_assert_eq!(pos, n);
+                    }
+                    t.mark_committed(&[(0, pos)]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! [`MemoryTransport`]: an in-process broker with topics, partitions, offsets and consumer
+//! groups, the embedded default transport and the fast test double.
+//!
+//! - `state`: the broker state behind one mutex (topics, groups, range assignment, commits,
+//!   fault injection) and the condition variable pollers wait on;
+//! - `subscription`: a group member's fetch positions, fair polling, commits and lag;
+//! - this file: the cloneable handle, its test helpers, and the producing session.
+
+mod state;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::state::{Broker, DEFAULT_PARTITIONS};
+use self::subscription::MemorySubscription;
+use super::{
+    ConsumedRecord, OutgoingRecord, ProduceOptions, ProducerSession, SubscribeOptions,
+    Subscription, Transport,
+};
+use crate::domain::Delivery;
+use crate::error::{Error, ErrorKind, Result};
+
+/// An in-process Kafka broker: topics of partitions holding records at consecutive offsets,
+/// consumer groups whose members share a topic's partitions by range assignment, committed
+/// offsets per group, and switches to make it fail for tests of retry logic.
+///
+/// A `MemoryTransport` is a handle: [`clone`](Clone::clone) gives another handle to the same
+/// broker, so a test can keep one while the producer and consumer use others.
+///
+/// Topics are created on first use (produce, metadata or subscribe) with 3 partitions unless
+/// [`with_default_partitions`](Self::with_default_partitions) says otherwise, or
+/// [`set_auto_create`](Self::set_auto_create) turns that off. Acks, compression and
+/// timeouts are accepted and ignored: a produce is stored (and visible to pollers) before it
+/// returns. Polls return as soon as any record is available (`min_bytes` is not waited for).
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sync::config::StartOffset;
+/// use kafka_sync::transport::{OutgoingRecord, ProduceOptions, SubscribeOptions, Transport};
+/// use kafka_sync::{Acks, Compression, MemoryTransport};
+///
+/// let broker = MemoryTransport::new();
+/// let mut session = broker.connect_producer().unwrap();
+/// let record = OutgoingRecord { partition: 1, key: None, value: b"hello".to_vec() };
+/// let options = ProduceOptions {
+///     acks: Acks::All,
+///     compression: Compression::None,
+///     timeout: Duration::from_secs(1),
+/// };
+/// let delivery = session.produce("greetings", &[record], &options).remove(0).unwrap();
+/// assert_eq!((delivery.partition, delivery.offset), (1, 0));
+///
+/// let mut sub = broker
+///     .subscribe(SubscribeOptions {
+///         group: "readers".into(),
+///         topic: "greetings".into(),
+///         client_id: "reader-1".into(),
+///         start_offset: StartOffset::Earliest,
+///         min_bytes: 1,
+///         max_bytes: 1_000_000,
+///     })
+///     .unwrap();
+/// let records = sub.poll(Duration::from_secs(1)).unwrap();
+/// assert_eq!(records[0].value, b"hello");
+/// sub.commit(&[(1, records[0].offset + 1)]).unwrap();
+/// assert_eq!(broker.committed("readers", "greetings", 1), Some(1));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryTransport {
+    broker: Arc<Broker>,
+}
+
+impl Default for MemoryTransport {
+    fn default() -> Self {
+        MemoryTransport::new()
+    }
+}
+
+impl MemoryTransport {
+    /// An empty broker creating topics with 3 partitions on first use.
+    pub fn new() -> Self {
+        MemoryTransport::with_default_partitions(DEFAULT_PARTITIONS)
+    }
+
+    /// An empty broker creating topics with `partitions` partitions on first use (0 counts
+    /// as 1).
+    pub fn with_default_partitions(partitions: usize) -> Self {
+        MemoryTransport {
+            broker: Arc::new(Broker::new(partitions)),
+        }
+    }
+
+    /// Creates `topic` with `partitions` partitions. Succeeds if it already exists with that
+    /// many; fails with [`ErrorKind::Broker`] if it exists with another count and with
+    /// [`ErrorKind::Config`] for an invalid name or a count of 0.
+    pub fn create_topic(&self, topic: &str, partitions: usize) -> Result<()> {
+        self.broker.lock().create_topic(topic, partitions)
+    }
+
+    /// Whether producing to, subscribing to or asking the partition count of an unknown
+    /// topic creates it (the default) or fails with [`ErrorKind::UnknownTopic`].
+    pub fn set_auto_create(&self, auto_create: bool) {
+        self.broker.lock().auto_create = auto_create;
+    }
+
+    /// Makes the next `calls` produce calls fail every record with an error of `kind`
+    /// (for example [`ErrorKind::Connection`], which is retriable). Replaces any failures
+    /// still pending; calls made while the broker is unavailable do not use them up.
+    pub fn fail_next_produces(&self, calls: usize, kind: ErrorKind) {
+        self.broker.lock().injected_failures = (calls, kind);
+    }
+
+    /// While `true`, produce, subscribe, poll, commit, lag, partition count and health
+    /// check fail with [`ErrorKind::Connection`] ("memory broker is unavailable"); waiting
+    /// polls wake up and fail. Closing a subscription and the inspection helpers still work.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.broker.lock().unavailable = unavailable;
+        self.broker.notify();
+    }
+
+    /// How many produce calls this broker received, failed ones included.
+    pub fn produce_calls(&self) -> u64 {
+        self.broker.lock().produce_calls
+    }
+
+    /// Every record of `topic`, ordered by partition then offset (empty for an unknown
+    /// topic, which is not created).
+    pub fn records(&self, topic: &str) -> Vec<ConsumedRecord> {
+        let state = self.broker.lock();
+        let mut out = Vec::new();
+        if let Some(t) = state.existing(topic) {
+            for p in 0..t.partition_count() {
+                t.read(topic, p as i32, 0, &mut out, |_| true);
+            }
+        }
+        out
+    }
+
+    /// The records of one partition of `topic`, in offset order (empty if either does not
+    /// exist).
+    pub fn partition_records(&self, topic: &str, partition: i32) -> Vec<ConsumedRecord> {
+        let state = self.broker.lock();
+        let mut out = Vec::new();
+        if let Some(t) = state.existing(topic) {
+            t.read(topic, partition, 0, &mut out, |_| true);
+        }
+        out
+    }
+
+    /// The offset `group` committed for `partition` of `topic` (the next record to read).
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let state = self.broker.lock();
+        state
+            .group(group, topic)
+            .and_then(|g| g.committed.get(&partition).copied())
+    }
+
+    /// The next offset to be written in each partition of `topic`, by partition (empty for
+    /// an unknown topic).
+    pub fn high_watermarks(&self, topic: &str) -> Vec<i64> {
+        let state = self.broker.lock();
+        state
+            .existing(topic)
+            .map(|t| t.high_watermarks())
+            .unwrap_or_default()
+    }
+
+    fn partition_count_of(&self, topic: &str) -> Result<usize> {
+        let mut state = self.broker.lock();
+        state.check_available().map_err(|e| e.with_topic(topic))?;
+        Ok(state.topic(topic)?.partition_count())
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
+        Ok(Box::new(MemoryProducerSession {
+            transport: self.clone(),
+        }))
+    }
+
+    fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>> {
+        if options.group.is_empty() {
+            return Err(Error::config(
+                "group_id",
+                "",
+                "a consumer group id cannot be empty",
+            ));
+        }
+        let mut state = self.broker.lock();
+        state
+            .check_available()
+            .map_err(|e| e.with_topic(&options.topic))?;
+        state.topic(&options.topic)?;
+        let sub = MemorySubscription::join(Arc::clone(&self.broker), &mut state, options);
+        drop(state);
+        self.broker.notify();
+        Ok(Box::new(sub))
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<usize> {
+        self.partition_count_of(topic)
+    }
+
+    /// `Ok` unless the broker is marked unavailable; never waits.
+    fn health_check(&self, _timeout: Duration) -> Result<()> {
+        self.broker.lock().check_available()
+    }
+}
+
+/// A producing session: every call goes straight to the shared broker (there is no
+/// metadata to cache).
+struct MemoryProducerSession {
+    transport: MemoryTransport,
+}
+
+impl ProducerSession for MemoryProducerSession {
+    fn partition_count(&mut self, topic: &str) -> Result<usize> {
+        self.transport.partition_count_of(topic)
+    }
+
+    /// Stores the records and wakes pollers; acks, compression and the timeout are ignored.
+    fn produce(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+        _options: &ProduceOptions,
+    ) -> Vec<Result<Delivery>> {
+        let results = self.transport.broker.lock().produce(topic, records);
+        if results.iter().any(Result::is_ok) {
+            self.transport.broker.notify();
+        }
+        results
+    }
+}

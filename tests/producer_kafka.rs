@@ -1,0 +1,247 @@
+//! The producer against a real Apache Kafka (started by `make test` / `make kafka-up`).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{kafka_config, random_topic, read_back};
+use kafka_sync::domain::{topics, ScrapingTask};
+use kafka_sync::{
+    Compression, Config, ErrorKind, KafkaMessage, KafkaProducer, KafkaProducerWrapper, MessageType,
+    Producer, RetryPolicy, TransportKind,
+};
+
+fn task_message(n: usize) -> KafkaMessage {
+    KafkaMessage::new(
+        MessageType::SCRAPING_TASK,
+        &ScrapingTask::new(format!("https://example.com/{n}")),
+    )
+    .unwrap()
+    .with_correlation_id(format!("corr-{n}"))
+}
+
+#[test]
+fn send_and_send_batch_round_trip_byte_equal_through_an_independent_reader() {
+    let topic = random_topic("roundtrip");
+    let producer = Producer::connect(kafka_config()).unwrap();
+    let mut sent: HashMap<(i32, i64), Vec<u8>> = HashMap::new();
+    for n in 0..20 {
+        let m = task_message(n);
+        let d = producer.send(&topic, &m).unwrap();
+        sent.insert((d.partition, d.offset), m.to_bytes().unwrap());
+    }
+    let batch: Vec<_> = (20..220).map(task_message).collect();
+    let bytes: Vec<_> = batch.iter().map(|m| m.to_bytes().unwrap()).collect();
+    for (r, b) in producer.send_batch(&topic, batch).into_iter().zip(bytes) {
+        let d = r.unwrap();
+        assert!(
+            sent.insert((d.partition, d.offset), b).is_none(),
+            "offset reused"
+        );
+    }
+    let read = read_back(&topic, 220, Duration::from_secs(30));
+    assert_eq!(read.len(), 220);
+    let mut ids = HashSet::new();
+    for r in &read {
+        assert_eq!(
+            Some(&r.value),
+            sent.get(&(r.partition, r.offset)),
+            "bytes differ"
+        );
+        let m = KafkaMessage::from_bytes(&r.value).unwrap();
+        assert!(ids.insert(m.id), "duplicate id {}", m.id);
+        assert_eq!(r.key, m.partition_key().into_bytes());
+    }
+    let partitions: HashSet<_> = read.iter().map(|r| r.partition).collect();
+    assert_eq!(
+        partitions.len(),
+        3,
+        "ids as keys spread over the 3 partitions"
+    );
+}
+
+#[test]
+fn eight_threads_of_synchronous_sends_lose_nothing_and_keep_per_key_order() {
+    let topic = random_topic("threads");
+    let producer = Arc::new(Producer::connect(kafka_config()).unwrap());
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 5_000;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let producer = producer.clone();
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                let mut offsets = Vec::with_capacity(PER_THREAD);
+                for seq in 0..PER_THREAD {
+                    let m = KafkaMessage::from_json(
+                        MessageType::new("seq"),
+                        serde_json::json!({ "thread": t, "seq": seq }),
+                    )
+                    .with_key(format!("thread-{t}"));
+                    let d = producer.send(&topic, &m).unwrap();
+                    offsets.push(d);
+                }
+                offsets
+            })
+        })
+        .collect();
+    let mut acked = HashSet::new();
+    for w in workers {
+        let deliveries = w.join().unwrap();
+        assert!(
+            deliveries
+                .windows(2)
+                .all(|p| p[0].partition == p[1].partition && p[0].offset < p[1].offset),
+            "one key, one partition, rising offsets"
+        );
+        for d in deliveries {
+            assert!(
+                acked.insert((d.partition, d.offset)),
+                "offset acknowledged twice"
+            );
+        }
+    }
+    assert_eq!(acked.len(), THREADS * PER_THREAD);
+    let read = read_back(&topic, THREADS * PER_THREAD, Duration::from_secs(60));
+    assert_eq!(
+        read.len(),
+        THREADS * PER_THREAD,
+        "every message is on the broker"
+    );
+    let mut next_seq = [0u64; THREADS];
+    for r in &read {
+        let m = KafkaMessage::from_bytes(&r.value).unwrap();
+        let t = m.payload["thread"].as_u64().unwrap() as usize;
+        assert_eq!(
+            m.payload["seq"].as_u64().unwrap(),
+            next_seq[t],
+            "order of thread {t}"
+        );
+        next_seq[t] += 1;
+    }
+}
+
+#[test]
+fn compressed_batches_round_trip() {
+    for compression in [Compression::Gzip, Compression::Snappy] {
+        let topic = random_topic("compressed");
+        let mut config = kafka_config();
+        config.producer.compression = compression;
+        let producer = Producer::connect(config).unwrap();
+        let msgs: Vec<_> = (0..100).map(task_message).collect();
+        let bytes: HashSet<_> = msgs.iter().map(|m| m.to_bytes().unwrap()).collect();
+        assert!(producer.send_batch(&topic, msgs).iter().all(|r| r.is_ok()));
+        let read = read_back(&topic, 100, Duration::from_secs(30));
+        let got: HashSet<_> = read.into_iter().map(|r| r.value).collect();
+        assert_eq!(got, bytes, "{compression:?}");
+    }
+}
+
+#[test]
+fn the_domain_wrapper_sends_pipeline_messages() {
+    let producer = Producer::connect(kafka_config()).unwrap();
+    let service: Arc<dyn KafkaProducer> = Arc::new(KafkaProducerWrapper::new(producer));
+    let task = ScrapingTask::new("https://example.com/wrapped");
+    let d = service.send_scraping_task(&task, "wrapped-corr").unwrap();
+    assert!(d.offset >= 0);
+    // The pipeline topic is shared between runs: find our message by its correlation id.
+    let read = read_back(topics::SCRAPING_TASKS, usize::MAX, Duration::from_secs(5));
+    let ours: Vec<_> = read
+        .iter()
+        .filter(|r| r.partition == d.partition && r.offset == d.offset)
+        .map(|r| KafkaMessage::from_bytes(&r.value).unwrap())
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].correlation_id, "wrapped-corr");
+    assert_eq!(ours[0].payload_as::<ScrapingTask>().unwrap(), task);
+}
+
+#[test]
+fn health_reports_a_reachable_broker_and_live_writers() {
+    let producer = Producer::connect(kafka_config()).unwrap();
+    producer
+        .send(&random_topic("health"), &task_message(0))
+        .unwrap();
+    let h = producer.health();
+    assert!(h.is_healthy(), "{h:?}");
+    assert_eq!(h.live_writers.len(), 1);
+}
+
+/// A second broker on its own port, so stopping it leaves the shared one alone.
+struct SpareBroker {
+    port: u16,
+}
+
+impl SpareBroker {
+    fn script(&self, action: &str) {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let status = Command::new("bash")
+            .arg(format!("{root}/tests/broker/kafka.sh"))
+            .arg(action)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_VERSION", "3.9.1")
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "kafka.sh {action} on port {} failed",
+            self.port
+        );
+    }
+}
+
+impl Drop for SpareBroker {
+    fn drop(&mut self) {
+        self.script("down");
+    }
+}
+
+#[test]
+fn a_send_to_a_stopped_broker_fails_within_its_bound_and_works_again_once_it_is_back() {
+    common::brokers(); // the harness (and its jars) must be there
+    let spare = SpareBroker { port: 9192 };
+    spare.script("up");
+    let config = Config::builder()
+        .brokers([format!("127.0.0.1:{}", spare.port)])
+        .transport(TransportKind::KafkaCrate)
+        .connect_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(5))
+        .producer_retry(RetryPolicy {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_millis(500),
+            max_elapsed: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    let topic = random_topic("outage");
+    let producer = Producer::connect(config).unwrap();
+    producer
+        .send(&topic, &task_message(1).with_key("outage"))
+        .unwrap();
+
+    spare.script("down");
+    let started = Instant::now();
+    let e = producer
+        .send(&topic, &task_message(2).with_key("outage"))
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(
+        took < Duration::from_secs(10),
+        "failed after {took:?}, bound is 3 s of retries"
+    );
+    assert!(!producer.health().broker_reachable);
+
+    spare.script("up");
+    let d = producer
+        .send(&topic, &task_message(3).with_key("outage"))
+        .unwrap();
+    assert_eq!(
+        d.offset, 1,
+        "the same producer writes again after the outage"
+    );
+}
