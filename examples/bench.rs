@@ -63,7 +63,19 @@ fn topic(name: &str) -> String {
     format!("bench-{name}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn bare() -> BareProducer {
+/// A new topic, created (and its writer started) by one untimed send, so that neither
+/// side's timing includes topic creation.
+fn warm_topic(producer: &Producer, name: &str, msg: &KafkaMessage) -> String {
+    let t = topic(name);
+    producer.send(&t, &fresh(msg)).expect("warm-up send");
+    t
+}
+
+/// A bare producer for `topic`. The bare crate neither creates topics nor refreshes metadata,
+/// so the topic is created first (one message through our producer) and the bare producer
+/// connects afterwards.
+fn bare(ours: &Producer, topic: &str, msg: &KafkaMessage) -> BareProducer {
+    ours.send(topic, &fresh(msg)).expect("creating the bare scenario's topic");
     BareProducer::from_hosts(brokers())
         .with_required_acks(RequiredAcks::All)
         .with_ack_timeout(Duration::from_secs(30))
@@ -87,7 +99,7 @@ fn rate(n: usize, d: Duration) -> f64 {
 }
 
 fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
-    let t = topic("seq");
+    let t = warm_topic(producer, "seq", msg);
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
     for _ in 0..n {
@@ -100,7 +112,7 @@ fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
     latencies.sort();
     let bytes = msg.to_bytes().unwrap();
     let bt = topic("seq-bare");
-    let mut p = bare();
+    let mut p = bare(producer, &bt, msg);
     let started = Instant::now();
     for i in 0..n {
         let key = i.to_string();
@@ -116,7 +128,7 @@ fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
 }
 
 fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: usize) -> Row {
-    let t = topic("threads");
+    let t = warm_topic(producer, "threads", msg);
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
@@ -130,12 +142,14 @@ fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: us
     let ours = rate(threads * per, started.elapsed());
     let bytes = Arc::new(msg.to_bytes().unwrap());
     let bt = topic("threads-bare");
+    let bares: Vec<_> = (0..threads).map(|_| bare(producer, &bt, msg)).collect();
     let started = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|w| {
+    let workers: Vec<_> = bares
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut p)| {
             let (bt, bytes) = (bt.clone(), bytes.clone());
             std::thread::spawn(move || {
-                let mut p = bare();
                 for i in 0..per {
                     let key = format!("{w}-{i}");
                     p.send(&Record::from_key_value(&bt, key.as_bytes(), &bytes[..]))
@@ -154,7 +168,7 @@ fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: us
 }
 
 fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
-    let t = topic("batch");
+    let t = warm_topic(producer, "batch", msg);
     let msgs: Vec<_> = (0..n).map(|_| fresh(msg)).collect();
     let started = Instant::now();
     let results = producer.send_batch(&t, msgs);
@@ -166,7 +180,7 @@ fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
         .iter()
         .map(|k| Record::from_key_value(&t, k.as_bytes(), &bytes[..]))
         .collect();
-    let mut p = bare();
+    let mut p = bare(producer, &t, msg);
     let started = Instant::now();
     p.send_all(&records).expect("bare send_all");
     Row {
@@ -178,7 +192,7 @@ fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
 }
 
 fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize, chunk: usize) -> Row {
-    let t = topic("async");
+    let t = warm_topic(producer, "async", msg);
     let started = Instant::now();
     let handles: Vec<_> = (0..n)
         .map(|_| producer.send_async(&t, fresh(msg)).expect("queue"))
@@ -192,7 +206,7 @@ fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize, chunk: usize)
     let bytes = msg.to_bytes().unwrap();
     let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let bt = topic("async-bare");
-    let mut p = bare();
+    let mut p = bare(producer, &bt, msg);
     let started = Instant::now();
     for part in keys.chunks(chunk) {
         let records: Vec<_> = part
