@@ -75,7 +75,8 @@ fn warm_topic(producer: &Producer, name: &str, msg: &KafkaMessage) -> String {
 /// so the topic is created first (one message through our producer) and the bare producer
 /// connects afterwards.
 fn bare(ours: &Producer, topic: &str, msg: &KafkaMessage) -> BareProducer {
-    ours.send(topic, &fresh(msg)).expect("creating the bare scenario's topic");
+    ours.send(topic, &fresh(msg))
+        .expect("creating the bare scenario's topic");
     BareProducer::from_hosts(brokers())
         .with_required_acks(RequiredAcks::All)
         .with_ack_timeout(Duration::from_secs(30))

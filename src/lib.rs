@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod consumer;
 pub mod domain;
 mod error;
 mod mock;
@@ -38,6 +39,11 @@ mod retry;
 pub mod transport;
 
 pub use config::{Acks, Compression, Config, ConfigBuilder, StartOffset, TransportKind};
+pub use consumer::{
+    Consumer, ConsumerHandle, ConsumerHealth, ConsumerTopicMetrics, DeadLetterKind,
+    DeadLetterRecord, IdempotencyStore, KafkaConsumerWrapper, MemoryIdempotencyStore, RawBytes,
+    RetryRecord,
+};
 pub use domain::{
     Delivery, HandlerError, HandlerResult, KafkaMessage, KafkaProducer, MessageHandler, MessageType,
 };

@@ -9,8 +9,9 @@ use uuid::Uuid;
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 
-/// One result on its way back to a caller: the index of the record in its caller's batch.
-pub(crate) type Reply = (usize, Result<Delivery>);
+/// Results on their way back to one caller, each with the index of its record in the
+/// caller's batch. A writer answers all of one caller's records of a batch in one message.
+pub(crate) type Reply = Vec<(usize, Result<Delivery>)>;
 
 /// A serialized message waiting in a writer's queue.
 pub(crate) struct QueuedRecord {
@@ -60,10 +61,40 @@ impl QueuedRecord {
             index,
         })
     }
+}
 
-    /// Sends this record's result to its caller (who may have stopped waiting).
-    pub fn answer(&self, result: Result<Delivery>) {
-        let _ = self.reply_to.send((self.index, result));
+/// Gathers a batch's results so that consecutive records of one caller are answered with
+/// one channel message (one wake-up) instead of one each.
+#[derive(Default)]
+pub(crate) struct Answers {
+    pending: Option<(Sender<Reply>, Reply)>,
+}
+
+impl Answers {
+    /// Adds `record`'s result.
+    pub fn push(&mut self, record: &QueuedRecord, result: Result<Delivery>) {
+        match &mut self.pending {
+            Some((to, reply)) if to.same_channel(&record.reply_to) => {
+                reply.push((record.index, result));
+            }
+            _ => {
+                self.send();
+                self.pending = Some((record.reply_to.clone(), vec![(record.index, result)]));
+            }
+        }
+    }
+
+    /// Sends what is gathered (callers may have stopped waiting; that is fine).
+    pub fn send(&mut self) {
+        if let Some((to, reply)) = self.pending.take() {
+            let _ = to.send(reply);
+        }
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.send();
     }
 }
 
@@ -87,7 +118,10 @@ pub(crate) fn writer_gone(topic: &str) -> Error {
 /// Waits for one reply within `bound`.
 pub(crate) fn wait_reply(rx: &Receiver<Reply>, topic: &str, bound: Duration) -> Result<Delivery> {
     match rx.recv_timeout(bound) {
-        Ok((_, result)) => result,
+        Ok(mut reply) => match reply.pop() {
+            Some((_, result)) => result,
+            None => Err(writer_gone(topic)),
+        },
         Err(RecvTimeoutError::Timeout) => {
             Err(Error::timeout("waiting for the broker's acknowledgement", bound).with_topic(topic))
         }

@@ -144,9 +144,11 @@ impl Producer {
         while expected > 0 {
             let bound = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(bound) {
-                Ok((i, result)) => {
-                    results[i] = Some(result);
-                    expected -= 1;
+                Ok(reply) => {
+                    for (i, result) in reply {
+                        results[i] = Some(result);
+                        expected -= 1;
+                    }
                 }
                 Err(e) => {
                     let error = if e.is_timeout() {

@@ -13,11 +13,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::delivery::{QueuedRecord, WriterCommand};
+use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
 use crate::config::{Compression, Config};
 use crate::domain::Delivery;
@@ -101,20 +101,34 @@ struct Writer {
     metrics: Arc<WriterMetrics>,
 }
 
-/// A batch being gathered.
+/// A batch being gathered: the records to produce (partition `UNASSIGNED` until the first
+/// attempt) and, in the same order, whom to answer.
 #[derive(Default)]
 struct Batch {
-    records: Vec<QueuedRecord>,
+    tickets: Vec<QueuedRecord>,
+    records: Vec<OutgoingRecord>,
     flushes: Vec<Sender<()>>,
     caller_waiting: bool,
 }
 
+/// Partition of a record that has not been routed yet.
+const UNASSIGNED: i32 = -1;
+
+/// How long a lingering writer sleeps between looks at its queue. Sleeping (rather than
+/// blocking on the channel) spares the senders a wake-up call per message.
+const LINGER_STEP: Duration = Duration::from_micros(500);
+
 impl Batch {
     fn take(&mut self, command: WriterCommand) {
         match command {
-            WriterCommand::Record(r) => {
+            WriterCommand::Record(mut r) => {
                 self.caller_waiting |= r.caller_waiting;
-                self.records.push(r);
+                self.records.push(OutgoingRecord {
+                    partition: UNASSIGNED,
+                    key: Some(std::mem::take(&mut r.key)),
+                    value: std::mem::take(&mut r.value),
+                });
+                self.tickets.push(r);
             }
             WriterCommand::Flush(done) => self.flushes.push(done),
         }
@@ -132,10 +146,8 @@ impl Writer {
         log::debug!("writer for topic {} started", self.topic);
         while let Ok(first) = self.queue.recv() {
             let batch = self.gather(first);
-            if !batch.records.is_empty() {
-                self.ship(batch.records);
-            }
-            for done in batch.flushes {
+            let flushes = self.ship(batch);
+            for done in flushes {
                 let _ = done.send(());
             }
         }
@@ -145,7 +157,8 @@ impl Writer {
         );
     }
 
-    /// Collects a batch starting with `first`.
+    /// Collects a batch starting with `first`: ships when full, when a caller waits and the
+    /// queue is empty, or when the linger (`batch_timeout`) ends.
     fn gather(&self, first: WriterCommand) -> Batch {
         let size = self.config.producer.batch_size;
         let deadline = Instant::now() + self.config.producer.batch_timeout;
@@ -165,35 +178,39 @@ impl Writer {
             if now >= deadline {
                 break;
             }
-            match self.queue.recv_timeout(deadline - now) {
-                Ok(c) => batch.take(c),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
+            std::thread::sleep(LINGER_STEP.min(deadline - now));
         }
         batch
     }
 
-    /// Produces `records`, retrying retriable failures with backoff, and answers every caller.
-    fn ship(&mut self, records: Vec<QueuedRecord>) {
+    /// Produces the batch, retrying retriable failures with backoff, answers every caller,
+    /// and returns the flushes waiting on it.
+    fn ship(&mut self, batch: Batch) -> Vec<Sender<()>> {
+        let Batch {
+            mut tickets,
+            mut records,
+            flushes,
+            ..
+        } = batch;
         let started = Instant::now();
         let mut schedule = self.config.producer.retry.schedule();
-        let mut pending: Vec<(QueuedRecord, Option<i32>)> =
-            records.into_iter().map(|r| (r, None)).collect();
-        loop {
-            let results = self.attempt(&mut pending);
-            let mut failed = Vec::new();
+        while !records.is_empty() {
+            let results = self.attempt(&mut records);
+            let mut again = (Vec::new(), Vec::new());
             let mut retriable = false;
             let mut delivered = (0u64, 0u64);
-            for ((record, partition), result) in pending.into_iter().zip(results) {
+            let mut failed = Vec::new();
+            let mut answers = Answers::default();
+            for ((ticket, record), result) in tickets.into_iter().zip(records).zip(results) {
                 match result {
                     Ok(delivery) => {
                         delivered.0 += 1;
                         delivered.1 += record.value.len() as u64;
-                        record.answer(Ok(delivery));
+                        answers.push(&ticket, Ok(delivery));
                     }
                     Err(e) => {
                         retriable |= e.is_retriable();
-                        failed.push((record, partition, e));
+                        failed.push((ticket, record, e));
                     }
                 }
             }
@@ -201,37 +218,36 @@ impl Writer {
                 self.metrics.batch_sent();
                 self.metrics.delivered(delivered.0, delivered.1);
             }
-            if failed.is_empty() {
-                return;
-            }
-            let delay = if retriable {
-                schedule.next_delay(started.elapsed())
-            } else {
-                None
+            let delay = match (failed.is_empty(), retriable) {
+                (false, true) => schedule.next_delay(started.elapsed()),
+                _ => None,
             };
-            let mut again = Vec::new();
-            for (record, partition, e) in failed {
+            for (ticket, record, e) in failed {
                 if delay.is_some() && e.is_retriable() {
-                    again.push((record, partition));
+                    again.0.push(ticket);
+                    again.1.push(record);
                 } else {
-                    self.fail(record, e, schedule.attempts());
+                    self.fail(&mut answers, ticket, e, schedule.attempts());
                 }
             }
-            let Some(delay) = delay else { return };
-            self.metrics.retried(again.len() as u64);
-            log::warn!(
-                "topic {}: {} message(s) failed with a retriable error; attempt {} in {delay:?}",
-                self.topic,
-                again.len(),
-                schedule.attempts()
-            );
-            std::thread::sleep(delay);
-            pending = again;
+            answers.send();
+            (tickets, records) = again;
+            if let Some(delay) = delay.filter(|_| !records.is_empty()) {
+                self.metrics.retried(records.len() as u64);
+                log::warn!(
+                    "topic {}: {} message(s) failed with a retriable error; attempt {} in {delay:?}",
+                    self.topic,
+                    records.len(),
+                    schedule.attempts()
+                );
+                std::thread::sleep(delay);
+            }
         }
+        flushes
     }
 
     /// Answers a record with its final error.
-    fn fail(&self, record: QueuedRecord, error: Error, attempts: u32) {
+    fn fail(&self, answers: &mut Answers, record: QueuedRecord, error: Error, attempts: u32) {
         log::error!(
             "message {} (correlation {}) to topic {} failed after {attempts} attempt(s): {error}",
             record.message_id,
@@ -239,31 +255,24 @@ impl Writer {
             self.topic
         );
         self.metrics.failed(1, &error.to_string());
-        record.answer(Err(error));
+        answers.push(&record, Err(error));
     }
 
-    /// One produce request for `pending`, choosing partitions for records that have none.
-    fn attempt(&mut self, pending: &mut [(QueuedRecord, Option<i32>)]) -> Vec<Result<Delivery>> {
-        let count = pending.len();
+    /// One produce request for `records`, routing those not routed yet by their key.
+    fn attempt(&mut self, records: &mut [OutgoingRecord]) -> Vec<Result<Delivery>> {
+        let count = records.len();
         let every = |e: Error| (0..count).map(|_| Err(e.detached())).collect();
-        let partitions = match self.partition_count() {
-            Ok(n) => n,
-            Err(e) => return every(e),
-        };
-        let mut bytes = 0;
-        let outgoing: Vec<OutgoingRecord> = pending
-            .iter_mut()
-            .map(|(record, partition)| {
-                let p =
-                    *partition.get_or_insert_with(|| partition_for_key(&record.key, partitions));
-                bytes += record.value.len();
-                OutgoingRecord {
-                    partition: p,
-                    key: Some(record.key.clone()),
-                    value: record.value.clone(),
-                }
-            })
-            .collect();
+        if records.iter().any(|r| r.partition == UNASSIGNED) {
+            let partitions = match self.partition_count() {
+                Ok(n) => n,
+                Err(e) => return every(e),
+            };
+            for r in records.iter_mut().filter(|r| r.partition == UNASSIGNED) {
+                let key = r.key.as_deref().unwrap_or_default();
+                r.partition = partition_for_key(key, partitions);
+            }
+        }
+        let bytes: usize = records.iter().map(|r| r.value.len()).sum();
         let p = &self.config.producer;
         let compress = p.compression_threshold == 0 || bytes > p.compression_threshold;
         let options = ProduceOptions {
@@ -280,7 +289,7 @@ impl Writer {
             Ok(s) => s,
             Err(e) => return every(e),
         };
-        let results = session.produce(&topic, &outgoing, &options);
+        let results = session.produce(&topic, records, &options);
         if results.iter().any(|r| r.is_err()) {
             self.after_error(&results);
         }
