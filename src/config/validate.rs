@@ -86,32 +86,42 @@ fn positive(field: &'static str, value: Duration) -> Result<()> {
     Ok(())
 }
 
-fn retry_rule(section: &'static str, r: &RetryPolicy) -> Result<()> {
-    let name = |f: &str| -> &'static str {
-        match (section, f) {
-            ("producer", "multiplier") => "producer.retry.multiplier",
-            ("producer", "max_attempts") => "producer.retry.max_attempts",
-            ("producer", "max_interval") => "producer.retry.max_interval",
-            ("producer", "randomization_factor") => "producer.retry.randomization_factor",
-            (_, "multiplier") => "consumer.retry.multiplier",
-            (_, "max_attempts") => "consumer.retry.max_attempts",
-            (_, "max_interval") => "consumer.retry.max_interval",
-            _ => "consumer.retry.randomization_factor",
-        }
-    };
+/// The config field names of one section's retry policy.
+struct RetryFields {
+    multiplier: &'static str,
+    max_attempts: &'static str,
+    max_interval: &'static str,
+    randomization_factor: &'static str,
+}
+
+const PRODUCER_RETRY: RetryFields = RetryFields {
+    multiplier: "producer.retry.multiplier",
+    max_attempts: "producer.retry.max_attempts",
+    max_interval: "producer.retry.max_interval",
+    randomization_factor: "producer.retry.randomization_factor",
+};
+
+const CONSUMER_RETRY: RetryFields = RetryFields {
+    multiplier: "consumer.retry.multiplier",
+    max_attempts: "consumer.retry.max_attempts",
+    max_interval: "consumer.retry.max_interval",
+    randomization_factor: "consumer.retry.randomization_factor",
+};
+
+fn retry_rule(fields: &RetryFields, r: &RetryPolicy) -> Result<()> {
     if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
         return Err(Error::config(
-            name("multiplier"),
+            fields.multiplier,
             r.multiplier,
             "must be at least 1.0",
         ));
     }
     if r.max_attempts == 0 {
-        return Err(Error::config(name("max_attempts"), 0, "must be at least 1"));
+        return Err(Error::config(fields.max_attempts, 0, "must be at least 1"));
     }
     if r.max_interval < r.initial_interval {
         return Err(Error::config(
-            name("max_interval"),
+            fields.max_interval,
             format!("{:?}", r.max_interval),
             format!(
                 "must not be below initial_interval ({:?})",
@@ -121,7 +131,7 @@ fn retry_rule(section: &'static str, r: &RetryPolicy) -> Result<()> {
     }
     if !(0.0..=1.0).contains(&r.randomization_factor) {
         return Err(Error::config(
-            name("randomization_factor"),
+            fields.randomization_factor,
             r.randomization_factor,
             "must be between 0.0 and 1.0",
         ));
@@ -186,7 +196,7 @@ impl Config {
                 ),
             ));
         }
-        retry_rule("producer", &p.retry)?;
+        retry_rule(&PRODUCER_RETRY, &p.retry)?;
 
         let c = &self.consumer;
         if c.max_bytes == 0 {
@@ -211,7 +221,7 @@ impl Config {
                 format!("must be below request_timeout ({:?})", self.request_timeout),
             ));
         }
-        retry_rule("consumer", &c.retry)?;
+        retry_rule(&CONSUMER_RETRY, &c.retry)?;
         topic_rule("consumer.dead_letter_topic", &c.dead_letter_topic)?;
         topic_rule("consumer.retry_topic", &c.retry_topic)?;
         if c.retry_topic == c.dead_letter_topic {

@@ -121,14 +121,21 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     }
 
     fn mark_processed(&self, id: Uuid) -> Result<()> {
+        self.mark_at(id, Instant::now());
+        Ok(())
+    }
+}
+
+impl MemoryIdempotencyStore {
+    /// Records that `id` was handled at `at` (ids must come in time order).
+    pub(crate) fn mark_at(&self, id: Uuid, at: Instant) {
         if self.capacity == 0 {
-            return Ok(());
+            return;
         }
-        let now = Instant::now();
         let mut seen = self.lock();
-        seen.by_id.insert(id, now);
-        seen.order.push_back((id, now));
-        seen.evict(self.capacity, self.max_age, now);
+        seen.by_id.insert(id, at);
+        seen.order.push_back((id, at));
+        seen.evict(self.capacity, self.max_age, Instant::now());
         // Re-marked ids leave stale entries behind; keep the queue from growing without end.
         if seen.order.len() > self.capacity.saturating_mul(2) {
             let mut fresh: Vec<(Uuid, Instant)> =
@@ -136,7 +143,13 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             fresh.sort_by_key(|&(_, at)| at);
             seen.order = fresh.into();
         }
-        Ok(())
+    }
+
+    /// Every remembered id with the time it was marked, oldest first.
+    pub(crate) fn entries(&self) -> Vec<(Uuid, Instant)> {
+        let mut all: Vec<_> = self.lock().by_id.iter().map(|(i, a)| (*i, *a)).collect();
+        all.sort_by_key(|&(_, at)| at);
+        all
     }
 }
 

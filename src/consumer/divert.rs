@@ -11,7 +11,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::metrics::{Counter, TopicStats};
-use super::records::{salvage_ids, DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord};
+use super::records::{
+    salvage_ids, DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord,
+};
 use super::Shared;
 use crate::domain::{KafkaMessage, MessageType};
 use crate::transport::ConsumedRecord;
@@ -120,7 +122,13 @@ pub(crate) fn dead_letter(
         ),
         Subject::Raw(r) => {
             let (id, correlation) = salvage_ids(&r.value);
-            (None, Some(RawBytes::from_slice(&r.value)), id, None, correlation)
+            (
+                None,
+                Some(RawBytes::from_slice(&r.value)),
+                id,
+                None,
+                correlation,
+            )
         }
     };
     log::error!(
@@ -150,8 +158,13 @@ pub(crate) fn dead_letter(
         service: shared.config.service_name.clone(),
     };
     let topic = &shared.config.consumer.dead_letter_topic;
-    let written = envelope(&MessageType::DEAD_LETTER, &record, correlation_id, partition_key)
-        .is_some_and(|env| write(shared, stats, topic, &env));
+    let written = envelope(
+        &MessageType::DEAD_LETTER,
+        &record,
+        correlation_id,
+        partition_key,
+    )
+    .is_some_and(|env| write(shared, stats, topic, &env));
     if written {
         stats.add(Counter::DeadLettered, 1);
     }
@@ -193,8 +206,13 @@ pub(crate) fn park(
     );
     let topic = &shared.config.consumer.retry_topic;
     let correlation = Some(message.correlation_id.clone());
-    let written = envelope(&MessageType::RETRY, &record, correlation, Some(message.partition_key()))
-        .is_some_and(|env| write(shared, stats, topic, &env));
+    let written = envelope(
+        &MessageType::RETRY,
+        &record,
+        correlation,
+        Some(message.partition_key()),
+    )
+    .is_some_and(|env| write(shared, stats, topic, &env));
     if written {
         stats.add(Counter::SentToRetry, 1);
     }
@@ -234,7 +252,10 @@ fn write(shared: &Shared, stats: &TopicStats, topic: &str, env: &KafkaMessage) -
         match shared.producer.send(topic, &env) {
             Ok(_) => return true,
             Err(e) => {
-                log::error!("writing message {} to {topic} failed: {e}; will retry", env.id);
+                log::error!(
+                    "writing message {} to {topic} failed: {e}; will retry",
+                    env.id
+                );
                 stats.set_error(format!("writing to {topic}: {e}"));
                 if shared.stop.sleep(backoff) {
                     log::warn!("stopping before message {} was written to {topic}", env.id);

@@ -53,7 +53,9 @@ pub struct ConsumerHealth {
 
 impl ConsumerHealth {
     /// Healthy: the broker is reachable, every thread is alive and its last poll succeeded
-    /// no longer than `max_poll_age` ago.
+    /// no longer than `max_poll_age` ago. A thread polls between messages, so choose
+    /// `max_poll_age` above the longest handler call and, for the retry topic's thread,
+    /// above `consumer.retry_topic_delay` (it waits for due times without polling).
     pub fn is_healthy(&self, max_poll_age: Duration) -> bool {
         self.broker_reachable
             && self.threads.iter().all(|t| {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
-use super::registry::{Failure, Invoker};
+use super::registry::{BatchInvoker, Failure, Invoker};
 use crate::domain::{HandlerError, KafkaMessage};
 
 /// How one attempt ended.
@@ -36,10 +36,12 @@ pub(crate) enum Outcome {
     TimedOut(Duration),
 }
 
+/// Work for the helper: one call (one outcome) or one batch call (one outcome each).
+type Work = Box<dyn FnOnce() -> Vec<Outcome> + Send>;
+
 struct Job {
-    invoker: Invoker,
-    message: Arc<KafkaMessage>,
-    reply: Sender<Outcome>,
+    work: Work,
+    reply: Sender<Vec<Outcome>>,
 }
 
 struct Helper {
@@ -69,38 +71,79 @@ impl HandlerRunner {
 
     /// Runs one attempt of `invoker` on `message`.
     pub(crate) fn run(&mut self, invoker: &Invoker, message: &Arc<KafkaMessage>) -> Outcome {
+        let (invoker, msg) = (invoker.clone(), message.clone());
+        let work: Work = Box::new(move || vec![call(&invoker, &msg)]);
+        let what = format!("message {}", message.id);
+        self.run_work(work, 1, &what).pop().unwrap_or_else(|| {
+            Outcome::Failed(HandlerError::retriable("the handler gave no result"))
+        })
+    }
+
+    /// Runs one batch attempt on `messages`: one outcome per message, in order. A panic or a
+    /// timeout is every message's outcome; missing results count as retriable failures.
+    pub(crate) fn run_batch(
+        &mut self,
+        invoker: &BatchInvoker,
+        messages: Vec<KafkaMessage>,
+    ) -> Vec<Outcome> {
+        let n = messages.len();
+        let what = format!("a batch of {n} messages");
+        let invoker = invoker.clone();
+        let work: Work =
+            Box::new(
+                move || match catch_unwind(AssertUnwindSafe(|| invoker(&messages))) {
+                    Ok(results) => {
+                        let got = results.len();
+                        let mut outcomes: Vec<Outcome> = results
+                            .into_iter()
+                            .take(n)
+                            .map(|r| match r {
+                                Ok(()) => Outcome::Handled,
+                                Err(e) => Outcome::Failed(e),
+                            })
+                            .collect();
+                        let missing = HandlerError::retriable(format!(
+                            "the batch handler returned {got} results for {n} messages"
+                        ));
+                        outcomes.resize(n, Outcome::Failed(missing));
+                        outcomes
+                    }
+                    Err(panic) => vec![Outcome::Panicked(panic_text(panic.as_ref())); n],
+                },
+            );
+        self.run_work(work, n, &what)
+    }
+
+    fn run_work(&mut self, work: Work, n: usize, what: &str) -> Vec<Outcome> {
         let Some(timeout) = self.timeout else {
-            return call(invoker, message);
+            return work();
         };
         let jobs = match self.helper() {
             Ok(jobs) => jobs,
-            Err(e) => return Outcome::Panicked(format!("cannot start a handler thread: {e}")),
+            Err(e) => {
+                let why = format!("cannot start a handler thread: {e}");
+                return vec![Outcome::Panicked(why); n];
+            }
         };
         let (reply, outcome) = crossbeam_channel::bounded(1);
-        let job = Job {
-            invoker: invoker.clone(),
-            message: message.clone(),
-            reply,
-        };
-        if jobs.send(job).is_err() {
+        if jobs.send(Job { work, reply }).is_err() {
             self.abandon();
-            return Outcome::Panicked("the handler thread had stopped".into());
+            return vec![Outcome::Panicked("the handler thread had stopped".into()); n];
         }
         match outcome.recv_timeout(timeout) {
-            Ok(outcome) => outcome,
+            Ok(outcomes) => outcomes,
             Err(RecvTimeoutError::Timeout) => {
                 log::warn!(
-                    "handler for message {} on topic {} still running after {timeout:?}; \
+                    "handler for {what} on topic {} still running after {timeout:?}; \
                      leaving it to finish on its own thread",
-                    message.id,
                     self.topic
                 );
                 self.abandon();
-                Outcome::TimedOut(timeout)
+                vec![Outcome::TimedOut(timeout); n]
             }
             Err(RecvTimeoutError::Disconnected) => {
                 self.abandon();
-                Outcome::Panicked("the handler thread stopped during the call".into())
+                vec![Outcome::Panicked("the handler thread stopped during the call".into()); n]
             }
         }
     }
@@ -144,7 +187,7 @@ impl HandlerRunner {
             .spawn(move || {
                 for job in queue {
                     // The consumer may have given up waiting; then nobody reads the reply.
-                    let _ = job.reply.send(call(&job.invoker, &job.message));
+                    let _ = job.reply.send((job.work)());
                 }
             })?;
         let sender = jobs.clone();
@@ -198,18 +241,46 @@ mod tests {
     use crate::domain::MessageType;
 
     fn msg() -> Arc<KafkaMessage> {
-        Arc::new(KafkaMessage::from_json(MessageType::new("t"), serde_json::Value::Null))
+        Arc::new(KafkaMessage::from_json(
+            MessageType::new("t"),
+            serde_json::Value::Null,
+        ))
     }
 
     #[test]
     fn outcomes_are_reported_inline_and_on_the_helper() {
         for timeout in [None, Some(Duration::from_secs(5))] {
             let mut r = HandlerRunner::new("t", timeout);
-            assert_eq!(r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()), Outcome::Handled);
+            assert_eq!(
+                r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()),
+                Outcome::Handled
+            );
             let fail = plain(|_: &KafkaMessage| Err(HandlerError::retriable("busy")));
-            assert_eq!(r.run(&fail, &msg()), Outcome::Failed(HandlerError::retriable("busy")));
+            assert_eq!(
+                r.run(&fail, &msg()),
+                Outcome::Failed(HandlerError::retriable("busy"))
+            );
             let boom = plain(|_: &KafkaMessage| -> crate::domain::HandlerResult { panic!("boom") });
             assert_eq!(r.run(&boom, &msg()), Outcome::Panicked("boom".into()));
+            r.close(Instant::now() + Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn a_batch_gets_one_outcome_per_message_and_shares_a_panic() {
+        for timeout in [None, Some(Duration::from_secs(5))] {
+            let mut r = HandlerRunner::new("t", timeout);
+            let halves: BatchInvoker =
+                Arc::new(|ms: &[KafkaMessage]| (0..ms.len() - 1).map(|_| Ok(())).collect());
+            let batch = vec![(*msg()).clone(), (*msg()).clone()];
+            let outcomes = r.run_batch(&halves, batch.clone());
+            assert_eq!(outcomes[0], Outcome::Handled);
+            assert!(matches!(&outcomes[1], Outcome::Failed(e) if e.is_retriable()));
+            let boom: BatchInvoker = Arc::new(|_: &[KafkaMessage]| panic!("batch boom"));
+            assert_eq!(
+                r.run_batch(&boom, batch),
+                vec![Outcome::Panicked("batch boom".into()); 2]
+            );
             r.close(Instant::now() + Duration::from_secs(1));
         }
     }
@@ -222,11 +293,21 @@ mod tests {
             Ok(())
         });
         let started = Instant::now();
-        assert_eq!(r.run(&slow, &msg()), Outcome::TimedOut(Duration::from_millis(50)));
+        assert_eq!(
+            r.run(&slow, &msg()),
+            Outcome::TimedOut(Duration::from_millis(50))
+        );
         assert!(started.elapsed() < Duration::from_millis(250));
         assert_eq!(r.stuck(), 1);
-        assert_eq!(r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()), Outcome::Handled);
+        assert_eq!(
+            r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()),
+            Outcome::Handled
+        );
         r.close(Instant::now() + Duration::from_secs(2));
-        assert_eq!(r.stuck(), 0, "the late call finished and its thread was joined");
+        assert_eq!(
+            r.stuck(),
+            0,
+            "the late call finished and its thread was joined"
+        );
     }
 }

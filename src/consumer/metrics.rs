@@ -147,7 +147,10 @@ impl TopicStats {
 
     /// The latest error, if any.
     pub(crate) fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A snapshot of the counters.
@@ -202,7 +205,10 @@ mod tests {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile(&samples, 50), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&samples, 99), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&samples[..1], 99), Some(Duration::from_millis(1)));
+        assert_eq!(
+            percentile(&samples[..1], 99),
+            Some(Duration::from_millis(1))
+        );
         assert_eq!(percentile(&[], 50), None);
     }
 

@@ -67,6 +67,7 @@ impl OffsetTracker {
     }
 
     /// Whether a commit would move anything.
+    #[cfg(test)]
     pub(crate) fn has_uncommitted(&self) -> bool {
         !self.committable().is_empty()
     }

@@ -28,6 +28,7 @@ use super::divert::{self, Cause, Failures, Letter, Subject};
 use super::invoke::{HandlerRunner, Outcome};
 use super::metrics::{Counter, TopicStats};
 use super::records::{DeadLetterKind, Origin, RetryRecord};
+use super::registry::Entry;
 use super::Shared;
 use crate::config::UnknownTypePolicy;
 use crate::domain::{HandlerError, KafkaMessage, MessageType};
@@ -48,6 +49,39 @@ pub(crate) enum Ending {
     DeadLettered(DeadLetterKind),
     /// Not ended: the consumer is stopping; do not commit past it.
     NotEnded,
+}
+
+/// A decoded message with its handler, before its first attempt.
+pub(crate) struct Ready {
+    message: Arc<KafkaMessage>,
+    origin: Origin,
+    failures: Failures,
+    entry: Entry,
+}
+
+impl Ready {
+    /// The most messages a batch starting with this one may hold (`None`: no batching).
+    pub(crate) fn batch_limit(&self) -> Option<usize> {
+        self.entry.batch.as_ref().map(|(_, max)| *max)
+    }
+
+    /// Whether `other` is a copy of this message (same id).
+    pub(crate) fn same_id(&self, other: &Ready) -> bool {
+        self.message.id == other.message.id
+    }
+
+    /// Whether `other` may join a batch with this one (same batched message type).
+    pub(crate) fn batches_with(&self, other: &Ready) -> bool {
+        self.batch_limit().is_some() && self.message.message_type == other.message.message_type
+    }
+}
+
+/// Where a record stands before its handler runs.
+pub(crate) enum Prepared {
+    /// It ended already (or, when stopping, did not end).
+    Ended(Ending),
+    /// It waits for its handler.
+    Ready(Ready),
 }
 
 /// Runs the state machine for one consumer thread.
@@ -76,13 +110,37 @@ impl MessageFlow {
         self.runner.close(deadline);
     }
 
-    /// Takes `record` to its end. `before_wait` runs before a long wait (a retry entry's
-    /// due time), so the caller can commit what already ended.
-    pub(crate) fn process(
+    /// Takes a prepared message to its end.
+    pub(crate) fn finish(&mut self, ready: Ready, record: &ConsumedRecord) -> Ending {
+        self.attempt(ready, record, None)
+    }
+
+    /// Takes `batch` (prepared messages of one batch handler) to their ends: the first
+    /// attempt of all in one batch call, then each on its own.
+    pub(crate) fn process_batch(&mut self, batch: Vec<(Ready, &ConsumedRecord)>) -> Vec<Ending> {
+        let Some((invoker, _)) = batch.first().and_then(|(r, _)| r.entry.batch.clone()) else {
+            return Vec::new();
+        };
+        let messages = batch.iter().map(|(r, _)| (*r.message).clone()).collect();
+        let started = Instant::now();
+        let outcomes = self.runner.run_batch(&invoker, messages);
+        self.stats.record_latency(started.elapsed());
+        batch
+            .into_iter()
+            .zip(outcomes)
+            .map(|((ready, record), outcome)| self.attempt(ready, record, Some(outcome)))
+            .collect()
+    }
+
+    /// Decodes `record` and checks what comes before a handler runs: an end already
+    /// (dead-lettered, skipped, duplicate, not ended) or a message ready for its handler.
+    /// `before_wait` runs before a long wait (a retry entry's due time), so the caller can
+    /// commit what already ended.
+    pub(crate) fn prepare(
         &mut self,
         record: &ConsumedRecord,
         before_wait: &mut dyn FnMut(),
-    ) -> Ending {
+    ) -> Prepared {
         let origin = Origin {
             topic: record.topic.clone(),
             partition: record.partition,
@@ -99,11 +157,11 @@ impl MessageFlow {
                     origin,
                     key: record.key.as_deref(),
                 };
-                return self.dead_letter(letter, &Failures::none());
+                return Prepared::Ended(self.dead_letter(letter, &Failures::none()));
             }
         };
         if message.message_type != MessageType::RETRY {
-            return self.handle(Arc::new(message), origin, Failures::none(), record);
+            return self.lookup(Arc::new(message), origin, Failures::none(), record);
         }
         let entry: RetryRecord = match message.payload_as() {
             Ok(entry) => entry,
@@ -116,7 +174,7 @@ impl MessageFlow {
                     origin,
                     key: record.key.as_deref(),
                 };
-                return self.dead_letter(letter, &Failures::none());
+                return Prepared::Ended(self.dead_letter(letter, &Failures::none()));
             }
         };
         if entry.group != self.shared.config.group_id {
@@ -126,27 +184,27 @@ impl MessageFlow {
                 entry.message.id,
                 entry.group
             );
-            return Ending::Skipped;
+            return Prepared::Ended(Ending::Skipped);
         }
         if let Ok(wait) = entry.due_at.duration_since(SystemTime::now()) {
             log::debug!("message {} is due in {wait:?}; waiting", entry.message.id);
             before_wait();
             if self.shared.stop.sleep(wait) {
-                return Ending::NotEnded;
+                return Prepared::Ended(Ending::NotEnded);
             }
         }
         let failures = Failures::from_retry(&entry);
-        self.handle(Arc::new(entry.message), entry.origin, failures, record)
+        self.lookup(Arc::new(entry.message), entry.origin, failures, record)
     }
 
-    /// Dedupe, handler lookup, attempts.
-    fn handle(
+    /// Dedupe and handler lookup.
+    fn lookup(
         &mut self,
         message: Arc<KafkaMessage>,
         origin: Origin,
-        mut failures: Failures,
+        failures: Failures,
         record: &ConsumedRecord,
-    ) -> Ending {
+    ) -> Prepared {
         let tag = Tag {
             message: &message,
             origin: &origin,
@@ -155,11 +213,59 @@ impl MessageFlow {
             Ok(true) => {
                 self.stats.add(Counter::Duplicates, 1);
                 log::info!("{tag}: handled before; skipping the duplicate");
-                return Ending::Duplicate;
+                return Prepared::Ended(Ending::Duplicate);
             }
             Ok(false) => {}
             Err(e) => log::warn!("{tag}: idempotency store failed ({e}); handling anyway"),
         }
+        let found = {
+            let registry = self.shared.registry();
+            let found = registry.get(&message.message_type);
+            found.ok_or_else(|| registry.types())
+        };
+        match found {
+            Ok(entry) => Prepared::Ready(Ready {
+                message,
+                origin,
+                failures,
+                entry,
+            }),
+            Err(_) if self.shared.config.consumer.unknown_type == UnknownTypePolicy::Skip => {
+                self.stats.add(Counter::SkippedUnknownType, 1);
+                let t = &message.message_type;
+                log::warn!("{tag}: no handler for type `{t}`; skipping");
+                Prepared::Ended(Ending::Skipped)
+            }
+            Err(known) => {
+                let error = format!(
+                    "no handler for message type `{}` (handlers: {known:?})",
+                    message.message_type
+                );
+                let letter = Letter {
+                    subject: Subject::Envelope(&message),
+                    kind: DeadLetterKind::UnknownType,
+                    error,
+                    origin: origin.clone(),
+                    key: record.key.as_deref(),
+                };
+                Prepared::Ended(self.dead_letter(letter, &failures))
+            }
+        }
+    }
+
+    /// Attempts until the message ends; the first attempt's outcome is `first` when a batch
+    /// call made it already.
+    fn attempt(&mut self, ready: Ready, record: &ConsumedRecord, first: Option<Outcome>) -> Ending {
+        let Ready {
+            message,
+            origin,
+            mut failures,
+            entry,
+        } = ready;
+        let tag = Tag {
+            message: &message,
+            origin: &origin,
+        };
         let letter = |kind, error| Letter {
             subject: Subject::Envelope(&message),
             kind,
@@ -167,37 +273,26 @@ impl MessageFlow {
             origin: origin.clone(),
             key: record.key.as_deref(),
         };
-        let invoker = self
-            .shared
-            .registry()
-            .get(&message.message_type)
-            .ok_or_else(|| self.shared.registry().types());
-        let invoker = match invoker {
-            Ok(invoker) => invoker,
-            Err(_) if self.shared.config.consumer.unknown_type == UnknownTypePolicy::Skip => {
-                self.stats.add(Counter::SkippedUnknownType, 1);
-                log::warn!("{tag}: no handler for type `{}`; skipping", message.message_type);
-                return Ending::Skipped;
-            }
-            Err(known) => {
-                let error = format!(
-                    "no handler for message type `{}` (handlers: {known:?})",
-                    message.message_type
-                );
-                return self.dead_letter(letter(DeadLetterKind::UnknownType, error), &failures);
-            }
-        };
+        let mut first = first;
         let consumer = &self.shared.config.consumer;
         let mut schedule = consumer.retry.schedule();
         let started = Instant::now();
         loop {
             let attempt = failures.attempts + 1;
             log::debug!("{tag} attempt {attempt}: handling");
-            let call_started = Instant::now();
-            let outcome = self.runner.run(&invoker, &message);
-            self.stats.record_latency(call_started.elapsed());
+            let outcome = match first.take() {
+                Some(outcome) => outcome,
+                None => {
+                    let call_started = Instant::now();
+                    let outcome = self.runner.run(&entry.single, &message);
+                    self.stats.record_latency(call_started.elapsed());
+                    outcome
+                }
+            };
             let stuck = self.runner.stuck() as u64;
-            self.stats.stuck_handlers.store(stuck, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .stuck_handlers
+                .store(stuck, std::sync::atomic::Ordering::Relaxed);
             let (cause, error) = match outcome {
                 Outcome::Handled => {
                     if let Err(e) = self.store.mark_processed(message.id) {

@@ -200,7 +200,10 @@ mod tests {
     fn ids_are_salvaged_from_json_of_the_wrong_shape() {
         let id = Uuid::new_v4();
         let bytes = format!(r#"{{"id":"{id}","correlation_id":"req-7","type":5}}"#);
-        assert_eq!(salvage_ids(bytes.as_bytes()), (Some(id), Some("req-7".into())));
+        assert_eq!(
+            salvage_ids(bytes.as_bytes()),
+            (Some(id), Some("req-7".into()))
+        );
         assert_eq!(salvage_ids(b"not json"), (None, None));
         assert_eq!(salvage_ids(b"[1,2]"), (None, None));
     }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -50,17 +50,13 @@ impl StopSignal {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         }
     }
-
-    /// Sleeps until `deadline` unless the signal fires first. Returns `true` if it fired.
-    pub(crate) fn sleep_until(&self, deadline: Instant) -> bool {
-        self.sleep(deadline.saturating_duration_since(Instant::now()))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::Instant;
 
     #[test]
     fn sleep_runs_its_course_when_not_stopped() {

@@ -1,0 +1,317 @@
+//! The blocking consumer: a thread per topic, handlers by message type, retries in place,
+//! the retry topic, dead letters, commits that never pass a message that has not ended.
+//!
+//! ```text
+//!  Consumer::consume(["scraping-tasks", "retry"])
+//!        │ subscribe group+topic (Transport::subscribe), one named thread per topic
+//!        ▼
+//!  kafka-consumer-<topic>: poll ─▶ for each record, in order:
+//!        decode envelope ── bad bytes ─────────────────────────────▶ dead-letter (decode)
+//!        retry entry? other group ─▶ skip; own group ─▶ wait for due time
+//!        duplicate id (IdempotencyStore) ─────────────────────────▶ skip, count
+//!        handler by type ── none ─────────────────────────────────▶ dead-letter / skip
+//!        run handler (helper thread, timeout, panic caught)
+//!           Ok ─▶ handled │ permanent ─▶ dead-letter │ retriable ─▶ backoff, again
+//!           in-place retries used up ─▶ retry topic (if on) or dead-letter
+//!        ▼ ended (handled / acked on retry or dead-letter topic / skipped)
+//!  OffsetTracker ─▶ Subscription::commit (each message, or every commit_interval)
+//! ```
+//!
+//! At-least-once: an offset is committed only once its message ended; with the
+//! idempotency store a handler runs once per message id (within the store's limits).
+//!
+//! Design notes:
+//! - **Handler timeout.** With `consumer.handler_timeout: Some(t)` each consumer thread hands
+//!   handler calls to a helper thread (`kafka-handler-<topic>`) and waits at most `t`. A call
+//!   still running then counts as a retriable failure (kind `timeout` if it was the last);
+//!   the helper is abandoned to finish that call and a fresh one takes the next. A call
+//!   cannot be stopped, so a late call's side effects may still happen: handlers should be
+//!   idempotent. Abandoned helpers are joined at shutdown (bounded) and counted in
+//!   [`ThreadHealth::stuck_handlers`]. `None` runs handlers inline, unbounded.
+//! - **Retry topic.** The thread consuming the retry topic waits for each own-group entry's
+//!   due time before handling it (an interruptible sleep: shutdown wakes it; the entry then
+//!   stays uncommitted). Entries are mostly in due order per partition, so one waiting entry
+//!   holds up only entries due later anyway.
+//! - **Commits.** Each polled offset is tracked as pending until its message ends; the commit
+//!   position of a partition is its lowest pending offset (or one past the highest ended),
+//!   so a commit never passes a message that has not ended. Messages of one thread are
+//!   handled one at a time, in offset order per partition.
+//! - **Stopping.** A stop request is seen between messages, within a poll (at most 250 ms)
+//!   and during every wait (retry backoff, due time, failed write backoff). The message in
+//!   hand is finished; one waiting for an in-place retry is parked on the retry topic if
+//!   that is on, else left uncommitted for the group to read again.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use kafka_sync::domain::ScrapingTask;
+//! use kafka_sync::{Config, Consumer, HandlerError, KafkaMessage, MemoryTransport, MessageType, Producer};
+//!
+//! let broker = Arc::new(MemoryTransport::new());
+//! let producer = Producer::new(Config::default(), broker.clone()).unwrap();
+//! let task = KafkaMessage::new(MessageType::SCRAPING_TASK, &ScrapingTask::new("https://a.b")).unwrap();
+//! producer.send("scraping-tasks", &task).unwrap();
+//!
+//! let consumer = Consumer::new(Config::default(), broker.clone()).unwrap();
+//! consumer.register_typed(MessageType::SCRAPING_TASK, |_msg: &KafkaMessage, task: ScrapingTask| {
+//!     if task.url.is_empty() {
+//!         return Err(HandlerError::permanent("no url"));
+//!     }
+//!     Ok(())
+//! });
+//! let handle = consumer.consume(["scraping-tasks"]).unwrap();
+//! while handle.metrics()[0].handled < 1 {
+//!     std::thread::sleep(Duration::from_millis(5));
+//! }
+//! consumer.shutdown(Duration::from_secs(5)).unwrap();
+//! assert_eq!(broker.committed("kafka-sync", "scraping-tasks", 0).unwrap_or(0)
+//!     + broker.committed("kafka-sync", "scraping-tasks", 1).unwrap_or(0)
+//!     + broker.committed("kafka-sync", "scraping-tasks", 2).unwrap_or(0), 1);
+//! ```
+
+mod dedupe;
+mod dedupe_file;
+mod dispatch;
+mod divert;
+mod health;
+mod invoke;
+mod metrics;
+mod offsets;
+mod process;
+mod records;
+mod registry;
+mod runner;
+mod shared;
+mod stop;
+mod wrapper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::domain::{HandlerResult, KafkaMessage, MessageHandler, MessageType};
+use crate::error::Result;
+use crate::transport::{self, Transport};
+use shared::Shared;
+
+pub use crate::config::UnknownTypePolicy;
+pub use dedupe::{IdempotencyStore, MemoryIdempotencyStore};
+pub use dedupe_file::FileIdempotencyStore;
+pub use health::{ConsumerHealth, ThreadHealth};
+pub use metrics::ConsumerTopicMetrics;
+pub use records::{DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord};
+pub use wrapper::KafkaConsumerWrapper;
+
+/// Consumes topics with a thread per topic and runs the handler registered for each
+/// message's type; see the [module docs](self) for what happens to each message.
+///
+/// Register handlers, then [`consume`](Self::consume). [`shutdown`](Self::shutdown) (or
+/// dropping the consumer, bounded by `consumer.shutdown_timeout`) stops gracefully: each
+/// thread finishes the message in hand, commits, and leaves the group.
+pub struct Consumer {
+    shared: Arc<Shared>,
+}
+
+/// A cheap, cloneable handle on a consumer's threads, returned by
+/// [`Consumer::consume`]: stop them, wait for them, read their metrics and health from any
+/// thread. The threads belong to the [`Consumer`]: dropping it stops them.
+#[derive(Clone)]
+pub struct ConsumerHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.shared.config.group_id)
+            .field("transport", &self.shared.transport.name())
+            .field("running", &self.shared.is_running())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ConsumerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("group_id", &self.shared.config.group_id)
+            .field("running", &self.shared.is_running())
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// A consumer over `transport`, with the default [`MemoryIdempotencyStore`] sized by
+    /// `consumer.dedupe_capacity` and `consumer.dedupe_max_age`. Fails if `config` is
+    /// invalid.
+    pub fn new(config: Config, transport: Arc<dyn Transport>) -> Result<Self> {
+        config.validate()?;
+        let store = Arc::new(MemoryIdempotencyStore::new(
+            config.consumer.dedupe_capacity,
+            config.consumer.dedupe_max_age,
+        ));
+        Ok(Consumer {
+            shared: Arc::new(Shared::new(config, transport, store)?),
+        })
+    }
+
+    /// A consumer over the transport `config` selects (see [`transport::connect`]).
+    pub fn connect(config: Config) -> Result<Self> {
+        let transport = transport::connect(&config)?;
+        Consumer::new(config, transport)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Replaces the idempotency store; threads started by later `consume` calls use it.
+    pub fn set_idempotency_store(&self, store: Arc<dyn IdempotencyStore>) {
+        *self.shared.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    /// Registers `handler` for messages of `message_type` (a closure
+    /// `Fn(&KafkaMessage) -> HandlerResult` or any [`MessageHandler`]), replacing any
+    /// earlier one. May be called while consuming.
+    pub fn register_handler(
+        &self,
+        message_type: impl Into<MessageType>,
+        handler: impl MessageHandler + 'static,
+    ) {
+        self.register(
+            message_type.into(),
+            registry::single(registry::plain(handler)),
+        );
+    }
+
+    /// Registers a handler that takes batches: the first attempt of up to `max_batch`
+    /// consecutive messages of `message_type` from one poll goes through
+    /// [`MessageHandler::handle_batch`] (one result per message); a message that failed is
+    /// then retried on its own through [`MessageHandler::handle`], by the same rules as any
+    /// other. A panic or timeout of the batch call counts for every message in it.
+    pub fn register_batch_handler(
+        &self,
+        message_type: impl Into<MessageType>,
+        handler: impl MessageHandler + 'static,
+        max_batch: usize,
+    ) {
+        self.register(message_type.into(), registry::batched(handler, max_batch));
+    }
+
+    /// Registers a handler that receives the payload decoded into `T`. A payload that does
+    /// not decode is dead-lettered with kind [`DeadLetterKind::Decode`] (never retried).
+    pub fn register_typed<T, F>(&self, message_type: impl Into<MessageType>, handler: F)
+    where
+        T: DeserializeOwned + 'static,
+        F: Fn(&KafkaMessage, T) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.register(
+            message_type.into(),
+            registry::single(registry::typed(handler)),
+        );
+    }
+
+    fn register(&self, message_type: MessageType, entry: registry::Entry) {
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(message_type, entry);
+    }
+
+    /// Joins the group on each topic and starts its thread `kafka-consumer-<topic>`;
+    /// returns at once. Fails (starting nothing) for an invalid or already consumed topic
+    /// or a failed subscription, and with [`ErrorKind::Closed`](crate::ErrorKind::Closed)
+    /// after a shutdown.
+    pub fn consume<I, S>(&self, topics: I) -> Result<ConsumerHandle>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.shared.start(&topics)?;
+        Ok(self.handle())
+    }
+
+    /// A handle on this consumer's threads.
+    pub fn handle(&self) -> ConsumerHandle {
+        ConsumerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// See [`ConsumerHandle::shutdown`].
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        self.shared.shutdown(timeout)
+    }
+
+    /// See [`ConsumerHandle::wait`].
+    pub fn wait(&self) {
+        self.shared.wait(None);
+    }
+
+    /// See [`ConsumerHandle::metrics`].
+    pub fn metrics(&self) -> Vec<ConsumerTopicMetrics> {
+        self.shared.metrics()
+    }
+
+    /// See [`ConsumerHandle::health`].
+    pub fn health(&self) -> ConsumerHealth {
+        self.shared.health()
+    }
+}
+
+impl ConsumerHandle {
+    /// Stops every thread: each finishes the message in hand (a message waiting for a
+    /// retry backoff or a due time is left uncommitted, or parked on the retry topic if
+    /// that is on), commits what ended and leaves the group. Returns within `timeout`:
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if a thread is still busy then
+    /// (it stops on its own later; [`wait`](Self::wait) joins it).
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        self.shared.shutdown(timeout)
+    }
+
+    /// Blocks until every thread stopped (after a shutdown from another thread). Not
+    /// bounded; see [`wait_timeout`](Self::wait_timeout).
+    pub fn wait(&self) {
+        self.shared.wait(None);
+    }
+
+    /// Like [`wait`](Self::wait), for at most `timeout`; returns whether all stopped.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.shared.wait(Some(timeout))
+    }
+
+    /// Whether any consumer thread is running.
+    pub fn is_running(&self) -> bool {
+        self.shared.is_running()
+    }
+
+    /// A snapshot of each topic's counters, sorted by topic.
+    pub fn metrics(&self) -> Vec<ConsumerTopicMetrics> {
+        self.shared.metrics()
+    }
+
+    /// Threads alive, age of each one's last successful poll, and whether a broker answers
+    /// a metadata request within `connect_timeout`.
+    pub fn health(&self) -> ConsumerHealth {
+        self.shared.health()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if self.shared.is_running() {
+            if let Err(e) = self
+                .shared
+                .shutdown(self.shared.config.consumer.shutdown_timeout)
+            {
+                log::error!("stopping the consumer on drop: {e}");
+            }
+        } else {
+            self.shared.stop.stop();
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! [`Shared`]: what a consumer's threads share (config, transport, handlers, idempotency
+//! store, the producer for retries and dead letters, the stop signal) and the lifecycle of
+//! its topic threads: start, stop within a bound, wait, report.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use super::dedupe::IdempotencyStore;
+use super::health::{ConsumerHealth, ThreadHealth};
+use super::metrics::ConsumerTopicMetrics;
+use super::registry::Registry;
+use super::runner::{self, TopicThread};
+use super::stop::StopSignal;
+use crate::config::{validate_topic_name, Config};
+use crate::error::{Error, ErrorKind, Result};
+use crate::producer::Producer;
+use crate::transport::{Subscription, Transport};
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) registry: RwLock<Registry>,
+    pub(crate) store: RwLock<Arc<dyn IdempotencyStore>>,
+    /// Writes retry entries and dead letters (each send waits for the broker's ack).
+    pub(crate) producer: Producer,
+    pub(crate) stop: StopSignal,
+    /// Set by `shutdown`: when threads must be done.
+    deadline: Mutex<Option<Instant>>,
+    threads: Mutex<Vec<TopicThread>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Result<Self> {
+        let producer = Producer::new(config.clone(), transport.clone())?;
+        Ok(Shared {
+            config,
+            transport,
+            registry: RwLock::new(Registry::default()),
+            store: RwLock::new(store),
+            producer,
+            stop: StopSignal::new(),
+            deadline: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn registry(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn store(&self) -> Arc<dyn IdempotencyStore> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// When a stopping thread must be done (a running shutdown's deadline, else
+    /// `shutdown_timeout` from now).
+    pub(crate) fn stop_deadline(&self) -> Instant {
+        let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        deadline.unwrap_or_else(|| Instant::now() + self.config.consumer.shutdown_timeout)
+    }
+
+    fn threads(&self) -> MutexGuard<'_, Vec<TopicThread>> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes to every topic, then starts a thread per topic.
+    pub(crate) fn start(self: &Arc<Self>, topics: &[String]) -> Result<()> {
+        if self.stop.is_stopped() {
+            return Err(Error::new(ErrorKind::Closed, "the consumer was shut down"));
+        }
+        if topics.is_empty() {
+            return Err(Error::config(
+                "topics",
+                "[]",
+                "give at least one topic to consume",
+            ));
+        }
+        let running: Vec<String> = self
+            .threads()
+            .iter()
+            .map(|t| t.stats.topic.clone())
+            .collect();
+        for (i, topic) in topics.iter().enumerate() {
+            validate_topic_name(topic)?;
+            if running.contains(topic) || topics[..i].contains(topic) {
+                return Err(Error::config(
+                    "topics",
+                    topic,
+                    "this topic is consumed already",
+                ));
+            }
+        }
+        let c = &self.config.consumer;
+        if c.retry_topic_enabled
+            && !running.contains(&c.retry_topic)
+            && !topics.contains(&c.retry_topic)
+        {
+            log::warn!(
+                "the retry topic is on but `{}` is not consumed here: parked messages wait for \
+                 a consumer of group {} on it",
+                c.retry_topic,
+                self.config.group_id
+            );
+        }
+        let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
+        for topic in topics {
+            match self
+                .transport
+                .subscribe(runner::subscribe_options(self, topic))
+            {
+                Ok(sub) => subs.push((topic.clone(), sub)),
+                Err(e) => {
+                    for (_, mut sub) in subs {
+                        let _ = sub.close();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (topic, sub) in subs {
+            let thread = runner::spawn(self.clone(), &topic, sub)?;
+            self.threads().push(thread);
+        }
+        Ok(())
+    }
+
+    /// Stops every thread and waits for them until `timeout`; closes the producer when all
+    /// ended. Threads still running then are reported (and joined by a later `wait`).
+    pub(crate) fn shutdown(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.stop.stop();
+        let waits: Vec<_> = self.threads().iter().map(|t| t.finished.clone()).collect();
+        for finished in waits {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Nothing is ever sent: the channel disconnects when the thread ends.
+            let _ = finished.recv_timeout(left);
+        }
+        let still_running = self.reap();
+        if !still_running.is_empty() {
+            log::error!("consumer threads for {still_running:?} did not stop within {timeout:?}");
+            return Err(Error::timeout(
+                format!("stopping the consumer threads for {still_running:?}"),
+                timeout,
+            ));
+        }
+        self.producer.close()
+    }
+
+    /// Blocks until every thread ended, or `timeout` passed (`None`: no bound). Returns
+    /// whether all ended.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let waits: Vec<_> = self.threads().iter().map(|t| t.finished.clone()).collect();
+        for finished in waits {
+            let _ = match deadline {
+                Some(d) => finished
+                    .recv_timeout(d.saturating_duration_since(Instant::now()))
+                    .map_err(|_| ()),
+                None => finished.recv().map_err(|_| ()),
+            };
+        }
+        self.reap().is_empty()
+    }
+
+    /// Joins ended threads; returns the topics of those still running.
+    fn reap(&self) -> Vec<String> {
+        let mut running = Vec::new();
+        for t in self.threads().iter_mut() {
+            if t.thread.is_none() {
+                continue;
+            }
+            if !t.has_ended() {
+                running.push(t.stats.topic.clone());
+            } else if let Some(handle) = t.thread.take() {
+                // Its last act was to disconnect `finished`: the join returns at once.
+                if handle.join().is_err() {
+                    log::error!("consumer thread for {} ended in a panic", t.stats.topic);
+                }
+            }
+        }
+        running
+    }
+
+    /// Whether any thread is running.
+    pub(crate) fn is_running(&self) -> bool {
+        self.threads()
+            .iter()
+            .any(|t| t.thread.as_ref().is_some_and(|h| !h.is_finished()))
+    }
+
+    pub(crate) fn metrics(&self) -> Vec<ConsumerTopicMetrics> {
+        let mut all: Vec<_> = self.threads().iter().map(|t| t.stats.snapshot()).collect();
+        all.sort_by(|a, b| a.topic.cmp(&b.topic));
+        all
+    }
+
+    pub(crate) fn health(&self) -> ConsumerHealth {
+        let check = self.transport.health_check(self.config.connect_timeout);
+        let mut threads: Vec<_> = self
+            .threads()
+            .iter()
+            .map(|t| ThreadHealth::from_stats(&t.stats))
+            .collect();
+        threads.sort_by(|a, b| a.topic.cmp(&b.topic));
+        ConsumerHealth {
+            broker_reachable: check.is_ok(),
+            broker_error: check.err().map(|e| e.to_string()),
+            threads,
+        }
+    }
+}

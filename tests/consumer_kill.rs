@@ -1,0 +1,139 @@
+//! Kill and resume against a real Apache Kafka: a consumer in a child process (this test
+//! binary, re-run on one helper test) is killed with SIGKILL after N messages; a new member
+//! of the same group resumes from the last commit.
+
+mod common;
+mod consumer_support;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{kafka_config, random_topic};
+use consumer_support::{message, wait_for};
+use kafka_sync::{Consumer, KafkaCrateTransport, KafkaMessage, Producer, Transport};
+
+const CHILD_TOPIC: &str = "KS_KILL_CHILD_TOPIC";
+const CHILD_GROUP: &str = "KS_KILL_CHILD_GROUP";
+const MESSAGES: usize = 2000;
+const KILL_AFTER: usize = 500;
+
+/// The id in a child's `handled <id>` line (the test harness may print its own text first
+/// on the same line).
+fn handled_id(line: &str) -> Option<uuid::Uuid> {
+    let (_, id) = line.split_once("handled ")?;
+    Some(id.trim().parse().expect("a message id"))
+}
+
+/// In the child process: consume the topic, print `handled <id>` per message, run until
+/// killed (at most 60 s). In a normal test run: returns at once.
+#[test]
+fn helper_child_consumer_does_nothing_unless_spawned_by_the_kill_test() {
+    let (Ok(topic), Ok(group)) = (std::env::var(CHILD_TOPIC), std::env::var(CHILD_GROUP)) else {
+        return;
+    };
+    let mut config = kafka_config();
+    config.group_id = group;
+    config.consumer.min_bytes = 1;
+    config.consumer.max_wait = Duration::from_millis(100);
+    let consumer = Consumer::connect(config).unwrap();
+    consumer.register_handler("test", |m: &KafkaMessage| {
+        std::thread::sleep(Duration::from_millis(1));
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "handled {}", m.id);
+        let _ = out.flush();
+        Ok(())
+    });
+    consumer.consume([topic]).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group() {
+    let config = kafka_config();
+    let transport: Arc<dyn Transport> = Arc::new(KafkaCrateTransport::new(&config).unwrap());
+    let topic = random_topic("kill");
+    let messages: Vec<_> = (0..MESSAGES).map(message).collect();
+    let all: HashSet<_> = messages.iter().map(|m| m.id).collect();
+    let producer = Producer::new(config.clone(), transport.clone()).unwrap();
+    for r in producer.send_batch(&topic, messages) {
+        r.unwrap();
+    }
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "helper_child_consumer_does_nothing_unless_spawned_by_the_kill_test",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_TOPIC, &topic)
+        .env(CHILD_GROUP, &config.group_id)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut by_child = Vec::new();
+    while by_child.len() < KILL_AFTER {
+        let line = lines.next().expect("the child stopped early").unwrap();
+        if let Some(id) = handled_id(&line) {
+            by_child.push(id);
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Lines the child printed before it died.
+    for line in lines.map_while(Result::ok) {
+        if let Some(id) = handled_id(&line) {
+            by_child.push(id);
+        }
+    }
+    assert!(
+        by_child.len() < MESSAGES,
+        "the child finished before it was killed"
+    );
+
+    let mut config = config;
+    config.consumer.min_bytes = 1;
+    config.consumer.max_wait = Duration::from_millis(100);
+    let resumed = Consumer::new(config, transport).unwrap();
+    let by_new = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = by_new.clone();
+    resumed.register_handler("test", move |m: &KafkaMessage| {
+        b.lock().unwrap().push(m.id);
+        Ok(())
+    });
+    let handle = resumed.consume([topic.as_str()]).unwrap();
+    wait_for(
+        "the rest handled and committed",
+        Duration::from_secs(30),
+        || {
+            let m = &handle.metrics()[0];
+            m.lag.len() == 3 && m.total_lag() == 0
+        },
+    );
+    resumed.shutdown(Duration::from_secs(10)).unwrap();
+
+    let by_new = by_new.lock().unwrap();
+    let child_set: HashSet<_> = by_child.iter().copied().collect();
+    let new_set: HashSet<_> = by_new.iter().copied().collect();
+    assert_eq!(
+        child_set.len(),
+        by_child.len(),
+        "the child handled a message twice"
+    );
+    let missing = all.difference(&(&child_set | &new_set)).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} messages never handled (child handled {}, new member {})",
+        child_set.len(),
+        new_set.len()
+    );
+    // Commits after every message: only a message handled but not yet committed when the
+    // child died is handled again.
+    let duplicates = child_set.intersection(&new_set).count();
+    assert!(duplicates <= 1, "{duplicates} messages handled twice");
+}

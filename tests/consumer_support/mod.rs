@@ -1,0 +1,121 @@
+//! Helpers for the consumer's tests: fast configs, input producers, readers of the
+//! dead-letter and retry topics, waiting for a condition.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_sync::transport::{OutgoingRecord, ProduceOptions, Transport};
+use kafka_sync::{
+    Acks, Compression, Config, DeadLetterRecord, KafkaMessage, MemoryTransport, MessageType,
+    Producer, RetryPolicy, RetryRecord,
+};
+
+/// In-place retries that take milliseconds: 3 attempts, 5 ms doubling, no jitter.
+pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        initial_interval: Duration::from_millis(5),
+        multiplier: 2.0,
+        max_interval: Duration::from_millis(20),
+        max_elapsed: Duration::from_secs(5),
+        max_attempts,
+        randomization_factor: 0.0,
+    }
+}
+
+/// A consumer config for `group` with fast polls and retries.
+pub fn fast_config(group: &str) -> Config {
+    Config::builder()
+        .group_id(group)
+        .service_name("consumer-tests")
+        .consumer_retry(quick_retries(3))
+        .max_wait(Duration::from_millis(50))
+        .with(|c| {
+            c.consumer.retry_topic_delay = Duration::from_millis(200);
+            c.consumer.handler_timeout = Some(Duration::from_secs(5));
+            c.consumer.shutdown_timeout = Duration::from_secs(5);
+        })
+        .build()
+        .expect("test config is valid")
+}
+
+/// A memory broker handle plus the same broker as a transport.
+pub fn memory() -> (MemoryTransport, Arc<dyn Transport>) {
+    let broker = MemoryTransport::new();
+    let transport: Arc<dyn Transport> = Arc::new(broker.clone());
+    (broker, transport)
+}
+
+/// A message of type `test` with payload `{"n": n}`.
+pub fn message(n: usize) -> KafkaMessage {
+    KafkaMessage::from_json(MessageType::new("test"), serde_json::json!({ "n": n }))
+        .with_correlation_id(format!("corr-{n}"))
+}
+
+/// Sends `messages` to `topic` through this crate's producer; returns them.
+pub fn send_all(transport: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {
+    let producer = Producer::new(Config::default(), transport.clone()).expect("producer");
+    for m in &messages {
+        producer.send(topic, m).expect("input is written");
+    }
+}
+
+/// Writes raw bytes to a partition of `topic`, bypassing the envelope.
+pub fn send_raw(transport: &Arc<dyn Transport>, topic: &str, partition: i32, value: &[u8]) {
+    let mut session = transport.connect_producer().expect("producer session");
+    let record = OutgoingRecord {
+        partition,
+        key: Some(b"raw-key".to_vec()),
+        value: value.to_vec(),
+    };
+    let options = ProduceOptions {
+        acks: Acks::All,
+        compression: Compression::None,
+        timeout: Duration::from_secs(10),
+    };
+    for result in session.produce(topic, &[record], &options) {
+        result.expect("raw record is written");
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The dead-letter records on the memory broker's `topic`.
+pub fn dead_letters(broker: &MemoryTransport, topic: &str) -> Vec<DeadLetterRecord> {
+    broker
+        .records(topic)
+        .iter()
+        .map(|r| {
+            let env = KafkaMessage::from_bytes(&r.value).expect("dead letter is an envelope");
+            assert_eq!(env.message_type, MessageType::DEAD_LETTER);
+            env.payload_as().expect("dead letter payload")
+        })
+        .collect()
+}
+
+/// The retry entries on the memory broker's `topic`.
+pub fn retry_entries(broker: &MemoryTransport, topic: &str) -> Vec<RetryRecord> {
+    broker
+        .records(topic)
+        .iter()
+        .filter_map(|r| KafkaMessage::from_bytes(&r.value).ok())
+        .filter(|env| env.message_type == MessageType::RETRY)
+        .map(|env| env.payload_as().expect("retry payload"))
+        .collect()
+}
+
+/// Whether `group` committed every record of `topic` on the memory broker.
+pub fn all_committed(broker: &MemoryTransport, group: &str, topic: &str) -> bool {
+    broker
+        .high_watermarks(topic)
+        .iter()
+        .enumerate()
+        .all(|(p, &hw)| broker.committed(group, topic, p as i32).unwrap_or(0) == hw)
+}
