@@ -135,7 +135,9 @@ fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: us
         .map(|_| {
             let (p, t, msg) = (producer.clone(), t.clone(), msg.clone());
             std::thread::spawn(move || {
-                (0..per).for_each(|_| drop(p.send(&t, &fresh(&msg)).expect("send")))
+                (0..per).for_each(|_| {
+                    p.send(&t, &fresh(&msg)).expect("send");
+                })
             })
         })
         .collect();

@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn chain_text_includes_causes() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "boom");
+        let io = std::io::Error::other("boom");
         let e = Error::new(ErrorKind::Connection, "send failed").with_source(io);
         assert_eq!(e.chain_text(), "connection error: send failed: boom");
         assert_eq!(e.detached().message(), "send failed: boom");

@@ -250,6 +250,9 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// One edit of a valid config.
+    type Change = Box<dyn FnOnce(&mut Config)>;
+
     fn rejected(change: impl FnOnce(&mut Config)) -> String {
         let mut c = Config::default();
         change(&mut c);
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named_with_its_value() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Config)>, &str, &str)> = vec![
+        let cases: Vec<(Change, &str, &str)> = vec![
             (
                 Box::new(|c| c.brokers.clear()),
                 "`brokers`",
