@@ -1,6 +1,9 @@
 //! Kill and resume against a real Apache Kafka: a consumer in a child process (this test
-//! binary, re-run on one helper test) is killed with SIGKILL after N messages; a new member
-//! of the same group resumes from the last commit.
+//! binary, re-run with the child's variables set) is killed with SIGKILL after N messages; a
+//! new member of the same group resumes from the last commit.
+//!
+//! It has its own `main` (`harness = false` in Cargo.toml) so that the child's entry point
+//! is not a test that passes without testing anything.
 
 mod common;
 mod consumer_support;
@@ -27,13 +30,20 @@ fn handled_id(line: &str) -> Option<uuid::Uuid> {
     Some(id.trim().parse().expect("a message id"))
 }
 
-/// In the child process: consume the topic, print `handled <id>` per message, run until
-/// killed (at most 60 s). In a normal test run: returns at once.
-#[test]
-fn helper_child_consumer_does_nothing_unless_spawned_by_the_kill_test() {
-    let (Ok(topic), Ok(group)) = (std::env::var(CHILD_TOPIC), std::env::var(CHILD_GROUP)) else {
+fn main() {
+    if let (Ok(topic), Ok(group)) = (std::env::var(CHILD_TOPIC), std::env::var(CHILD_GROUP)) {
+        child_consumer(topic, group);
         return;
-    };
+    }
+    let name = "a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group";
+    println!("\nrunning 1 test");
+    a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group();
+    println!("test {name} ... ok\n");
+}
+
+/// In the child process: consume the topic, print `handled <id>` per message, run until
+/// killed (at most 60 s).
+fn child_consumer(topic: String, group: String) {
     let mut config = kafka_config();
     config.group_id = group;
     config.consumer.min_bytes = 1;
@@ -50,7 +60,6 @@ fn helper_child_consumer_does_nothing_unless_spawned_by_the_kill_test() {
     std::thread::sleep(Duration::from_secs(60));
 }
 
-#[test]
 fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group() {
     let config = kafka_config();
     let transport: Arc<dyn Transport> = Arc::new(KafkaCrateTransport::new(&config).unwrap());
@@ -63,12 +72,6 @@ fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_grou
     }
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "helper_child_consumer_does_nothing_unless_spawned_by_the_kill_test",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env(CHILD_TOPIC, &topic)
         .env(CHILD_GROUP, &config.group_id)
         .stdout(Stdio::piped())
