@@ -131,7 +131,7 @@ pub(crate) fn dead_letter(
             )
         }
     };
-    log::error!(
+    log::warn!(
         "dead-lettering message {} (correlation {}) from {}/{}@{} after {} attempt(s): {kind}: {error}",
         message_id.map_or_else(|| "?".to_string(), |id| id.to_string()),
         correlation_id.as_deref().unwrap_or("?"),
