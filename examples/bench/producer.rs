@@ -1,80 +1,17 @@
-//! `make bench`: producer throughput and latency against the local broker, each scenario
-//! next to the bare `kafka` crate producer sending the same bytes in the same run.
-//!
-//! Envelopes of 234 bytes, acks=all. Scenarios:
-//! (a) one thread, sequential `send`            vs bare `Producer::send` one record at a time
-//! (b) 16 threads, sequential `send` each       vs 16 bare producers, one record at a time
-//! (c) `send_batch` of 10,000                   vs bare `send_all` of the same 10,000
-//! (d) `send_async` ×100,000 then `flush`       vs bare `send_all` in chunks of batch_size
-//!
-//! Sizes shrink with `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1`) for a quick look.
+//! Producer scenarios (a)–(d), each next to the bare `kafka` crate producer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka::producer::{Producer as BareProducer, Record, RequiredAcks};
-use kafka_sync::{Config, KafkaMessage, MessageType, Producer, TransportKind};
+use kafka_sync::{KafkaMessage, Producer};
 
-const ENVELOPE_BYTES: usize = 234;
-
-fn brokers() -> Vec<String> {
-    std::env::var("KAFKA_TEST_BROKERS")
-        .or_else(|_| std::env::var("KAFKA_BROKERS"))
-        .unwrap_or_else(|_| "127.0.0.1:9092".into())
-        .split(',')
-        .map(str::to_string)
-        .collect()
-}
-
-fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as usize).max(1)
-}
-
-/// A message whose encoded envelope is exactly `ENVELOPE_BYTES` long.
-fn envelope() -> KafkaMessage {
-    let mut pad = String::new();
-    loop {
-        let m =
-            KafkaMessage::from_json(MessageType::new("bench"), serde_json::json!({ "pad": pad }))
-                .with_correlation_id("bench");
-        let len = m.to_bytes().unwrap().len();
-        if len >= ENVELOPE_BYTES {
-            assert_eq!(
-                len, ENVELOPE_BYTES,
-                "cannot pad the envelope to {ENVELOPE_BYTES} bytes"
-            );
-            return m;
-        }
-        pad.push('x');
-    }
-}
-
-fn fresh(m: &KafkaMessage) -> KafkaMessage {
-    let mut c = m.clone();
-    c.id = uuid::Uuid::new_v4();
-    c
-}
-
-fn topic(name: &str) -> String {
-    format!("bench-{name}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A new topic, created (and its writer started) by one untimed send, so that neither
-/// side's timing includes topic creation.
-fn warm_topic(producer: &Producer, name: &str, msg: &KafkaMessage) -> String {
-    let t = topic(name);
-    producer.send(&t, &fresh(msg)).expect("warm-up send");
-    t
-}
+use crate::support::{brokers, fresh, percentile, rate, topic, warm_topic, Row};
 
 /// A bare producer for `topic`. The bare crate neither creates topics nor refreshes metadata,
 /// so the topic is created first (one message through our producer) and the bare producer
 /// connects afterwards.
-fn bare(ours: &Producer, topic: &str, msg: &KafkaMessage) -> BareProducer {
+pub fn bare(ours: &Producer, topic: &str, msg: &KafkaMessage) -> BareProducer {
     ours.send(topic, &fresh(msg))
         .expect("creating the bare scenario's topic");
     BareProducer::from_hosts(brokers())
@@ -84,22 +21,7 @@ fn bare(ours: &Producer, topic: &str, msg: &KafkaMessage) -> BareProducer {
         .expect("bare kafka producer connects")
 }
 
-struct Row {
-    name: &'static str,
-    ours: f64,
-    bare: f64,
-    latency: Option<(Duration, Duration)>,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn rate(n: usize, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
-}
-
-fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
+pub fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
     let t = warm_topic(producer, "seq", msg);
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
@@ -128,7 +50,7 @@ fn sequential(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
     }
 }
 
-fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: usize) -> Row {
+pub fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: usize) -> Row {
     let t = warm_topic(producer, "threads", msg);
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
@@ -170,7 +92,7 @@ fn threads(producer: &Arc<Producer>, msg: &KafkaMessage, threads: usize, per: us
     }
 }
 
-fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
+pub fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
     let t = warm_topic(producer, "batch", msg);
     let msgs: Vec<_> = (0..n).map(|_| fresh(msg)).collect();
     let started = Instant::now();
@@ -194,7 +116,7 @@ fn batch(producer: &Producer, msg: &KafkaMessage, n: usize) -> Row {
     }
 }
 
-fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize, chunk: usize) -> Row {
+pub fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize, chunk: usize) -> Row {
     let t = warm_topic(producer, "async", msg);
     let started = Instant::now();
     let handles: Vec<_> = (0..n)
@@ -223,43 +145,5 @@ fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize, chunk: usize)
         ours,
         bare: rate(n, started.elapsed()),
         latency: None,
-    }
-}
-
-fn main() {
-    let config = Config::builder()
-        .brokers(brokers())
-        .transport(TransportKind::KafkaCrate)
-        .client_id("kafka-sync-bench")
-        .build()
-        .expect("bench config");
-    let chunk = config.producer.batch_size;
-    let producer = Arc::new(Producer::connect(config).expect("producer"));
-    let msg = envelope();
-    // Warm up connections and topic creation paths.
-    producer
-        .send(&topic("warmup"), &fresh(&msg))
-        .expect("warm-up send");
-
-    let rows = vec![
-        sequential(&producer, &msg, scaled(5_000)),
-        threads(&producer, &msg, 16, scaled(1_000)),
-        batch(&producer, &msg, scaled(10_000)),
-        asynchronous(&producer, &msg, scaled(100_000), chunk),
-    ];
-    println!("\nkafka-sync producer vs bare kafka crate, {ENVELOPE_BYTES}-byte envelopes, acks=all, brokers {:?}\n", brokers());
-    println!("| scenario | kafka-sync msgs/s | bare kafka msgs/s | ratio | p50 / p99 |");
-    println!("|---|---:|---:|---:|---|");
-    for r in rows {
-        let lat = r
-            .latency
-            .map_or("".to_string(), |(a, b)| format!("{a:.2?} / {b:.2?}"));
-        println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {lat} |",
-            r.name,
-            r.ours,
-            r.bare,
-            r.ours / r.bare
-        );
     }
 }

@@ -1,0 +1,83 @@
+//! `make bench`: throughput and latency against the local broker, each scenario next to the
+//! bare `kafka` crate doing the same work with the same bytes in the same run.
+//!
+//! Envelopes of 234 bytes, acks=all.
+//!
+//! | scenario | kafka-sync | bare `kafka` crate |
+//! |---|---|---|
+//! | (a) | one thread, sequential `send` | `Producer::send`, one record at a time |
+//! | (b) | 16 threads, sequential `send` each | 16 producers, one record at a time |
+//! | (c) | `send_batch` of 10,000 | `send_all` of the same 10,000 |
+//! | (d) | `send_async` ×100,000 then `flush` | `send_all` in chunks of `batch_size` |
+//! | (e) | consume 100,000 + decode + no-op handler, commit every 100 ms | poll, decode, commit per poll |
+//! | (f) | as (e), 10,000, default commit after every message | as (e) |
+//! | (g) | 10,000: consume, handle, `send` to the next topic | poll, decode, send one by one, commit per poll |
+//!
+//! Sizes shrink with `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1`) for a quick look.
+
+mod consumer;
+mod producer;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_sync::{Config, Producer, TransportKind};
+use support::{brokers, envelope, scaled, topic, ENVELOPE_BYTES};
+
+fn main() {
+    let config = Config::builder()
+        .brokers(brokers())
+        .transport(TransportKind::KafkaCrate)
+        .client_id("kafka-sync-bench")
+        .build()
+        .expect("bench config");
+    let chunk = config.producer.batch_size;
+    let producer = Arc::new(Producer::connect(config.clone()).expect("producer"));
+    let msg = envelope();
+    producer
+        .send(&topic("warmup"), &support::fresh(&msg))
+        .expect("warm-up send");
+
+    let rows = vec![
+        producer::sequential(&producer, &msg, scaled(5_000)),
+        producer::threads(&producer, &msg, 16, scaled(1_000)),
+        producer::batch(&producer, &msg, scaled(10_000)),
+        producer::asynchronous(&producer, &msg, scaled(100_000), chunk),
+        consumer::noop(
+            &config,
+            &producer,
+            &msg,
+            scaled(100_000),
+            Duration::from_millis(100),
+            "(e) consume 100k, commit every 100 ms",
+        ),
+        consumer::noop(
+            &config,
+            &producer,
+            &msg,
+            scaled(10_000),
+            Duration::ZERO,
+            "(f) consume 10k, commit each message",
+        ),
+        consumer::scraper(&config, &producer, &msg, scaled(10_000)),
+    ];
+    println!(
+        "\nkafka-sync vs the bare kafka crate, {ENVELOPE_BYTES}-byte envelopes, acks=all, brokers {:?}\n",
+        brokers()
+    );
+    println!("| scenario | kafka-sync msgs/s | bare kafka msgs/s | ratio | p50 / p99 |");
+    println!("|---|---:|---:|---:|---|");
+    for r in rows {
+        let lat = r
+            .latency
+            .map_or(String::new(), |(a, b)| format!("{a:.2?} / {b:.2?}"));
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {lat} |",
+            r.name,
+            r.ours,
+            r.bare,
+            r.ours / r.bare
+        );
+    }
+}
