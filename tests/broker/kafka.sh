@@ -265,6 +265,11 @@ cmd_up() {
   fi
   rm -f "$PID_FILE"
 
+  if port_open "$KAFKA_PORT" && probe_ready; then
+    say "a Kafka broker not started from ${KAFKA_DIR#$REPO_ROOT/} already answers on $HOST:$KAFKA_PORT; using it as it is ('down' will leave it running)"
+    return 0
+  fi
+
   local p owner
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
     if port_open "$p"; then
