@@ -124,7 +124,7 @@ fn scraper(
             };
             out.send_scraped_data(&page, &msg.correlation_id)
                 .map(|_| ())
-                .map_err(|e| HandlerError::retriable(e))
+                .map_err(HandlerError::retriable)
         },
     );
     consumer.consume([topics::SCRAPING_TASKS])?;
@@ -162,7 +162,7 @@ fn parser(
             };
             out.send_parsed_data(&parsed, &msg.correlation_id)
                 .map(|_| ())
-                .map_err(|e| HandlerError::retriable(e))
+                .map_err(HandlerError::retriable)
         },
     );
     consumer.consume([topics::SCRAPED_DATA])?;
