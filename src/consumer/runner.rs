@@ -167,7 +167,8 @@ impl TopicLoop {
         let mut failed_polls = 0u32;
         while !self.shared.stop.is_stopped() {
             let interval = self.shared.config.consumer.commit_interval;
-            if idle || self.last_commit.elapsed() >= interval {
+            let rebalancing = self.sub.as_ref().is_some_and(|s| s.rebalance_pending());
+            if idle || rebalancing || self.last_commit.elapsed() >= interval {
                 self.commit();
             }
             if idle {
