@@ -158,6 +158,14 @@ pub trait Subscription: Send {
 
     /// Leaves the group; the subscription is not used afterwards.
     fn close(&mut self) -> Result<()>;
+
+    /// Whether the group is rebalancing and this member gives up its partitions at its next
+    /// [`poll`](Self::poll): the moment to [`commit`](Self::commit) what has been handled, so
+    /// the partitions' next owners do not read it again. Always `false` for transports
+    /// without group membership (the default).
+    fn rebalance_pending(&self) -> bool {
+        false
+    }
 }
 
 /// The transport `config` selects: a new [`MemoryTransport`] or a [`KafkaCrateTransport`]
