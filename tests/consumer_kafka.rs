@@ -16,7 +16,7 @@ use kafka_sync::config::StartOffset;
 use kafka_sync::transport::{OutgoingRecord, ProduceOptions, SubscribeOptions, Transport};
 use kafka_sync::{
     Acks, Compression, Config, Consumer, DeadLetterKind, DeadLetterRecord, HandlerError,
-    KafkaCrateTransport, KafkaMessage, MessageType, Producer,
+    KafkaMessage, MessageType, Producer,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -37,7 +37,7 @@ fn config() -> Config {
 }
 
 fn transport(c: &Config) -> Arc<dyn Transport> {
-    Arc::new(KafkaCrateTransport::new(c).expect("transport"))
+    kafka_sync::transport::connect(c).expect("transport")
 }
 
 fn produce(t: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {

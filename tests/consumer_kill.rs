@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{kafka_config, random_topic};
 use consumer_support::{message, wait_for};
-use kafka_sync::{Consumer, KafkaCrateTransport, KafkaMessage, Producer, Transport};
+use kafka_sync::{Consumer, KafkaMessage, Producer, Transport};
 
 const CHILD_TOPIC: &str = "KS_KILL_CHILD_TOPIC";
 const CHILD_GROUP: &str = "KS_KILL_CHILD_GROUP";
@@ -62,7 +62,7 @@ fn child_consumer(topic: String, group: String) {
 
 fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group() {
     let config = kafka_config();
-    let transport: Arc<dyn Transport> = Arc::new(KafkaCrateTransport::new(&config).unwrap());
+    let transport: Arc<dyn Transport> = kafka_sync::transport::connect(&config).unwrap();
     let topic = random_topic("kill");
     let messages: Vec<_> = (0..MESSAGES).map(message).collect();
     let all: HashSet<_> = messages.iter().map(|m| m.id).collect();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::{kafka_config, random_topic, read_back};
 use kafka_sync::domain::{topics, ScrapingTask};
 use kafka_sync::{
-    Compression, Config, ErrorKind, KafkaMessage, KafkaProducer, KafkaProducerWrapper, MessageType,
-    Producer, RetryPolicy, TransportKind,
+    Compression, ErrorKind, KafkaMessage, KafkaProducer, KafkaProducerWrapper, MessageType,
+    Producer, RetryPolicy,
 };
 
 fn task_message(n: usize) -> KafkaMessage {
@@ -170,19 +170,27 @@ fn health_reports_a_reachable_broker_and_live_writers() {
     assert_eq!(h.live_writers.len(), 1);
 }
 
-/// A second broker on its own port, so stopping it leaves the shared one alone.
+/// A second broker on its own port, so stopping it leaves the shared one alone: the
+/// version under test (`KAFKA_TEST_VERSION`, default 3.9.1) on port 9192 (3.x) or 9196 (4.x).
 struct SpareBroker {
     port: u16,
+    version: String,
 }
 
 impl SpareBroker {
+    fn new() -> Self {
+        let version = std::env::var("KAFKA_TEST_VERSION").unwrap_or_else(|_| "3.9.1".into());
+        let port = if version.starts_with('3') { 9192 } else { 9196 };
+        SpareBroker { port, version }
+    }
+
     fn script(&self, action: &str) {
         let root = env!("CARGO_MANIFEST_DIR");
         let status = Command::new("bash")
             .arg(format!("{root}/tests/broker/kafka.sh"))
             .arg(action)
             .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_VERSION", "3.9.1")
+            .env("KAFKA_VERSION", &self.version)
             .status()
             .expect("bash runs");
         assert!(
@@ -202,21 +210,17 @@ impl Drop for SpareBroker {
 #[test]
 fn a_send_to_a_stopped_broker_fails_within_its_bound_and_works_again_once_it_is_back() {
     common::brokers(); // the harness (and its jars) must be there
-    let spare = SpareBroker { port: 9192 };
+    let spare = SpareBroker::new();
     spare.script("up");
-    let config = Config::builder()
-        .brokers([format!("127.0.0.1:{}", spare.port)])
-        .transport(TransportKind::KafkaCrate)
-        .connect_timeout(Duration::from_secs(1))
-        .request_timeout(Duration::from_secs(5))
-        .producer_retry(RetryPolicy {
-            initial_interval: Duration::from_millis(100),
-            max_interval: Duration::from_millis(500),
-            max_elapsed: Duration::from_secs(3),
-            ..RetryPolicy::default()
-        })
-        .build()
-        .unwrap();
+    let mut config = common::config_for(&[format!("127.0.0.1:{}", spare.port)]);
+    config.connect_timeout = Duration::from_secs(1);
+    config.request_timeout = Duration::from_secs(5);
+    config.producer.retry = RetryPolicy {
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_millis(500),
+        max_elapsed: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
     let topic = random_topic("outage");
     let producer = Producer::connect(config).unwrap();
     producer

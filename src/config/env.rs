@@ -11,7 +11,7 @@ impl Config {
     /// | variable | field | example |
     /// |---|---|---|
     /// | `KAFKA_BROKERS` | `brokers` (comma-separated); also selects the `kafka` crate transport | `127.0.0.1:9092` |
-    /// | `KAFKA_TRANSPORT` | `transport`: `memory` or `kafka-crate` | `memory` |
+    /// | `KAFKA_TRANSPORT` | `transport`: `memory`, `kafka-crate` or `modern` | `modern` |
     /// | `KAFKA_CLIENT_ID` | `client_id` | `scraper-1` |
     /// | `KAFKA_GROUP_ID` | `group_id` | `scraper-group` |
     /// | `KAFKA_SERVICE_NAME` | `service_name` | `scraper` |
@@ -42,7 +42,14 @@ impl Config {
             c.transport = match t.as_str() {
                 "memory" => TransportKind::Memory,
                 "kafka-crate" => TransportKind::KafkaCrate,
-                _ => return Err(bad("KAFKA_TRANSPORT", &t, "expected memory or kafka-crate")),
+                "modern" => TransportKind::Modern,
+                _ => {
+                    return Err(bad(
+                        "KAFKA_TRANSPORT",
+                        &t,
+                        "expected memory, kafka-crate or modern",
+                    ))
+                }
             };
         }
         if let Some(v) = lookup("KAFKA_CLIENT_ID") {
@@ -126,6 +133,14 @@ mod tests {
         assert_eq!(c.brokers, vec!["a:1", "b:2"]);
         assert_eq!(c.transport, TransportKind::KafkaCrate);
         assert_eq!(c.group_id, "g");
+    }
+
+    #[test]
+    fn the_modern_transport_is_selected_by_name() {
+        let c = from(&[("KAFKA_BROKERS", "a:1"), ("KAFKA_TRANSPORT", "modern")]).unwrap();
+        assert_eq!(c.transport, TransportKind::Modern);
+        let e = from(&[("KAFKA_TRANSPORT", "modren")]).unwrap_err();
+        assert!(e.to_string().contains("modern"), "{e}");
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum TransportKind {
     Memory,
     /// The `kafka` crate (Kafka protocol v0 requests): brokers up to Kafka 3.9.
     KafkaCrate,
+    /// Kafka's current protocol, negotiated per broker: brokers from Kafka 2.1 to 4.x, with
+    /// consumer groups that rebalance (see
+    /// [`ModernTransport`](crate::transport::ModernTransport)).
+    Modern,
 }
 
 /// How many broker acknowledgements a produce request waits for.

@@ -9,11 +9,14 @@
 //! - [`MemoryTransport`]: an in-process broker (topics, partitions, offsets, consumer groups);
 //!   the embedded default and the fast test double.
 //! - [`KafkaCrateTransport`]: the `kafka` crate, for brokers up to Kafka 3.9.
+//! - [`ModernTransport`]: Kafka's current protocol, brokers from Kafka 2.1 to 4.x, with
+//!   consumer groups that rebalance.
 //!
 //! [`subscribe`]: Transport::subscribe
 
 mod kafka_crate;
 mod memory;
+mod modern;
 mod partitioner;
 
 use std::fmt;
@@ -26,6 +29,7 @@ use crate::error::Result;
 
 pub use kafka_crate::KafkaCrateTransport;
 pub use memory::MemoryTransport;
+pub use modern::{Assignor, ModernTransport};
 pub use partitioner::partition_for_key;
 
 /// A record on its way to a broker, its partition already chosen.
@@ -168,12 +172,13 @@ pub trait Subscription: Send {
     }
 }
 
-/// The transport `config` selects: a new [`MemoryTransport`] or a [`KafkaCrateTransport`]
-/// over `config.brokers`.
+/// The transport `config` selects: a new [`MemoryTransport`], or a [`KafkaCrateTransport`]
+/// or [`ModernTransport`] over `config.brokers`.
 pub fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
     config.validate()?;
     Ok(match config.transport {
         TransportKind::Memory => Arc::new(MemoryTransport::new()),
         TransportKind::KafkaCrate => Arc::new(KafkaCrateTransport::new(config)?),
+        TransportKind::Modern => Arc::new(ModernTransport::new(config)?),
     })
 }

@@ -369,14 +369,30 @@ cmd_logs() {
   tail -n "${1:-100}" "$SERVER_LOG"
 }
 
+# Compiles tests/broker/ReadBack.java (the tests' independent reader, Kafka's own Java
+# consumer) against this version's jars, fetching them if needed; prints the classpath.
+cmd_reader_classpath() {
+  local out="$LIB_ROOT/reader" src="$SCRIPT_DIR/ReadBack.java"
+  fetch_jars >&2
+  if [[ ! -f "$out/ReadBack.class" || "$src" -nt "$out/ReadBack.class" ]]; then
+    local tmp
+    tmp="$(mktemp -d "$LIB_ROOT/reader.XXXXXX")"
+    javac -nowarn -d "$tmp" -cp "$LIBS/*" "$src" >&2 || die "javac ReadBack.java failed"
+    rm -rf "$out"
+    mv "$tmp" "$out" 2>/dev/null || rm -rf "$tmp"
+  fi
+  echo "$LIBS/*:$out"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
+  reader-classpath) cmd_reader_classpath ;;
   down) cmd_down ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
   logs) shift; cmd_logs "$@" ;;
   *)
-    echo "usage: $0 up|down|status|wait|logs [N]" >&2
+    echo "usage: $0 up|down|status|wait|logs [N]|reader-classpath" >&2
     echo "  env: KAFKA_VERSION=$KAFKA_VERSION KAFKA_PORT=$KAFKA_PORT KAFKA_DIR=$KAFKA_DIR" >&2
     exit 2
     ;;

@@ -1,12 +1,13 @@
 //! Shared helpers for the integration tests: the real broker's address, random topic names,
-//! and an independent reader (the `kafka` crate's own consumer, not this crate's code).
+//! and an independent reader (Apache Kafka's own Java consumer, not this crate's code).
 #![allow(dead_code)]
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use kafka::consumer::{Consumer, FetchOffset};
-use kafka_sync::{Config, TransportKind};
+use kafka_sync::Config;
 
 /// The brokers the tests use: `KAFKA_TEST_BROKERS` or `127.0.0.1:9092`. Panics with how to
 /// start one when none answers: a broker test never passes or skips without a broker.
@@ -32,15 +33,30 @@ pub fn random_topic(prefix: &str) -> String {
     format!("ks-{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A config for the real broker with short, test-friendly bounds.
+/// The transport the broker tests run on: `KAFKA_TEST_TRANSPORT` (`kafka-crate` or
+/// `modern`), default `kafka-crate`. `make test` runs the broker suites once per transport
+/// and broker version.
+pub fn transport_name() -> String {
+    std::env::var("KAFKA_TEST_TRANSPORT").unwrap_or_else(|_| "kafka-crate".into())
+}
+
+/// A config for the real broker on the transport under test, with a fresh group id.
 pub fn kafka_config() -> Config {
-    Config::builder()
-        .brokers(brokers())
-        .transport(TransportKind::KafkaCrate)
-        .client_id("kafka-sync-tests")
-        .group_id(format!("ks-group-{}", uuid::Uuid::new_v4().simple()))
-        .build()
-        .expect("test config is valid")
+    config_for(&brokers())
+}
+
+/// Like [`kafka_config`], for other brokers (a spare broker on its own port).
+pub fn config_for(brokers: &[String]) -> Config {
+    let (brokers, transport) = (brokers.join(","), transport_name());
+    let mut config = Config::from_lookup(|name| match name {
+        "KAFKA_BROKERS" => Some(brokers.clone()),
+        "KAFKA_TRANSPORT" => Some(transport.clone()),
+        _ => None,
+    })
+    .expect("test config is valid");
+    config.client_id = "kafka-sync-tests".into();
+    config.group_id = format!("ks-group-{}", uuid::Uuid::new_v4().simple());
+    config
 }
 
 /// One record as read back by the independent reader.
@@ -52,31 +68,75 @@ pub struct ReadBack {
     pub value: Vec<u8>,
 }
 
-/// Reads `topic` from the earliest offset with the `kafka` crate's own consumer until
-/// `expected` records arrived or `timeout` passed; sorted by partition and offset.
-pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBack> {
-    let mut consumer = Consumer::from_hosts(brokers())
-        .with_topic(topic.to_string())
-        .with_fallback_offset(FetchOffset::Earliest)
-        .with_offset_storage(None)
-        .with_fetch_max_bytes_per_partition(16 * 1024 * 1024)
-        .create()
-        .expect("independent reader connects");
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    while out.len() < expected && Instant::now() < deadline {
-        let sets = consumer.poll().expect("independent reader polls");
-        for set in sets.iter() {
-            for m in set.messages() {
-                out.push(ReadBack {
-                    partition: set.partition(),
-                    offset: m.offset,
-                    key: m.key.to_vec(),
-                    value: m.value.to_vec(),
-                });
-            }
-        }
+/// The classpath of the independent reader (`tests/broker/ReadBack.java`, compiled against
+/// the jars of `KAFKA_TEST_VERSION`, default 3.9.1).
+fn reader_classpath() -> &'static str {
+    static CLASSPATH: OnceLock<String> = OnceLock::new();
+    CLASSPATH.get_or_init(|| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let version = std::env::var("KAFKA_TEST_VERSION").unwrap_or_else(|_| "3.9.1".into());
+        let out = Command::new("bash")
+            .arg(format!("{root}/tests/broker/kafka.sh"))
+            .arg("reader-classpath")
+            .env("KAFKA_VERSION", version)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "building the independent reader failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    if text == "-" {
+        return Vec::new();
     }
-    out.sort_by_key(|r| (r.partition, r.offset));
-    out
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex from the reader"))
+        .collect()
+}
+
+/// Reads `topic` from the earliest offset with Apache Kafka's own Java consumer (not this
+/// crate's code) until `expected` records arrived or `timeout` passed; sorted by partition
+/// and offset.
+pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBack> {
+    let out = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+        ])
+        .arg(reader_classpath())
+        .arg("ReadBack")
+        .arg(brokers().join(","))
+        .arg(topic)
+        .arg(expected.min(i64::MAX as usize).to_string())
+        .arg(timeout.as_millis().to_string())
+        .output()
+        .expect("java runs");
+    assert!(
+        out.status.success(),
+        "the independent reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records: Vec<ReadBack> = String::from_utf8(out.stdout)
+        .expect("the reader prints text")
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            ReadBack {
+                partition: f[0].parse().expect("partition"),
+                offset: f[1].parse().expect("offset"),
+                key: unhex(f[2]),
+                value: unhex(f[3]),
+            }
+        })
+        .collect();
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
 }

@@ -1,0 +1,94 @@
+//! CreateTopics: a service ensures its topics exist with the partitions and replication it
+//! needs. Sent to the controller (any broker forwards it on KRaft clusters); an existing
+//! topic is left as it is.
+
+use std::time::Instant;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::CreateTopicsRequest;
+
+use super::cluster::{topic_name, Cluster, BACKOFF_MAX, BACKOFF_START};
+use super::errors::{code, code_error_with, code_kind};
+use super::offsets::{list_offsets, LATEST};
+use crate::config::validate_topic_name;
+use crate::error::{Error, Result};
+
+/// Creates `name` with `partitions` partitions and `replication` replicas (-1 for either:
+/// the broker's default) unless it exists, then waits until metadata shows every partition
+/// with a leader. Returns the topic's partition count (an existing topic's may differ from
+/// `partitions`). Bounded by `request_timeout` for the creation plus `request_timeout` for
+/// the leaders to answer.
+pub(super) fn ensure_topic(
+    cluster: &mut Cluster,
+    name: &str,
+    partitions: i32,
+    replication: i16,
+) -> Result<usize> {
+    validate_topic_name(name)?;
+    if partitions == 0 || partitions < -1 {
+        return Err(Error::config(
+            "partitions",
+            partitions,
+            "must be at least 1 (or -1: the broker's default)",
+        ));
+    }
+    if replication == 0 || replication < -1 {
+        return Err(Error::config(
+            "replication",
+            replication,
+            "must be at least 1 (or -1: the broker's default)",
+        ));
+    }
+    let started = Instant::now();
+    let wait = cluster.settings().request_timeout;
+    let mut backoff = BACKOFF_START;
+    let created = loop {
+        // Metadata without topics: brokers and the controller.
+        cluster.metadata(Some(&[]), true)?;
+        let addr = match cluster.controller_addr() {
+            Some(a) => a,
+            None => cluster.any_addr()?,
+        };
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication)])
+            .with_timeout_ms(wait.as_millis().min(i32::MAX as u128) as i32)
+            .with_validate_only(false);
+        let answer = cluster.call(&addr, &request, wait)?;
+        let (error, message) = answer
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .map(|t| (t.error_code, t.error_message.clone()))
+            .unwrap_or((code::NONE, None));
+        match error {
+            code::NONE => {
+                log::info!(
+                    "modern: created topic {name} ({partitions} partitions, replication {replication})"
+                );
+                break true;
+            }
+            code::TOPIC_ALREADY_EXISTS => break false,
+            c if code_kind(c).is_retriable() && started.elapsed() + backoff <= wait => {
+                log::debug!("modern: creating {name}: code {c}; trying again");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            c => {
+                return Err(code_error_with(c, "creating the topic", message.as_deref())
+                    .with_topic(name)
+                    .with_broker(addr));
+            }
+        }
+    };
+    let meta = cluster.topic(name, true)?;
+    if created {
+        // Metadata names the leaders a moment before they accept requests (Kafka 4 answers
+        // NotLeaderOrFollower for a few milliseconds): wait until each one answers.
+        let ids: Vec<i32> = meta.partitions.iter().map(|p| p.id).collect();
+        list_offsets(cluster, name, &ids, LATEST)?;
+    }
+    Ok(meta.partitions.len())
+}

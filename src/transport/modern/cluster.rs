@@ -1,0 +1,414 @@
+//! [`Cluster`]: metadata and routing. Which broker leads which partition, one connection per
+//! broker, opened on first use, dropped after a failure; metadata forgotten after a
+//! not-leader or unknown-partition answer and after a connection loss, and asked again on the
+//! next call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::api::Api;
+use super::conn::Connection;
+use super::errors::{code, code_error};
+use super::Settings;
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long a topic the broker calls unknown is asked for again before `UnknownTopic` (a
+/// topic created a moment ago by another client may not be in this broker's metadata yet).
+const UNKNOWN_TOPIC_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection unused this long is closed and opened again before its next request
+/// (brokers close idle connections after `connections.max.idle.ms`, 10 minutes by default;
+/// a request on a socket the broker closed would fail).
+const IDLE_REOPEN: Duration = Duration::from_secs(240);
+
+/// Waits between metadata requests while a topic has no partitions or leaders yet.
+pub(super) const BACKOFF_START: Duration = Duration::from_millis(20);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// One partition as metadata describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PartitionMeta {
+    /// The partition id.
+    pub id: i32,
+    /// The leader's node id, if it has one.
+    pub leader: Option<i32>,
+}
+
+/// A topic's partitions, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct TopicMeta {
+    /// The partitions, sorted by id.
+    pub partitions: Vec<PartitionMeta>,
+}
+
+impl TopicMeta {
+    /// The leader of `partition`, `None` when unknown or the partition does not exist.
+    pub fn leader(&self, partition: i32) -> Option<i32> {
+        self.partitions
+            .iter()
+            .find(|p| p.id == partition)
+            .and_then(|p| p.leader)
+    }
+
+    fn complete(&self) -> bool {
+        !self.partitions.is_empty() && self.partitions.iter().all(|p| p.leader.is_some())
+    }
+}
+
+/// Connections and metadata for one owner (a producer session, a subscription, the admin).
+#[derive(Debug)]
+pub(super) struct Cluster {
+    settings: Arc<Settings>,
+    client_id: String,
+    /// Node id → `host:port`, from the last metadata answer.
+    nodes: HashMap<i32, String>,
+    controller: Option<i32>,
+    conns: HashMap<String, Connection>,
+    topics: HashMap<String, TopicMeta>,
+}
+
+impl Cluster {
+    /// No connection yet; the first call connects.
+    pub fn new(settings: Arc<Settings>, client_id: &str) -> Self {
+        Cluster {
+            settings,
+            client_id: client_id.to_string(),
+            nodes: HashMap::new(),
+            controller: None,
+            conns: HashMap::new(),
+            topics: HashMap::new(),
+        }
+    }
+
+    /// The transport's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The address of node `id`, from metadata.
+    pub fn node_addr(&self, id: i32) -> Result<String> {
+        self.nodes.get(&id).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BrokerRetriable,
+                format!("node {id} is not in the cluster metadata"),
+            )
+        })
+    }
+
+    /// The controller's address when metadata named one.
+    pub fn controller_addr(&self) -> Option<String> {
+        self.controller.and_then(|id| self.nodes.get(&id).cloned())
+    }
+
+    /// The connection to `addr`, opened (within `connect_timeout`, ApiVersions within
+    /// `request_timeout`) if there is none.
+    pub fn conn(&mut self, addr: &str) -> Result<&mut Connection> {
+        if self
+            .conns
+            .get(addr)
+            .is_some_and(|c| c.is_broken() || c.idle_for() > IDLE_REOPEN)
+        {
+            self.conns.remove(addr);
+        }
+        if !self.conns.contains_key(addr) {
+            let s = &self.settings;
+            let c = Connection::open(addr, &self.client_id, s.connect_timeout, s.request_timeout)?;
+            self.conns.insert(addr.to_string(), c);
+        }
+        self.conns
+            .get_mut(addr)
+            .ok_or_else(|| Error::new(ErrorKind::Connection, "connection vanished"))
+    }
+
+    /// The address of a broker that answers: one already connected, else the first bootstrap
+    /// broker that accepts a connection. The error names every broker tried.
+    pub fn any_addr(&mut self) -> Result<String> {
+        if let Some(addr) = self
+            .conns
+            .iter()
+            .find(|(_, c)| !c.is_broken() && c.idle_for() <= IDLE_REOPEN)
+            .map(|(a, _)| a)
+        {
+            return Ok(addr.clone());
+        }
+        let mut failures = Vec::new();
+        let brokers = self.settings.brokers.clone();
+        for b in &brokers {
+            match self.conn(b) {
+                Ok(_) => return Ok(b.clone()),
+                Err(e) if e.kind() == ErrorKind::UnsupportedBroker => return Err(e),
+                Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!("no Kafka broker reachable ({})", failures.join("; ")),
+        )
+        .with_broker(brokers.join(",")))
+    }
+
+    /// Sends `request` to `addr` and waits up to `bound`. A connection that failed is
+    /// dropped and all metadata forgotten (leaders may have moved).
+    pub fn call<R: Api>(
+        &mut self,
+        addr: &str,
+        request: &R,
+        bound: Duration,
+    ) -> Result<R::Response> {
+        let conn = self.conn(addr)?;
+        let answer = conn.call(request, bound);
+        if conn.is_broken() {
+            self.lost(addr);
+        }
+        answer
+    }
+
+    /// The version of `R` to send to `addr` (connecting if needed), for requests whose
+    /// fields depend on it.
+    pub fn version<R: Api>(&mut self, addr: &str) -> Result<i16> {
+        self.conn(addr)?.version::<R>()
+    }
+
+    /// Sends `request` to `addr` at `version` and waits up to `bound` (see [`call`](Self::call)).
+    pub fn call_at<R: Api>(
+        &mut self,
+        addr: &str,
+        request: &R,
+        version: i16,
+        bound: Duration,
+    ) -> Result<R::Response> {
+        let conn = self.conn(addr)?;
+        let answer = conn.call_at(request, version, bound);
+        if conn.is_broken() {
+            self.lost(addr);
+        }
+        answer
+    }
+
+    /// Writes `request` to `addr` at the negotiated version by `deadline` without waiting;
+    /// returns the correlation id and version to [`receive`](Self::receive) the answer with.
+    pub fn send<R: Api>(
+        &mut self,
+        addr: &str,
+        request: &R,
+        deadline: Instant,
+    ) -> Result<(i32, i16)> {
+        let conn = self.conn(addr)?;
+        let sent = conn
+            .version::<R>()
+            .and_then(|v| conn.send(request, v, deadline).map(|id| (id, v)));
+        if conn.is_broken() {
+            self.lost(addr);
+        }
+        sent
+    }
+
+    /// Reads the answer to a request [`send`](Self::send) wrote to `addr`, by `deadline`.
+    pub fn receive<R: Api>(
+        &mut self,
+        addr: &str,
+        (id, version): (i32, i16),
+        deadline: Instant,
+    ) -> Result<R::Response> {
+        let Some(conn) = self.conns.get_mut(addr) else {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "the connection closed before the answer was read",
+            )
+            .with_broker(addr));
+        };
+        let answer = conn.receive::<R>(id, version, deadline);
+        if conn.is_broken() {
+            self.lost(addr);
+        }
+        answer
+    }
+
+    /// Sends `request` to any broker that answers.
+    pub fn call_any<R: Api>(&mut self, request: &R, bound: Duration) -> Result<R::Response> {
+        let addr = self.any_addr()?;
+        self.call(&addr, request, bound)
+    }
+
+    /// Forgets the connection to `addr` (it failed) and all topic metadata.
+    pub fn lost(&mut self, addr: &str) {
+        self.conns.remove(addr);
+        self.topics.clear();
+    }
+
+    /// Drops every connection and all metadata.
+    pub fn reset(&mut self) {
+        self.conns.clear();
+        self.topics.clear();
+    }
+
+    /// Forgets all topic metadata.
+    pub fn forget_all(&mut self) {
+        self.topics.clear();
+    }
+
+    /// Forgets `topic`'s metadata; the next [`topic`](Self::topic) asks again.
+    pub fn forget(&mut self, topic: &str) {
+        self.topics.remove(topic);
+    }
+
+    /// One metadata request for `topics` (`None`: all), updating the node map.
+    pub fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+        auto_create: bool,
+    ) -> Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(auto_create);
+        let bound = self.settings.request_timeout;
+        let answer = self.call_any(&request, bound)?;
+        self.nodes = answer
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+        Ok(answer)
+    }
+
+    /// `topic`'s partitions, from cached metadata unless `reload` or none is cached.
+    ///
+    /// Asks the broker (which creates the topic where it auto-creates topics) until the topic
+    /// has partitions and every partition a leader, for at most `request_timeout`; then a
+    /// topic with some leaderless partitions is returned as it is. A topic the broker still
+    /// calls unknown after 2 s is `UnknownTopic`.
+    pub fn topic(&mut self, topic: &str, reload: bool) -> Result<TopicMeta> {
+        if !reload {
+            if let Some(meta) = self.topics.get(topic) {
+                return Ok(meta.clone());
+            }
+        }
+        let started = Instant::now();
+        let wait = self.settings.request_timeout;
+        let mut backoff = BACKOFF_START;
+        loop {
+            let answer = self.metadata(Some(&[topic]), true)?;
+            let found = answer
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic));
+            let (error, meta) = match found {
+                Some(t) => {
+                    let mut partitions: Vec<PartitionMeta> = t
+                        .partitions
+                        .iter()
+                        .map(|p| PartitionMeta {
+                            id: p.partition_index,
+                            leader: (p.leader_id.0 >= 0).then_some(p.leader_id.0),
+                        })
+                        .collect();
+                    partitions.sort_by_key(|p| p.id);
+                    (t.error_code, TopicMeta { partitions })
+                }
+                None => (code::UNKNOWN_TOPIC_OR_PARTITION, TopicMeta::default()),
+            };
+            let elapsed = started.elapsed();
+            let out_of_time = elapsed + backoff > wait;
+            match error {
+                code::NONE if meta.complete() || (out_of_time && !meta.partitions.is_empty()) => {
+                    if !meta.complete() {
+                        log::warn!(
+                            "modern: topic {topic} has partitions without a leader after {elapsed:?}"
+                        );
+                    }
+                    self.topics.insert(topic.to_string(), meta.clone());
+                    return Ok(meta);
+                }
+                code::UNKNOWN_TOPIC_OR_PARTITION
+                    if elapsed + backoff > UNKNOWN_TOPIC_WAIT.min(wait) =>
+                {
+                    return Err(Error::new(
+                        ErrorKind::UnknownTopic,
+                        format!(
+                            "the broker does not know the topic after {elapsed:?}: it does not \
+                             exist and the broker does not create topics on request \
+                             (auto.create.topics.enable=false?)"
+                        ),
+                    )
+                    .with_topic(topic));
+                }
+                c if c != code::NONE
+                    && !super::errors::code_kind(c).is_retriable()
+                    && c != code::UNKNOWN_TOPIC_OR_PARTITION =>
+                {
+                    return Err(code_error(c, "metadata request").with_topic(topic));
+                }
+                c if out_of_time => {
+                    let why = if c == code::NONE {
+                        "no partitions yet".to_string()
+                    } else {
+                        super::errors::code_name(c)
+                    };
+                    return Err(Error::new(
+                        ErrorKind::BrokerRetriable,
+                        format!("the topic is not ready after {elapsed:?} ({why})"),
+                    )
+                    .with_topic(topic));
+                }
+                _ => {}
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// A topic name for a request.
+pub(super) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_meta_finds_leaders_and_completeness() {
+        let meta = TopicMeta {
+            partitions: vec![
+                PartitionMeta {
+                    id: 0,
+                    leader: Some(1),
+                },
+                PartitionMeta {
+                    id: 1,
+                    leader: None,
+                },
+            ],
+        };
+        assert_eq!(meta.leader(0), Some(1));
+        assert_eq!(meta.leader(1), None);
+        assert_eq!(meta.leader(7), None);
+        assert!(!meta.complete());
+        assert!(!TopicMeta::default().complete());
+    }
+
+    #[test]
+    fn no_reachable_broker_names_each() {
+        let settings = Arc::new(Settings::for_tests(vec![
+            "127.0.0.1:1".to_string(),
+            "127.0.0.1:2".to_string(),
+        ]));
+        let mut c = Cluster::new(settings, "t");
+        let e = c.any_addr().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.message().contains("127.0.0.1:1"), "{e}");
+        assert!(e.message().contains("127.0.0.1:2"), "{e}");
+    }
+}

@@ -1,0 +1,439 @@
+//! [`Connection`]: one TCP connection to one broker, with request framing, correlation ids,
+//! a deadline on every read and write, and the broker's API versions asked for on connect.
+//!
+//! Frames are `i32 size | header | body`. Requests on one connection are answered in order;
+//! an answer with another correlation id, a short read or any I/O error leaves the
+//! connection unusable ([`Connection::is_broken`]): its owner drops it and opens a new one.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+
+use super::api::{Api, BrokerVersions};
+use super::errors::{code, code_error, codec_error, io_error};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest answer accepted (a fetch answer is bounded by the request's `max_bytes`).
+const MAX_FRAME: usize = 1 << 30;
+
+/// The ApiVersions version asked first; brokers that do not know it answer in v0.
+const API_VERSIONS_FIRST: i16 = 3;
+
+/// A connection to one broker. Not shared: each owner (a producer session, a subscription,
+/// the heartbeat thread, the admin client) has its own.
+#[derive(Debug)]
+pub(super) struct Connection {
+    stream: TcpStream,
+    addr: String,
+    client_id: StrBytes,
+    next_id: i32,
+    versions: BrokerVersions,
+    broken: bool,
+    out: Vec<u8>,
+    /// The time the last request was given (for error messages).
+    bound: Duration,
+    /// When the last request was sent.
+    last_used: Instant,
+}
+
+/// Resolves `addr` (`host:port`) and opens a TCP connection within `timeout` per address.
+pub(super) fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Connection,
+                format!("cannot resolve broker address: {e}"),
+            )
+            .with_broker(addr)
+        })?
+        .collect();
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, timeout.max(Duration::from_millis(1))) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = match last {
+        Some(e) if e.kind() == io::ErrorKind::TimedOut => {
+            format!("no TCP connection within {timeout:?} (connect_timeout)")
+        }
+        Some(e) => format!("TCP connect failed: {e}"),
+        None => "the address resolved to nothing".to_string(),
+    };
+    Err(Error::new(ErrorKind::Connection, why).with_broker(addr))
+}
+
+impl Connection {
+    /// Connects to `addr` within `connect_timeout` and asks for its API versions, waiting at
+    /// most `request_timeout` for the answer.
+    pub fn open(
+        addr: &str,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Connection> {
+        let stream = connect_tcp(addr, connect_timeout)?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = Connection {
+            stream,
+            addr: addr.to_string(),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            next_id: 1,
+            versions: BrokerVersions::default(),
+            broken: false,
+            out: Vec::with_capacity(1024),
+            bound: request_timeout,
+            last_used: Instant::now(),
+        };
+        conn.handshake(request_timeout)?;
+        Ok(conn)
+    }
+
+    /// The broker's address as it was dialled.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// How long since the last request was sent.
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.elapsed()
+    }
+
+    /// Whether an earlier exchange failed half-way: the connection must not be used again.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The version of `R` to send to this broker (the highest both sides speak).
+    pub fn version<R: Api>(&self) -> Result<i16> {
+        self.versions
+            .pick::<R>()
+            .map_err(|e| e.with_broker(self.addr.clone()))
+    }
+
+    /// Sends `request` at the negotiated version and waits up to `bound` for the answer.
+    pub fn call<R: Api>(&mut self, request: &R, bound: Duration) -> Result<R::Response> {
+        let version = self.version::<R>()?;
+        self.call_at(request, version, bound)
+    }
+
+    /// Sends `request` at `version` and waits up to `bound` for the answer.
+    pub fn call_at<R: Api>(
+        &mut self,
+        request: &R,
+        version: i16,
+        bound: Duration,
+    ) -> Result<R::Response> {
+        let deadline = Instant::now() + bound;
+        let id = self.send(request, version, deadline)?;
+        self.receive::<R>(id, version, deadline)
+    }
+
+    /// Writes `request` at `version` (by `deadline`) without waiting for the answer; returns
+    /// the correlation id to [`receive`](Self::receive) it with. For requests answered
+    /// nothing (produce with acks 0) and for asking several brokers at once.
+    pub fn send<R: Api>(&mut self, request: &R, version: i16, deadline: Instant) -> Result<i32> {
+        if self.broken {
+            return Err(self.broken_error());
+        }
+        self.last_used = Instant::now();
+        self.bound = deadline.saturating_duration_since(self.last_used);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(self.client_id.clone()));
+        self.out.clear();
+        self.out.extend_from_slice(&[0; 4]);
+        let encoded = header
+            .encode(&mut self.out, R::header_version(version))
+            .and_then(|()| request.encode(&mut self.out, version));
+        if let Err(e) = encoded {
+            let what = format!("encoding {} v{version}", R::NAME);
+            return Err(codec_error(e, &what, &self.addr));
+        }
+        let size = (self.out.len() - 4) as i32;
+        self.out[..4].copy_from_slice(&size.to_be_bytes());
+        let out = std::mem::take(&mut self.out);
+        let written = self.write_by(&out, deadline);
+        self.out = out;
+        written.map_err(|e| self.fail(e, R::NAME, "sending"))?;
+        Ok(id)
+    }
+
+    /// Reads the answer to the request sent with correlation id `id` at `version`, by
+    /// `deadline`.
+    pub fn receive<R: Api>(
+        &mut self,
+        id: i32,
+        version: i16,
+        deadline: Instant,
+    ) -> Result<R::Response> {
+        let mut body =
+            self.read_frame(id, R::Response::header_version(version), R::NAME, deadline)?;
+        R::Response::decode(&mut body, version).map_err(|e| {
+            self.broken = true;
+            codec_error(
+                e,
+                &format!("decoding the {} v{version} answer", R::NAME),
+                &self.addr,
+            )
+        })
+    }
+
+    /// ApiVersions: asks at v3; a broker that does not know v3 answers `UnsupportedVersion`
+    /// in v0 with its ranges, which are taken from there.
+    fn handshake(&mut self, bound: Duration) -> Result<()> {
+        let deadline = Instant::now() + bound;
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafka-sync"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let id = self.send(&request, API_VERSIONS_FIRST, deadline)?;
+        let mut body = self.read_frame(id, 0, "ApiVersions", deadline)?;
+        let first_code = if body.len() >= 2 {
+            i16::from_be_bytes([body[0], body[1]])
+        } else {
+            code::NONE
+        };
+        let version = if first_code == code::UNSUPPORTED_VERSION {
+            0
+        } else {
+            API_VERSIONS_FIRST
+        };
+        let answer = ApiVersionsResponse::decode(&mut body, version).map_err(|e| {
+            self.broken = true;
+            codec_error(e, "decoding the ApiVersions answer", &self.addr)
+        })?;
+        if answer.error_code != code::NONE && answer.error_code != code::UNSUPPORTED_VERSION {
+            self.broken = true;
+            return Err(code_error(answer.error_code, "ApiVersions").with_broker(self.addr.clone()));
+        }
+        self.versions = BrokerVersions::new(
+            answer
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, k.min_version, k.max_version)),
+        );
+        if self.versions.range(ApiKey::Metadata).is_none() {
+            self.broken = true;
+            return Err(Error::new(
+                ErrorKind::UnsupportedBroker,
+                "the ApiVersions answer lists no Metadata API: is this a Kafka broker?",
+            )
+            .with_broker(self.addr.clone()));
+        }
+        Ok(())
+    }
+
+    /// Reads one frame, checks its correlation id, skips the response header.
+    fn read_frame(
+        &mut self,
+        id: i32,
+        header_version: i16,
+        api: &str,
+        deadline: Instant,
+    ) -> Result<Bytes> {
+        if self.broken {
+            return Err(self.broken_error());
+        }
+        let mut size = [0u8; 4];
+        self.read_by(&mut size, deadline)
+            .map_err(|e| self.fail(e, api, "waiting for the answer to"))?;
+        let size = i32::from_be_bytes(size);
+        if size < 4 || size as usize > MAX_FRAME {
+            self.broken = true;
+            return Err(Error::new(
+                ErrorKind::Broker,
+                format!("the {api} answer announces {size} bytes: is this a Kafka broker?"),
+            )
+            .with_broker(self.addr.clone()));
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        self.read_by(&mut frame, deadline)
+            .map_err(|e| self.fail(e, api, "reading the answer to"))?;
+        let mut frame = frame.freeze();
+        let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
+            self.broken = true;
+            codec_error(e, &format!("decoding the {api} answer header"), &self.addr)
+        })?;
+        if header.correlation_id != id {
+            self.broken = true;
+            return Err(Error::new(
+                ErrorKind::Broker,
+                format!(
+                    "the {api} answer has correlation id {}, expected {id}",
+                    header.correlation_id
+                ),
+            )
+            .with_broker(self.addr.clone()));
+        }
+        Ok(frame)
+    }
+
+    fn fail(&mut self, e: io::Error, api: &str, doing: &str) -> Error {
+        self.broken = true;
+        io_error(e, &format!("{doing} {api}"), &self.addr, self.bound)
+    }
+
+    fn broken_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Connection,
+            "the connection failed earlier and was not reopened",
+        )
+        .with_broker(self.addr.clone())
+    }
+
+    /// Writes all of `buf` by `deadline` (each write bounded by what is left).
+    fn write_by(&mut self, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+        while !buf.is_empty() {
+            let left = remaining(deadline)?;
+            self.stream.set_write_timeout(Some(left))?;
+            match self.stream.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` by `deadline` (each read bounded by what is left).
+    fn read_by(&mut self, mut buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+        while !buf.is_empty() {
+            let left = remaining(deadline)?;
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(buf) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => buf = &mut buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Time left before `deadline`, or a `TimedOut` error when none is (a zero socket timeout
+/// would mean "no timeout").
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_micros(100) {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{MetadataRequest, ProduceRequest};
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A fake broker for one connection: reads one request, then answers with `answer`
+    /// (given the request's correlation id) or, with `None`, stays silent until the client
+    /// hangs up.
+    fn fake_broker(answer: Option<fn(i32) -> Vec<u8>>) -> (String, thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = thread::Builder::new()
+            .name("fake-broker".into())
+            .spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut size = [0u8; 4];
+                s.read_exact(&mut size).unwrap();
+                let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+                s.read_exact(&mut body).unwrap();
+                let id = i32::from_be_bytes(body[4..8].try_into().unwrap());
+                if let Some(answer) = answer {
+                    let frame = answer(id);
+                    s.write_all(&(frame.len() as i32).to_be_bytes()).unwrap();
+                    s.write_all(&frame).unwrap();
+                }
+                // Wait for the client to hang up.
+                let _ = s.read(&mut [0u8; 1]);
+            })
+            .unwrap();
+        (addr, handle)
+    }
+
+    /// An ApiVersions v0 answer refusing v3, as a Kafka 0.10–2.3 broker sends it: Produce
+    /// v0–v2 and Metadata v0–v5 only.
+    fn too_old(id: i32) -> Vec<u8> {
+        let mut f = id.to_be_bytes().to_vec();
+        f.extend_from_slice(&code::UNSUPPORTED_VERSION.to_be_bytes());
+        let ranges: [(i16, i16, i16); 3] = [(0, 0, 2), (3, 0, 5), (18, 0, 2)];
+        f.extend_from_slice(&(ranges.len() as i32).to_be_bytes());
+        for (k, min, max) in ranges {
+            for v in [k, min, max] {
+                f.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn a_broker_too_old_is_reported_naming_the_api_and_the_versions() {
+        let (addr, broker) = fake_broker(Some(too_old));
+        let conn =
+            Connection::open(&addr, "t", Duration::from_secs(1), Duration::from_secs(2)).unwrap();
+        assert_eq!(conn.version::<MetadataRequest>().unwrap(), 5);
+        let e = conn.version::<ProduceRequest>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedBroker);
+        assert!(e.message().contains("too old"), "{e}");
+        assert!(e.message().contains("Produce v0–v2"), "{e}");
+        assert_eq!(e.context().broker.as_deref(), Some(addr.as_str()));
+        drop(conn);
+        broker.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_broker_times_out_within_the_request_timeout() {
+        let (addr, broker) = fake_broker(None);
+        let started = Instant::now();
+        let e = Connection::open(
+            &addr,
+            "t",
+            Duration::from_secs(1),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.message().contains("ApiVersions"), "{e}");
+        assert_eq!(e.context().broker.as_deref(), Some(addr.as_str()));
+        broker.join().unwrap();
+    }
+
+    #[test]
+    fn a_closed_port_or_unknown_host_is_a_connection_error() {
+        let started = Instant::now();
+        let e = Connection::open(
+            "127.0.0.1:1",
+            "t",
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        let e = connect_tcp("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.message().contains("resolve"), "{e}");
+    }
+}

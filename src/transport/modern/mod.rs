@@ -1,0 +1,459 @@
+//! [`ModernTransport`]: Kafka's current wire protocol (brokers from Kafka 2.1 to 4.x) behind
+//! the [`Transport`] seam, with real consumer-group membership. Blocking, on
+//! `std::net::TcpStream`, no async runtime; the `kafka-protocol` crate supplies the request,
+//! response and record-batch codecs generated from Kafka's schemas, and this module is the
+//! client around them. It is the only place in the crate that names `kafka_protocol` types.
+//!
+//! | file | concept |
+//! |---|---|
+//! | `conn.rs` | one TCP connection: framing, correlation ids, deadlines, ApiVersions on connect |
+//! | `api.rs` | version negotiation: the versions we speak, the highest common one per broker |
+//! | `cluster.rs` | metadata and routing: leaders, one connection per broker, refresh |
+//! | `records.rs` | record batches v2: encode per partition, decode fetch answers |
+//! | `produce.rs` | the producer session |
+//! | `idempotence.rs` | the idempotent producer's producer id and sequence numbers |
+//! | `fetch.rs` | one fetch round over every leader at once |
+//! | `offsets.rs` | ListOffsets, OffsetFetch, OffsetCommit |
+//! | `coordinator.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup on the wire |
+//! | `assign.rs` | range and round-robin assignment, the consumer protocol's bytes |
+//! | `group.rs` | a member's join / rejoin / leave logic |
+//! | `heartbeat.rs` | the heartbeat thread |
+//! | `subscription.rs` | the subscription: poll, commit, lag, close |
+//! | `admin.rs` | CreateTopics |
+//! | `errors.rs` | error codes and I/O failures as [`Error`] |
+//! | `broker_tests.rs` | a member that crashes without leaving (needs Kafka 4.1.2 on 9094) |
+//!
+//! # Why this route
+//!
+//! Issue 4 named two candidates: (a) the `kafka-protocol` crate's codecs under a small
+//! blocking client of our own, and (b) `rustfs-kafka`, a young synchronous fork of the `kafka`
+//! crate rebuilt on `kafka-protocol`. We took (a):
+//!
+//! - The hard part is the same either way. (b)'s own notes leave heartbeats and rebalance
+//!   scheduling to the caller, so the group membership (join, sync, assignment, heartbeat
+//!   thread, rejoin, leave) is ours to write and test on both routes. What (b) would add
+//!   over (a) is connection handling, metadata and produce/fetch plumbing, which are the
+//!   easy, well-specified parts (see the line counts below).
+//! - (a) keeps every wait under our control: every read and write has a deadline, every
+//!   version is negotiated per broker, every error maps to our [`ErrorKind`] with the
+//!   broker's code name. (b) carries the `kafka` crate's API shape and its timeout model.
+//! - `kafka-protocol` is maintained, generated from Kafka's own schemas (so new broker
+//!   versions are a dependency bump), and with `client,gzip,snappy` needs no C compiler.
+//!   (b) was not built or measured here; it is not on this machine's package lists.
+//!
+//! What passed, measured on this machine (2 vCPU, Apache Kafka 3.9.1 and 4.1.2 from the
+//! project's harness on loopback; `tests/modern_wire.rs`, `tests/modern_groups.rs`):
+//!
+//! - Both brokers: produce and read back byte-equal with none, gzip and snappy; offsets
+//!   `0..n` per partition without gaps; start offsets earliest / latest; commit, leave and
+//!   resume at the commit; lag; CreateTopics (new, existing, bad replication); auto-created
+//!   topics; unknown partitions; acks none.
+//! - Both brokers: 3 members on a 6-partition topic own 2 partitions each (within 0.1–1 s
+//!   of starting); one leaves, the other two own all 6 about 0.5 s later (one heartbeat
+//!   interval); every record handled, none by two members at once, none twice in practice.
+//! - Kafka 4.1: a member that crashes (no LeaveGroup, no more heartbeats) is replaced
+//!   when the session timeout (6 s) expires, and a new member brings the group back to two
+//!   partitions each.
+//! - Both brokers, idempotent producer: a batch whose answer was lost (a timeout after the
+//!   broker wrote it) sent again comes back with its first offsets and is stored once.
+//! - Kafka 3.9: what the modern transport writes the `kafka` crate transport reads, and the
+//!   reverse.
+//! - The project's earlier producer and consumer broker suites, switched to this transport
+//!   in a scratch copy: all pass on 3.9.1. On 4.1.2 the consumer suite's tests that read
+//!   back with the `kafka` crate cannot (it cannot speak to Kafka 4), and the 10,000-message
+//!   test times out: it commits after every message and Kafka 4's group coordinator takes
+//!   about 7 ms per commit (it lingers to batch its log appends), against 0.2–0.8 ms on 3.9.
+//! - Throughput, one session, debug build, records of 200 bytes in batches of 500: produce
+//!   220–260 k records/s on 3.9 (the `kafka` crate transport: 50–65 k in the same run),
+//!   110–270 k on 4.1; reading by one member 360–450 k records/s on 3.9 (the `kafka` crate
+//!   transport: 75–90 k), 340–390 k on 4.1.
+//! - Lines we own: about 3,200 lines of code (without comments, blank lines and unit tests)
+//!   in 16 files; the group membership (coordinator, group, heartbeat, assignment,
+//!   subscription) is about 1,100 of them, the idempotent producer 120, the wire plumbing
+//!   the rest.
+//!
+//! [`Transport`]: super::Transport
+//! [`Error`]: crate::Error
+//! [`ErrorKind`]: crate::ErrorKind
+
+mod admin;
+mod api;
+mod assign;
+#[cfg(test)]
+mod broker_tests;
+mod cluster;
+mod conn;
+mod coordinator;
+mod errors;
+mod fetch;
+mod group;
+mod heartbeat;
+mod idempotence;
+mod offsets;
+mod produce;
+mod records;
+mod subscription;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::MetadataRequest;
+
+pub use self::assign::Assignor;
+use self::cluster::Cluster;
+use self::conn::Connection;
+use super::{ProducerSession, SubscribeOptions, Subscription, Transport};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Default [`ModernTransport::with_group_timeouts`] session timeout.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default heartbeat interval.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default rebalance timeout.
+const REBALANCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection of this transport is built from.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    brokers: Vec<String>,
+    client_id: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    fetch_max_wait: Duration,
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+    rebalance_timeout: Duration,
+    assignor: Assignor,
+    idempotent: bool,
+}
+
+impl Settings {
+    #[cfg(test)]
+    fn for_tests(brokers: Vec<String>) -> Self {
+        Settings {
+            brokers,
+            client_id: "t".into(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(2),
+            fetch_max_wait: Duration::from_millis(100),
+            session_timeout: SESSION_TIMEOUT,
+            heartbeat_interval: Duration::from_millis(100),
+            rebalance_timeout: Duration::from_secs(5),
+            assignor: Assignor::Range,
+            idempotent: false,
+        }
+    }
+}
+
+/// A [`Transport`] speaking Kafka's current protocol to brokers from Kafka 2.1 to 4.x, with
+/// consumer groups that rebalance.
+///
+/// Creating it does not connect; the first call does.
+///
+/// # What it does
+///
+/// - **Versions.** Every connection asks the broker for its API versions and sends each
+///   request at the highest version both sides speak. A broker too old (before Kafka 2.1)
+///   fails with [`ErrorKind::UnsupportedBroker`] naming the API and both version ranges.
+/// - **Produce.** Record batches v2 (compression none, gzip, snappy; lz4 and zstd are read
+///   when the crate is built with its `lz4` / `zstd` features), one batch per partition, one
+///   request per partition leader, requests to several leaders in flight at once. Record `i`
+///   of a partition gets `base offset + i`. Not-leader and unknown-partition answers and
+///   connection losses make the session ask for metadata again. Optionally idempotent
+///   ([`with_idempotence`](Self::with_idempotence)): retries never duplicate.
+/// - **Consume.** A [`Subscription`] is a member of a consumer group (JoinGroup / SyncGroup,
+///   `range` or `roundrobin` assignment computed by the group leader, heartbeats on a thread
+///   named `kafka-heartbeat-<group>`). It joins at its first poll, rejoins at the poll after
+///   a rebalance began (members joining, leaving, or timing out), starts new partitions at the
+///   group's commit or else at the start offset, forgets lost ones, commits with its
+///   generation and member id, and sends LeaveGroup on close or drop, so the others take over
+///   its partitions at once. Fetches skip transaction markers.
+/// - **Admin.** [`ensure_topic`](Self::ensure_topic) creates a topic with the partitions and
+///   replication a service needs; [`Transport::partition_count`] and
+///   [`Transport::health_check`] use metadata.
+///
+/// # Timeouts: what bounds each wait
+///
+/// | wait | bound |
+/// |---|---|
+/// | TCP connect | `connect_timeout`, per address |
+/// | ApiVersions, metadata, offsets, commits, FindCoordinator, LeaveGroup, CreateTopics | `request_timeout` per request; retriable answers (leader moving, coordinator loading, topic being created) are asked again for at most `request_timeout` in all |
+/// | produce | the batch's [`ProduceOptions::timeout`](super::ProduceOptions::timeout) for the whole request, broker acknowledgement included (the broker is given 90 % of it) |
+/// | fetch | `min(poll max_wait, consumer.max_wait)` at the broker, plus `request_timeout` for the answer |
+/// | joining a group (inside `poll`) | the group waits for every member to rejoin: at most the rebalance timeout (default 30 s) plus two `request_timeout`s |
+/// | a heartbeat | `min(request_timeout, session timeout)`; closing waits for at most one |
+///
+/// A `poll` that has to (re)join can therefore take longer than its `max_wait`: as long as
+/// the slowest member of the group takes to come back to its own `poll`.
+///
+/// # Limits
+///
+/// - Eager rebalancing: every member stops reading all its partitions while the group
+///   rebalances (the classic protocol; no cooperative-sticky, no KIP-848 protocol).
+/// - Records carry no headers yet ([`OutgoingRecord`](super::OutgoingRecord) has none).
+/// - Not yet: TLS, SASL, transactions.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kafka_sync::{Config, Transport, TransportKind};
+/// use kafka_sync::transport::ModernTransport;
+///
+/// let config = Config::builder()
+///     .brokers(["127.0.0.1:9092"])
+///     .transport(TransportKind::Modern)
+///     .build()
+///     .unwrap();
+/// let transport = ModernTransport::new(&config).unwrap();
+/// transport.health_check(Duration::from_secs(2)).unwrap();
+/// let partitions = transport.ensure_topic("scraping-tasks", 6, 1).unwrap();
+/// assert_eq!(partitions, 6);
+/// ```
+///
+/// [`Transport`]: super::Transport
+/// [`Subscription`]: super::Subscription
+/// [`Transport::partition_count`]: super::Transport::partition_count
+/// [`Transport::health_check`]: super::Transport::health_check
+/// [`ErrorKind::UnsupportedBroker`]: crate::ErrorKind::UnsupportedBroker
+pub struct ModernTransport {
+    settings: Arc<Settings>,
+    /// Connections and metadata for `partition_count` and `ensure_topic`.
+    admin: Mutex<Cluster>,
+    /// The idempotent producer's per-topic state, shared by producer sessions.
+    idempotence: Option<idempotence::Store>,
+}
+
+impl fmt::Debug for ModernTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("ModernTransport")
+            .field("brokers", &s.brokers)
+            .field("client_id", &s.client_id)
+            .field("request_timeout", &s.request_timeout)
+            .field("session_timeout", &s.session_timeout)
+            .field("assignor", &s.assignor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModernTransport {
+    /// A transport for `config.brokers`, with its client id, timeouts and consumer fetch wait;
+    /// group timeouts at their defaults (session 10 s, heartbeat every 1 s, rebalance 30 s)
+    /// and `range` assignment preferred. Does not connect. Fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no broker.
+    pub fn new(config: &Config) -> Result<Self> {
+        let brokers: Vec<String> = config
+            .brokers
+            .iter()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if brokers.is_empty() {
+            return Err(Error::config(
+                "brokers",
+                format!("{:?}", config.brokers),
+                "the modern transport needs at least one broker (host:port)",
+            ));
+        }
+        Ok(Self::from_settings(Settings {
+            brokers,
+            client_id: config.client_id.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            fetch_max_wait: config.consumer.max_wait,
+            session_timeout: SESSION_TIMEOUT,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+            rebalance_timeout: REBALANCE_TIMEOUT,
+            assignor: Assignor::Range,
+            idempotent: false,
+        }))
+    }
+
+    fn from_settings(settings: Settings) -> Self {
+        let settings = Arc::new(settings);
+        let admin = Cluster::new(settings.clone(), &settings.client_id);
+        ModernTransport {
+            idempotence: settings.idempotent.then(Default::default),
+            settings,
+            admin: Mutex::new(admin),
+        }
+    }
+
+    /// Sets the group timeouts of subscriptions made afterwards: the coordinator drops a
+    /// member it has not heard from for `session` (the broker accepts 6 s to 5 min by
+    /// default), heartbeats go every `heartbeat` (at most a third of `session`), and a
+    /// rebalance waits at most `rebalance` for every member to rejoin.
+    pub fn with_group_timeouts(
+        self,
+        session: Duration,
+        heartbeat: Duration,
+        rebalance: Duration,
+    ) -> Result<Self> {
+        heartbeat::check_interval(heartbeat, session)?;
+        if rebalance.is_zero() {
+            return Err(Error::config(
+                "rebalance_timeout",
+                format!("{rebalance:?}"),
+                "must be above zero",
+            ));
+        }
+        let mut s = (*self.settings).clone();
+        s.session_timeout = session;
+        s.heartbeat_interval = heartbeat;
+        s.rebalance_timeout = rebalance;
+        Ok(Self::from_settings(s))
+    }
+
+    /// Sets the assignment strategy subscriptions offer first (both are always offered).
+    pub fn with_assignor(self, assignor: Assignor) -> Self {
+        let mut s = (*self.settings).clone();
+        s.assignor = assignor;
+        Self::from_settings(s)
+    }
+
+    /// Makes producer sessions made afterwards idempotent (off by default): the transport
+    /// asks the cluster for a producer id and numbers each partition's batches, so a batch
+    /// the producer sends again after its answer was lost (a timeout, a dropped connection)
+    /// is written once. Needs [`Acks::All`](crate::Acks::All) (other acks fail with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config)). The numbering lives in the
+    /// transport, per topic, so it survives a session rebuilt after a connection error.
+    pub fn with_idempotence(self, on: bool) -> Self {
+        let mut s = (*self.settings).clone();
+        s.idempotent = on;
+        Self::from_settings(s)
+    }
+
+    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
+    /// either: the broker's default) unless it exists, and waits until every partition has a
+    /// leader. Returns the topic's partition count: an existing topic is left as it is, so the
+    /// count may differ from `partitions`. Bounded by about two `request_timeout`s.
+    pub fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        admin::ensure_topic(&mut admin, topic, partitions, replication)
+    }
+}
+
+impl Transport for ModernTransport {
+    fn name(&self) -> &'static str {
+        "modern"
+    }
+
+    fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
+        Ok(Box::new(produce::ModernProducerSession::new(
+            self.settings.clone(),
+            self.idempotence.clone(),
+        )))
+    }
+
+    fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>> {
+        Ok(Box::new(subscription::ModernSubscription::open(
+            self.settings.clone(),
+            options,
+        )?))
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(admin.topic(topic, false)?.partitions.len())
+    }
+
+    fn health_check(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        let s = &self.settings;
+        let mut failures = Vec::new();
+        for b in &s.brokers {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let answered = Connection::open(b, &s.client_id, left.min(s.connect_timeout), left)
+                .and_then(|mut c| {
+                    let left = timeout
+                        .saturating_sub(started.elapsed())
+                        .max(Duration::from_millis(1));
+                    c.call(
+                        &MetadataRequest::default().with_topics(Some(Vec::new())),
+                        left,
+                    )
+                });
+            match answered {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::UnsupportedBroker => return Err(e),
+                Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
+            }
+        }
+        let why = if failures.is_empty() {
+            format!("no broker answered within {timeout:?}")
+        } else {
+            failures.join("; ")
+        };
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!("health check failed ({why})"),
+        )
+        .with_broker(s.brokers.join(",")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_stores_settings_without_connecting_and_rejects_no_brokers() {
+        let config = Config {
+            brokers: vec!["127.0.0.1:1".into()],
+            ..Config::default()
+        };
+        let t = ModernTransport::new(&config).unwrap();
+        assert_eq!(t.name(), "modern");
+        assert_eq!(t.settings.session_timeout, SESSION_TIMEOUT);
+        assert!(format!("{t:?}").contains("127.0.0.1:1"));
+        let e = ModernTransport::new(&Config {
+            brokers: vec![" ".into()],
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn group_timeouts_are_checked() {
+        let t = ModernTransport::new(&Config::default()).unwrap();
+        let t = t
+            .with_group_timeouts(
+                Duration::from_secs(6),
+                Duration::from_secs(2),
+                Duration::from_secs(10),
+            )
+            .unwrap()
+            .with_assignor(Assignor::RoundRobin);
+        assert_eq!(t.settings.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(t.settings.assignor, Assignor::RoundRobin);
+        let e = t
+            .with_group_timeouts(
+                Duration::from_secs(6),
+                Duration::from_secs(3),
+                Duration::from_secs(10),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("heartbeat_interval"), "{e}");
+    }
+
+    #[test]
+    fn an_unreachable_broker_fails_the_health_check_fast_naming_it() {
+        let t = ModernTransport::new(&Config {
+            brokers: vec!["127.0.0.1:1".into()],
+            ..Config::default()
+        })
+        .unwrap();
+        let started = Instant::now();
+        let e = t.health_check(Duration::from_secs(2)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
+}

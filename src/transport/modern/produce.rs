@@ -1,0 +1,376 @@
+//! [`ModernProducerSession`]: one writer thread's produce path. A batch becomes one record
+//! batch per partition and one Produce request per partition leader; requests to different
+//! leaders are all written before any answer is read, so a batch over several brokers costs
+//! one round trip. Record `i` of a partition gets `base offset + i`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::cluster::{topic_name, Cluster};
+use super::errors::{code, code_error_with, is_stale_metadata};
+use super::idempotence::{outcome_of, Idempotence, Outcome, Store};
+use super::records::{encode_batch, now_millis, Sequence};
+use super::Settings;
+use crate::config::Acks;
+use crate::domain::Delivery;
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{OutgoingRecord, ProduceOptions, ProducerSession};
+
+/// A producing session: its own connections and metadata; with the idempotent producer,
+/// the transport's per-topic sequence state.
+#[derive(Debug)]
+pub(super) struct ModernProducerSession {
+    cluster: Cluster,
+    store: Option<Store>,
+}
+
+/// The wire value of `acks`.
+fn acks_value(acks: Acks) -> i16 {
+    match acks {
+        Acks::None => 0,
+        Acks::One => 1,
+        Acks::All => -1,
+    }
+}
+
+/// What was sent to one leader and is awaiting its answer.
+struct InFlight {
+    addr: String,
+    sent: (i32, i16),
+    partitions: Vec<i32>,
+}
+
+/// Tells the idempotence state what became of the batches of `partitions`.
+fn settle<'r>(
+    idem: &mut Option<&mut Idempotence>,
+    sequences: &BTreeMap<i32, Sequence>,
+    partitions: &[(i32, Outcome)],
+    refs: &dyn Fn(i32) -> Vec<&'r OutgoingRecord>,
+) {
+    if let Some(state) = idem.as_deref_mut() {
+        for &(p, outcome) in partitions {
+            if let Some(&seq) = sequences.get(&p) {
+                state.done(p, seq, &refs(p), outcome);
+            }
+        }
+    }
+}
+
+impl ModernProducerSession {
+    /// A session that connects on first use; idempotent when given the transport's `store`.
+    pub fn new(settings: Arc<Settings>, store: Option<Store>) -> Self {
+        let client_id = settings.client_id.clone();
+        ModernProducerSession {
+            cluster: Cluster::new(settings, &client_id),
+            store,
+        }
+    }
+
+    fn try_produce(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+        options: &ProduceOptions,
+    ) -> Result<Vec<Result<Delivery>>> {
+        let Some(store) = self.store.clone() else {
+            return self.produce_with(topic, records, options, None);
+        };
+        if options.acks != Acks::All {
+            return Err(Error::config(
+                "producer.acks",
+                format!("{:?}", options.acks),
+                "the idempotent producer needs acks from all in-sync replicas (Acks::All)",
+            ));
+        }
+        // Taken out while producing (no lock held across I/O), put back after.
+        let mut state = lock_store(&store).remove(topic).unwrap_or_default();
+        let produced = self.produce_with(topic, records, options, Some(&mut state));
+        lock_store(&store).insert(topic.to_string(), state);
+        produced
+    }
+
+    fn produce_with(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+        options: &ProduceOptions,
+        mut idem: Option<&mut Idempotence>,
+    ) -> Result<Vec<Result<Delivery>>> {
+        let started = Instant::now();
+        let deadline = started + options.timeout;
+        let meta = self.cluster.topic(topic, false)?;
+        let mut results: Vec<Option<Result<Delivery>>> = (0..records.len()).map(|_| None).collect();
+        let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            by_partition.entry(r.partition).or_default().push(i);
+        }
+        let refs = |p: i32| -> Vec<&OutgoingRecord> {
+            by_partition
+                .get(&p)
+                .map(|ix| ix.iter().map(|&i| &records[i]).collect())
+                .unwrap_or_default()
+        };
+        let mut sequences: BTreeMap<i32, Sequence> = BTreeMap::new();
+
+        // Partition → leader; records of unknown or leaderless partitions fail at once.
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        let mut stale = false;
+        for (&p, indices) in &by_partition {
+            let failure = if !meta.partitions.iter().any(|m| m.id == p) {
+                Some(Error::new(
+                    ErrorKind::UnknownTopic,
+                    format!(
+                        "partition {p} does not exist (the topic has {} partitions)",
+                        meta.partitions.len()
+                    ),
+                ))
+            } else {
+                match meta.leader(p) {
+                    Some(node) => {
+                        by_leader.entry(node).or_default().push(p);
+                        None
+                    }
+                    None => Some(Error::new(
+                        ErrorKind::BrokerRetriable,
+                        "the partition has no leader (election in progress?)",
+                    )),
+                }
+            };
+            if let Some(e) = failure {
+                stale = true;
+                for &i in indices {
+                    results[i] = Some(Err(e.detached().with_partition(p)));
+                }
+            }
+        }
+
+        let timestamp = now_millis();
+        let acks = acks_value(options.acks);
+        // Broker-side wait for replicas: most of the bound, leaving time for the answer.
+        let ack_ms = (options.timeout.as_millis() * 9 / 10).clamp(1, i32::MAX as u128) as i32;
+        let mut in_flight = Vec::new();
+        for (node, partitions) in by_leader {
+            let mut data = Vec::with_capacity(partitions.len());
+            let mut failure = None;
+            for &p in &partitions {
+                let batch = refs(p);
+                let seq = match idem
+                    .as_deref_mut()
+                    .map(|i| i.prepare(&mut self.cluster, p, &batch))
+                {
+                    Some(Ok(seq)) => Some(seq),
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    None => None,
+                };
+                if let Some(seq) = seq {
+                    sequences.insert(p, seq);
+                }
+                match encode_batch(batch, options.compression, timestamp, seq) {
+                    Ok(bytes) => data.push(
+                        PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(bytes)),
+                    ),
+                    Err(why) => {
+                        failure = Some(Error::new(
+                            ErrorKind::Serialization,
+                            format!("encoding the record batch failed: {why}"),
+                        ));
+                        break;
+                    }
+                }
+            }
+            let sent = match failure {
+                Some(e) => Err(e),
+                None => {
+                    let request = ProduceRequest::default()
+                        .with_acks(acks)
+                        .with_timeout_ms(ack_ms)
+                        .with_topic_data(vec![TopicProduceData::default()
+                            .with_name(topic_name(topic))
+                            .with_partition_data(data)]);
+                    self.cluster.node_addr(node).and_then(|addr| {
+                        let sent = self.cluster.send(&addr, &request, deadline)?;
+                        Ok(InFlight {
+                            addr,
+                            sent,
+                            partitions: partitions.clone(),
+                        })
+                    })
+                }
+            };
+            match sent {
+                Ok(f) => in_flight.push(f),
+                Err(e) => {
+                    // Possibly written in part: the same records sent again reuse the sequence.
+                    let unknown: Vec<(i32, Outcome)> =
+                        partitions.iter().map(|&p| (p, Outcome::Unknown)).collect();
+                    settle(&mut idem, &sequences, &unknown, &refs);
+                    for &p in &partitions {
+                        for &i in &by_partition[&p] {
+                            results[i] = Some(Err(e.detached().with_partition(p)));
+                        }
+                    }
+                }
+            }
+        }
+
+        for f in in_flight {
+            if acks == 0 {
+                // No answer comes: offsets are unknown.
+                for &p in &f.partitions {
+                    for &i in &by_partition[&p] {
+                        results[i] = Some(Ok(Delivery {
+                            partition: p,
+                            offset: -1,
+                        }));
+                    }
+                }
+                continue;
+            }
+            let answer = self
+                .cluster
+                .receive::<ProduceRequest>(&f.addr, f.sent, deadline);
+            match answer {
+                Ok(answer) => {
+                    let (s, codes) = apply_answer(&answer, topic, &f, &by_partition, &mut results);
+                    stale |= s;
+                    let outcomes: Vec<(i32, Outcome)> = f
+                        .partitions
+                        .iter()
+                        .map(|&p| {
+                            let c = codes.iter().find(|(q, _)| *q == p).map(|&(_, c)| c);
+                            (p, c.map_or(Outcome::Unknown, outcome_of))
+                        })
+                        .collect();
+                    settle(&mut idem, &sequences, &outcomes, &refs);
+                }
+                Err(e) => {
+                    let unknown: Vec<(i32, Outcome)> = f
+                        .partitions
+                        .iter()
+                        .map(|&p| (p, Outcome::Unknown))
+                        .collect();
+                    settle(&mut idem, &sequences, &unknown, &refs);
+                    let e = e.with_broker(f.addr.clone());
+                    for &p in &f.partitions {
+                        for &i in &by_partition[&p] {
+                            results[i] = Some(Err(e.detached().with_partition(p)));
+                        }
+                    }
+                }
+            }
+        }
+        if stale {
+            self.cluster.forget(topic);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Broker,
+                        "the broker's answer did not confirm this record's partition",
+                    ))
+                })
+            })
+            .collect())
+    }
+}
+
+/// Fills the results of `f`'s partitions from `answer`. Returns whether metadata is stale,
+/// and each answered partition's error code.
+fn apply_answer(
+    answer: &ProduceResponse,
+    topic: &str,
+    f: &InFlight,
+    by_partition: &BTreeMap<i32, Vec<usize>>,
+    results: &mut [Option<Result<Delivery>>],
+) -> (bool, Vec<(i32, i16)>) {
+    let mut stale = false;
+    let mut codes = Vec::new();
+    for t in answer
+        .responses
+        .iter()
+        .filter(|t| t.name.0.as_str() == topic)
+    {
+        for pr in &t.partition_responses {
+            let p = pr.index;
+            let Some(indices) = by_partition.get(&p).filter(|_| f.partitions.contains(&p)) else {
+                continue;
+            };
+            codes.push((p, pr.error_code));
+            // A duplicate of a batch already written (idempotent retry) is a success.
+            if pr.error_code == code::NONE || pr.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
+                for (n, &i) in indices.iter().enumerate() {
+                    results[i] = Some(Ok(Delivery {
+                        partition: p,
+                        offset: pr.base_offset + n as i64,
+                    }));
+                }
+            } else {
+                stale |= is_stale_metadata(pr.error_code);
+                let e = code_error_with(
+                    pr.error_code,
+                    "produce",
+                    pr.error_message.as_ref().map(|m| m.as_str()),
+                )
+                .with_topic(topic)
+                .with_partition(p)
+                .with_broker(f.addr.clone());
+                for &i in indices {
+                    results[i] = Some(Err(e.detached()));
+                }
+            }
+        }
+    }
+    (stale, codes)
+}
+
+/// Locks the idempotence store, whether or not a thread panicked while holding it.
+fn lock_store(
+    store: &Store,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Idempotence>> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ProducerSession for ModernProducerSession {
+    fn partition_count(&mut self, topic: &str) -> Result<usize> {
+        Ok(self.cluster.topic(topic, false)?.partitions.len())
+    }
+
+    fn produce(
+        &mut self,
+        topic: &str,
+        records: &[OutgoingRecord],
+        options: &ProduceOptions,
+    ) -> Vec<Result<Delivery>> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        match self.try_produce(topic, records, options) {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(|e| e.with_topic(topic)))
+                .collect(),
+            Err(e) => {
+                let e = e.with_topic(topic);
+                records
+                    .iter()
+                    .map(|r| Err(e.detached().with_partition(r.partition)))
+                    .collect()
+            }
+        }
+    }
+
+    fn refresh_metadata(&mut self) {
+        self.cluster.forget_all();
+    }
+}

@@ -1,0 +1,289 @@
+//! Consumer groups on the modern transport, against Apache Kafka 3.9.1 and 4.1.2: three
+//! members share a 6-partition topic two partitions each; one leaves and the other two take
+//! its partitions within a few seconds; every record is handled at least once, and no
+//! partition is ever handled by two members at the same time.
+
+mod modern_support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kafka_sync::transport::{Assignor, ModernTransport, OutgoingRecord, ProduceOptions, Transport};
+use kafka_sync::{Acks, Compression, StartOffset};
+use modern_support::{random_name, subscribe, Broker};
+
+/// One member's view over time.
+#[derive(Debug, Default)]
+struct Log {
+    /// `(when the poll ended, assignment after it)`, one entry per change.
+    assignments: Vec<(Instant, Vec<i32>)>,
+    /// `(poll started, poll ended)` of every poll.
+    polls: Vec<(Instant, Instant)>,
+    /// `(partition, offset)` of every record handled.
+    handled: Vec<(i32, i64)>,
+    /// When the member closed.
+    closed: Option<Instant>,
+}
+
+impl Log {
+    fn current(&self) -> Vec<i32> {
+        self.assignments
+            .last()
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Per partition, the spans during which this member may have handled its records: from
+    /// the end of the poll that gave it the partition to the start of the poll that took it
+    /// away (or the close).
+    fn ownership(&self) -> Vec<(i32, Instant, Instant)> {
+        let mut spans = Vec::new();
+        let mut since: BTreeMap<i32, Instant> = BTreeMap::new();
+        for (ended, assignment) in &self.assignments {
+            let started = self
+                .polls
+                .iter()
+                .find(|(_, e)| e == ended)
+                .map(|(s, _)| *s)
+                .unwrap_or(*ended);
+            for (&p, &from) in since.clone().iter() {
+                if !assignment.contains(&p) {
+                    spans.push((p, from, started));
+                    since.remove(&p);
+                }
+            }
+            for &p in assignment {
+                since.entry(p).or_insert(*ended);
+            }
+        }
+        let end = self.closed.unwrap_or_else(Instant::now);
+        spans.extend(since.into_iter().map(|(p, from)| (p, from, end)));
+        spans
+    }
+}
+
+/// A member on its own thread: polls, "handles" (records), commits after each poll.
+struct Member {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(t: Arc<ModernTransport>, topic: &str, group: &str, name: &str) -> Member {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Log::default()));
+        let (topic, group) = (topic.to_string(), group.to_string());
+        let handle = thread::Builder::new()
+            .name(format!("member-{name}"))
+            .spawn({
+                let (stop, log) = (stop.clone(), log.clone());
+                move || {
+                    let mut sub = subscribe(t.as_ref(), &topic, &group, StartOffset::Earliest);
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let records = match sub.poll(Duration::from_millis(200)) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                eprintln!("poll failed (retrying): {e}");
+                                thread::sleep(Duration::from_millis(100));
+                                continue;
+                            }
+                        };
+                        let ended = Instant::now();
+                        let assignment = sub.assignment();
+                        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+                        {
+                            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                            l.polls.push((started, ended));
+                            if l.current() != assignment || l.assignments.is_empty() {
+                                l.assignments.push((ended, assignment.clone()));
+                            }
+                            for r in &records {
+                                assert!(
+                                    assignment.contains(&r.partition),
+                                    "a record of an unassigned partition"
+                                );
+                                l.handled.push((r.partition, r.offset));
+                                next.insert(r.partition, r.offset + 1);
+                            }
+                        }
+                        let offsets: Vec<(i32, i64)> = next.into_iter().collect();
+                        if let Err(e) = sub.commit(&offsets) {
+                            eprintln!("commit failed (records will be read again): {e}");
+                        }
+                    }
+                    let closed = Instant::now();
+                    sub.close().expect("leave the group");
+                    log.lock().unwrap_or_else(|p| p.into_inner()).closed = Some(closed);
+                }
+            })
+            .expect("spawn member");
+        Member {
+            stop,
+            log,
+            handle: Some(handle),
+        }
+    }
+
+    fn assignment(&self) -> Vec<i32> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).current()
+    }
+
+    fn close(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().expect("member thread");
+        }
+    }
+}
+
+/// Waits until `check` holds, at most `timeout`; returns how long it took.
+fn wait_for(what: &str, timeout: Duration, check: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+fn rebalancing(broker: Broker, assignor: Assignor) {
+    let t = Arc::new(broker.transport().with_assignor(assignor));
+    let topic = random_name("groups");
+    assert_eq!(t.ensure_topic(&topic, 6, 1).unwrap(), 6);
+    let group = random_name("group");
+
+    // A producer writing to every partition all along.
+    let producing = Arc::new(AtomicBool::new(true));
+    let producer = thread::spawn({
+        let (t, topic, producing) = (t.clone(), topic.clone(), producing.clone());
+        move || {
+            let mut session = t.connect_producer().unwrap();
+            let options = ProduceOptions {
+                acks: Acks::All,
+                compression: Compression::None,
+                timeout: Duration::from_secs(10),
+            };
+            let mut written = Vec::new();
+            let mut n = 0u64;
+            while producing.load(Ordering::Relaxed) {
+                let batch: Vec<OutgoingRecord> = (0..6)
+                    .map(|p| OutgoingRecord {
+                        partition: p,
+                        key: None,
+                        value: format!("record {n}-{p}").into_bytes(),
+                    })
+                    .collect();
+                for r in session.produce(&topic, &batch, &options) {
+                    let d = r.expect("produce");
+                    written.push((d.partition, d.offset));
+                }
+                n += 1;
+                thread::sleep(Duration::from_millis(20));
+            }
+            written
+        }
+    });
+
+    let mut members: Vec<Member> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Member::start(t.clone(), &topic, &group, n))
+        .collect();
+    let took = wait_for(
+        "3 members with 2 partitions each",
+        Duration::from_secs(20),
+        || {
+            let all: BTreeSet<i32> = members.iter().flat_map(|m| m.assignment()).collect();
+            members.iter().all(|m| m.assignment().len() == 2) && all.len() == 6
+        },
+    );
+    eprintln!("{broker:?}/{assignor:?}: 3 members own 2 partitions each after {took:?}");
+    thread::sleep(Duration::from_millis(500));
+
+    // One leaves gracefully: the other two own all six within a few seconds.
+    members[2].close();
+    let took = wait_for("2 members owning all 6", Duration::from_secs(5), || {
+        let all: BTreeSet<i32> = members[..2].iter().flat_map(|m| m.assignment()).collect();
+        all.len() == 6 && members[..2].iter().all(|m| m.assignment().len() == 3)
+    });
+    eprintln!("{broker:?}/{assignor:?}: after one left, the other two own all 6 in {took:?}");
+    thread::sleep(Duration::from_millis(500));
+
+    producing.store(false, Ordering::Relaxed);
+    let written = producer.join().expect("producer");
+    assert!(written.len() > 100, "the producer wrote {}", written.len());
+    let handled = |members: &[Member]| -> BTreeSet<(i32, i64)> {
+        members
+            .iter()
+            .flat_map(|m| {
+                m.log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handled
+                    .clone()
+            })
+            .collect()
+    };
+    wait_for("every record handled", Duration::from_secs(10), || {
+        let h = handled(&members);
+        written.iter().all(|w| h.contains(w))
+    });
+    for m in &mut members {
+        m.close();
+    }
+
+    // No partition had two owners at once.
+    let mut spans: HashMap<i32, Vec<(usize, Instant, Instant)>> = HashMap::new();
+    for (i, m) in members.iter().enumerate() {
+        let log = m.log.lock().unwrap_or_else(|p| p.into_inner());
+        for (p, from, to) in log.ownership() {
+            spans.entry(p).or_default().push((i, from, to));
+        }
+    }
+    for (p, list) in &spans {
+        for (i, a) in list.iter().enumerate() {
+            for b in &list[i + 1..] {
+                if a.0 != b.0 {
+                    assert!(
+                        a.2 <= b.1 || b.2 <= a.1,
+                        "partition {p} owned by members {} and {} at once",
+                        a.0,
+                        b.0
+                    );
+                }
+            }
+        }
+    }
+    let duplicates = members
+        .iter()
+        .map(|m| {
+            m.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .handled
+                .len()
+        })
+        .sum::<usize>()
+        - handled(&members).len();
+    eprintln!(
+        "{broker:?}/{assignor:?}: {} records written, all handled, {duplicates} handled twice",
+        written.len()
+    );
+}
+
+#[test]
+fn three_members_share_six_partitions_and_two_take_over_when_one_leaves_on_kafka_3() {
+    rebalancing(Broker::Kafka3, Assignor::Range);
+}
+
+#[test]
+fn three_members_share_six_partitions_and_two_take_over_when_one_leaves_on_kafka_4() {
+    rebalancing(Broker::Kafka4, Assignor::RoundRobin);
+}
