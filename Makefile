@@ -8,10 +8,11 @@ WITH_BROKER := bash tests/broker/with-broker.sh
 demo:
 	cargo run --quiet --example pipeline
 
-## Every test (unit, property, doctests, integration against a real Apache Kafka started
-## here if none runs, examples compiled), then formatting and lints.
+## Every test (unit, property, doctests, integration against real Apache Kafka 3.9.1 and
+## 4.1.2 started here if not running, per transport; examples compiled), then formatting
+## and lints. Brokers started here are stopped again, also on failure.
 test:
-	$(WITH_BROKER) cargo test --no-fail-fast
+	$(WITH_BROKER) bash tests/matrix.sh
 	$(MAKE) lint
 
 ## Tests that need no broker.
@@ -24,7 +25,7 @@ lint:
 
 ## Throughput and latency against the local broker (release build).
 bench:
-	$(WITH_BROKER) cargo run --release --quiet --example bench
+	KAFKA_BROKERS_UP=3.9.1:9092 $(WITH_BROKER) cargo run --release --quiet --example bench
 
 ## Start the local broker (jars fetched from Maven Central on first use).
 kafka-up:

@@ -48,6 +48,8 @@ fn child_consumer(topic: String, group: String) {
     config.group_id = group;
     config.consumer.min_bytes = 1;
     config.consumer.max_wait = Duration::from_millis(100);
+    // Commit after every message: at most the message in hand is handled twice.
+    config.consumer.commit_interval = Duration::ZERO;
     let consumer = Consumer::connect(config).unwrap();
     consumer.register_handler("test", |m: &KafkaMessage| {
         std::thread::sleep(Duration::from_millis(1));

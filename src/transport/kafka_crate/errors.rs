@@ -11,7 +11,8 @@ use crate::error::{Error, ErrorKind};
 /// What the transport says when a broker rejects the protocol versions the crate speaks.
 pub(super) const TOO_NEW: &str = "the broker is too new for the kafka-crate transport: \
      the `kafka` crate speaks only protocol v0 requests, which Kafka 4.0 removed (KIP-896); \
-     use a Kafka 3.9 or older broker with this transport";
+     use the modern transport for Kafka 4 (`TransportKind::Modern`, `KAFKA_TRANSPORT=modern`), \
+     or a Kafka 3.9 or older broker with this one";
 
 /// The kind a broker error code maps to.
 pub(super) fn code_kind(code: KafkaCode) -> ErrorKind {
