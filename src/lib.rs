@@ -12,7 +12,7 @@
 //!        │
 //!  Transport (the one seam: produce batch, subscribe/poll/commit, metadata, health)
 //!        │
-//!  MemoryTransport (in-process)   KafkaCrateTransport (brokers up to Kafka 3.9)
+//!  MemoryTransport (in-process)   KafkaCrateTransport (Kafka ≤ 3.9)   ModernTransport (2.1–4.x)
 //! ```
 //!
 //! ```
@@ -53,7 +53,7 @@ pub use producer::{
     DeliveryHandle, KafkaProducerWrapper, Producer, ProducerHealth, ProducerTopicMetrics,
 };
 pub use retry::{RetryPolicy, RetrySchedule};
-pub use transport::{KafkaCrateTransport, MemoryTransport, Transport};
+pub use transport::{KafkaCrateTransport, MemoryTransport, ModernTransport, Transport};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -3,6 +3,9 @@
 //!
 //! Envelopes of 234 bytes, acks=all.
 //!
+//! Every scenario runs twice, on the `kafka` crate transport and on the modern transport,
+//! each pass with the bare crate measured beside it.
+//!
 //! | scenario | kafka-sync | bare `kafka` crate |
 //! |---|---|---|
 //! | (a) | one thread, sequential `send` | `Producer::send`, one record at a time |
@@ -23,12 +26,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_sync::{Config, Producer, TransportKind};
-use support::{brokers, envelope, scaled, topic, ENVELOPE_BYTES};
+use support::{brokers, envelope, scaled, topic, Row, ENVELOPE_BYTES};
 
-fn main() {
+/// Every scenario on one transport; each row also holds the bare crate's figure measured
+/// right beside it.
+fn run_all(kind: TransportKind) -> Vec<Row> {
     let config = Config::builder()
         .brokers(brokers())
-        .transport(TransportKind::KafkaCrate)
+        .transport(kind)
         .client_id("kafka-sync-bench")
         .build()
         .expect("bench config");
@@ -38,8 +43,7 @@ fn main() {
     producer
         .send(&topic("warmup"), &support::fresh(&msg))
         .expect("warm-up send");
-
-    let rows = vec![
+    vec![
         producer::sequential(&producer, &msg, scaled(5_000)),
         producer::threads(&producer, &msg, 16, scaled(1_000)),
         producer::batch(&producer, &msg, scaled(10_000)),
@@ -61,23 +65,36 @@ fn main() {
             "(f) consume 10k, commit each message",
         ),
         consumer::scraper(&config, &producer, &msg, scaled(10_000)),
-    ];
+    ]
+}
+
+fn latency(r: &Row) -> String {
+    r.latency
+        .map_or(String::new(), |(a, b)| format!("{a:.2?} / {b:.2?}"))
+}
+
+fn main() {
+    let crate_rows = run_all(TransportKind::KafkaCrate);
+    let modern_rows = run_all(TransportKind::Modern);
     println!(
-        "\nkafka-sync vs the bare kafka crate, {ENVELOPE_BYTES}-byte envelopes, acks=all, brokers {:?}\n",
+        "\nkafka-sync on each transport vs the bare kafka crate, {ENVELOPE_BYTES}-byte envelopes, acks=all, brokers {:?}",
         brokers()
     );
-    println!("| scenario | kafka-sync msgs/s | bare kafka msgs/s | ratio | p50 / p99 |");
-    println!("|---|---:|---:|---:|---|");
-    for r in rows {
-        let lat = r
-            .latency
-            .map_or(String::new(), |(a, b)| format!("{a:.2?} / {b:.2?}"));
+    println!("(bare measured beside each transport's pass; each ratio is against its own pass)\n");
+    println!("| scenario | kafka-crate transport msgs/s | modern transport msgs/s | bare kafka msgs/s (pass 1 / 2) | kafka-crate ÷ bare | modern ÷ bare | p50 / p99 kafka-crate | p50 / p99 modern |");
+    println!("|---|---:|---:|---:|---:|---:|---|---|");
+    for (c, m) in crate_rows.iter().zip(&modern_rows) {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {lat} |",
-            r.name,
-            r.ours,
-            r.bare,
-            r.ours / r.bare
+            "| {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.2} | {:.2} | {} | {} |",
+            c.name,
+            c.ours,
+            m.ours,
+            c.bare,
+            m.bare,
+            c.ours / c.bare,
+            m.ours / m.bare,
+            latency(c),
+            latency(m)
         );
     }
 }

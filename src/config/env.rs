@@ -10,7 +10,7 @@ impl Config {
     ///
     /// | variable | field | example |
     /// |---|---|---|
-    /// | `KAFKA_BROKERS` | `brokers` (comma-separated); also selects the `kafka` crate transport | `127.0.0.1:9092` |
+    /// | `KAFKA_BROKERS` | `brokers` (comma-separated); also selects the modern transport | `127.0.0.1:9092` |
     /// | `KAFKA_TRANSPORT` | `transport`: `memory`, `kafka-crate` or `modern` | `modern` |
     /// | `KAFKA_CLIENT_ID` | `client_id` | `scraper-1` |
     /// | `KAFKA_GROUP_ID` | `group_id` | `scraper-group` |
@@ -36,7 +36,7 @@ impl Config {
                 .map(|b| b.trim().to_string())
                 .filter(|b| !b.is_empty())
                 .collect();
-            c.transport = TransportKind::KafkaCrate;
+            c.transport = TransportKind::Modern;
         }
         if let Some(t) = lookup("KAFKA_TRANSPORT") {
             c.transport = match t.as_str() {
@@ -128,10 +128,10 @@ mod tests {
     }
 
     #[test]
-    fn brokers_select_the_kafka_transport_and_are_split() {
+    fn brokers_select_the_modern_transport_and_are_split() {
         let c = from(&[("KAFKA_BROKERS", "a:1, b:2"), ("KAFKA_GROUP_ID", "g")]).unwrap();
         assert_eq!(c.brokers, vec!["a:1", "b:2"]);
-        assert_eq!(c.transport, TransportKind::KafkaCrate);
+        assert_eq!(c.transport, TransportKind::Modern);
         assert_eq!(c.group_id, "g");
     }
 

@@ -96,7 +96,8 @@ pub struct Config {
     /// Default: `"kafka-sync"`.
     pub service_name: String,
     /// The transport. Default: [`TransportKind::Memory`]; [`Config::from_env`] picks
-    /// [`TransportKind::KafkaCrate`] when `KAFKA_BROKERS` is set.
+    /// [`TransportKind::Modern`] when `KAFKA_BROKERS` is set (Kafka 2.1 to 4.x, real
+    /// consumer groups).
     pub transport: TransportKind,
     /// Bound on opening a TCP connection to a broker. Default: 5 s.
     pub connect_timeout: Duration,
