@@ -5,9 +5,7 @@ mod modern_support;
 
 use std::time::{Duration, Instant};
 
-use kafka_sync::{
-    Config, ErrorKind, KafkaMessage, MessageType, Producer, Transport, TransportKind,
-};
+use kafka_sync::{Config, ErrorKind, KafkaMessage, MessageType, Producer, TransportKind};
 use modern_support::{random_name, Broker};
 
 fn kafka_crate_on_kafka4() -> Config {
