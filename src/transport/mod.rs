@@ -17,6 +17,7 @@
 mod kafka_crate;
 mod memory;
 mod modern;
+mod net;
 mod partitioner;
 
 use std::fmt;

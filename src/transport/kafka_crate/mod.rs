@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use self::link::Link;
-use super::{ProducerSession, SubscribeOptions, Subscription, Transport};
+use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -149,19 +149,7 @@ impl KafkaCrateTransport {
     /// settings. Does not connect. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
     /// when there is no broker.
     pub fn new(config: &Config) -> Result<Self> {
-        let brokers: Vec<String> = config
-            .brokers
-            .iter()
-            .map(|b| b.trim().to_string())
-            .filter(|b| !b.is_empty())
-            .collect();
-        if brokers.is_empty() {
-            return Err(Error::config(
-                "brokers",
-                format!("{:?}", config.brokers),
-                "the kafka-crate transport needs at least one broker (host:port)",
-            ));
-        }
+        let brokers = net::bootstrap_brokers(config, "kafka-crate")?;
         let settings = Settings {
             brokers,
             client_id: config.client_id.clone(),

@@ -8,11 +8,11 @@
 //! crate is then pointed at the broker that answered.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::errors::TOO_NEW;
 use crate::error::{Error, ErrorKind, Result};
+use crate::transport::net::connect_within;
 
 /// The requests the crate sends, as `(api key, name, version)`.
 const REQUIRED: [(i16, &str, i16); 7] = [
@@ -29,35 +29,6 @@ const API_VERSIONS_KEY: i16 = 18;
 
 /// One `(api key, min version, max version)` entry of an ApiVersions answer.
 pub(super) type ApiRange = (i16, i16, i16);
-
-/// Resolves `broker` (`host:port`) and opens a TCP connection within `timeout` per address.
-pub(super) fn connect(broker: &str, timeout: Duration) -> Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = broker
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Connection,
-                format!("cannot resolve broker address: {e}"),
-            )
-            .with_broker(broker)
-        })?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    let why = match last {
-        Some(e) if e.kind() == io::ErrorKind::TimedOut => {
-            format!("no TCP connection within {timeout:?} (connect_timeout)")
-        }
-        Some(e) => format!("TCP connect failed: {e}"),
-        None => "the address resolved to nothing".to_string(),
-    };
-    Err(Error::new(ErrorKind::Connection, why).with_broker(broker))
-}
 
 /// The ApiVersions v0 request bytes (size prefix included).
 pub(super) fn encode_api_versions(correlation_id: i32, client_id: &str) -> Vec<u8> {
@@ -127,7 +98,7 @@ pub(super) fn check_broker(
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<()> {
-    let mut stream = connect(broker, connect_timeout)?;
+    let mut stream = connect_within(broker, connect_timeout)?;
     let started = Instant::now();
     let io_err = |e: io::Error| {
         let kind = if matches!(
@@ -327,7 +298,7 @@ mod tests {
 
     #[test]
     fn an_unresolvable_host_is_a_connection_error() {
-        let e = connect("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
+        let e = connect_within("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection);
         assert_eq!(
             e.context().broker.as_deref(),

@@ -6,7 +6,7 @@
 //! connection unusable ([`Connection::is_broken`]): its owner drops it and opens a new one.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use super::api::{Api, BrokerVersions};
 use super::errors::{code, code_error, codec_error, io_error};
 use crate::error::{Error, ErrorKind, Result};
+use crate::transport::net::connect_within;
 
 /// The largest answer accepted (a fetch answer is bounded by the request's `max_bytes`).
 const MAX_FRAME: usize = 1 << 30;
@@ -42,35 +43,6 @@ pub(super) struct Connection {
     last_used: Instant,
 }
 
-/// Resolves `addr` (`host:port`) and opens a TCP connection within `timeout` per address.
-pub(super) fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Connection,
-                format!("cannot resolve broker address: {e}"),
-            )
-            .with_broker(addr)
-        })?
-        .collect();
-    let mut last = None;
-    for a in &addrs {
-        match TcpStream::connect_timeout(a, timeout.max(Duration::from_millis(1))) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    let why = match last {
-        Some(e) if e.kind() == io::ErrorKind::TimedOut => {
-            format!("no TCP connection within {timeout:?} (connect_timeout)")
-        }
-        Some(e) => format!("TCP connect failed: {e}"),
-        None => "the address resolved to nothing".to_string(),
-    };
-    Err(Error::new(ErrorKind::Connection, why).with_broker(addr))
-}
-
 impl Connection {
     /// Connects to `addr` within `connect_timeout` and asks for its API versions, waiting at
     /// most `request_timeout` for the answer.
@@ -80,7 +52,7 @@ impl Connection {
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<Connection> {
-        let stream = connect_tcp(addr, connect_timeout)?;
+        let stream = connect_within(addr, connect_timeout)?;
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
             stream,
@@ -432,7 +404,7 @@ mod tests {
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(e.kind(), ErrorKind::Connection);
-        let e = connect_tcp("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
+        let e = connect_within("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection);
         assert!(e.message().contains("resolve"), "{e}");
     }

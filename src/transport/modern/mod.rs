@@ -104,7 +104,7 @@ use kafka_protocol::messages::MetadataRequest;
 pub use self::assign::Assignor;
 use self::cluster::Cluster;
 use self::conn::Connection;
-use super::{ProducerSession, SubscribeOptions, Subscription, Transport};
+use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -246,19 +246,7 @@ impl ModernTransport {
     /// and `range` assignment preferred. Does not connect. Fails with
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no broker.
     pub fn new(config: &Config) -> Result<Self> {
-        let brokers: Vec<String> = config
-            .brokers
-            .iter()
-            .map(|b| b.trim().to_string())
-            .filter(|b| !b.is_empty())
-            .collect();
-        if brokers.is_empty() {
-            return Err(Error::config(
-                "brokers",
-                format!("{:?}", config.brokers),
-                "the modern transport needs at least one broker (host:port)",
-            ));
-        }
+        let brokers = net::bootstrap_brokers(config, "modern")?;
         Ok(Self::from_settings(Settings {
             brokers,
             client_id: config.client_id.clone(),
