@@ -9,8 +9,9 @@ demo:
 	cargo run --quiet --example pipeline
 
 ## Every test (unit, property, doctests, integration against real Apache Kafka 3.9.1 and
-## 4.1.2 started here if not running, per transport; examples compiled), then formatting
-## and lints. Brokers started here are stopped again, also on failure.
+## 4.1.2 started here if not running, per transport; TLS and SASL against a secure 3.9.1 on
+## ports 9300-9304; examples compiled), then formatting and lints. Brokers started here
+## are stopped again, also on failure.
 test:
 	$(WITH_BROKER) bash tests/matrix.sh
 	$(MAKE) lint
@@ -22,6 +23,7 @@ test-unit:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	cargo clippy --all-targets --quiet --all-features -- -D warnings
 
 ## Throughput and latency against the local broker (release build).
 bench:

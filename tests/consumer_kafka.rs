@@ -218,6 +218,7 @@ fn bad_input_is_dead_lettered_as_raw_bytes_and_committed() {
             partition: 0,
             key: None,
             value: v.to_vec(),
+            headers: Vec::new(),
         })
         .collect();
     for r in session.produce(&topic, &records, &options) {

@@ -179,6 +179,7 @@ fn rebalancing(broker: Broker, assignor: Assignor) {
                         partition: p,
                         key: None,
                         value: format!("record {n}-{p}").into_bytes(),
+                        headers: Vec::new(),
                     })
                     .collect();
                 for r in session.produce(&topic, &batch, &options) {

@@ -1,6 +1,7 @@
 //! The modern transport against Apache Kafka 3.9.1 (port 9092) and 4.1.2 (port 9094):
-//! produce and read back byte-equal with every codec, offsets, start offsets, commits,
-//! metadata, topic creation, and interop with the `kafka` crate transport on 3.9.
+//! produce and read back byte-equal, headers included, with every codec compiled in (lz4 and
+//! zstd with `--features lz4,zstd`), offsets, start offsets, commits, metadata, topic
+//! creation, and interop with the `kafka` crate transport on 3.9.
 
 mod modern_support;
 
@@ -8,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use kafka_sync::transport::{
-    KafkaCrateTransport, ModernTransport, OutgoingRecord, ProduceOptions, Transport,
+    Header, KafkaCrateTransport, ModernTransport, OutgoingRecord, ProduceOptions, Transport,
 };
 use kafka_sync::{Acks, Compression, ErrorKind, StartOffset};
 use modern_support::{random_name, read, subscribe, Broker};
@@ -21,7 +22,8 @@ fn options(compression: Compression) -> ProduceOptions {
     }
 }
 
-/// `n` records over `partitions`: binary values of varied sizes, some without a key.
+/// `n` records over `partitions`: binary values of varied sizes, some without a key, most
+/// with headers (one of them binary, one empty).
 fn records(n: usize, partitions: i32, tag: &str) -> Vec<OutgoingRecord> {
     (0..n)
         .map(|i| OutgoingRecord {
@@ -33,8 +35,28 @@ fn records(n: usize, partitions: i32, tag: &str) -> Vec<OutgoingRecord> {
                 v.extend_from_slice(&[0, 255, 0xfe, b'\n']);
                 v
             },
+            headers: match i % 3 {
+                0 => Vec::new(),
+                _ => vec![
+                    Header::new("n", i.to_string()),
+                    Header::new("bin", vec![0, 255, (i % 256) as u8]),
+                    Header::new("empty", Vec::new()),
+                ],
+            },
         })
         .collect()
+}
+
+/// The codecs this build can produce: all five with `--features lz4,zstd`.
+fn codecs() -> Vec<Compression> {
+    let all = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    all.into_iter().filter(|c| c.is_available()).collect()
 }
 
 /// Produces `recs` in one batch, asserting every record was confirmed, and returns
@@ -64,10 +86,9 @@ fn round_trip_every_codec(broker: Broker) {
     let topic = random_name("codecs");
     assert_eq!(t.ensure_topic(&topic, 3, 1).unwrap(), 3);
     let mut sent = BTreeMap::new();
-    for (i, c) in [Compression::None, Compression::Gzip, Compression::Snappy]
-        .into_iter()
-        .enumerate()
-    {
+    let codecs = codecs();
+    eprintln!("{broker:?}: codecs {codecs:?}");
+    for (i, &c) in codecs.iter().enumerate() {
         let got = produce(&t, &topic, &records(120, 3, &format!("{c:?}")), c);
         for (k, v) in got {
             assert!(sent.insert(k, v).is_none(), "offset reused");
@@ -95,7 +116,13 @@ fn round_trip_every_codec(broker: Broker) {
             r.partition, r.offset
         );
         assert_eq!(r.key, rec.key);
+        assert_eq!(
+            r.headers, rec.headers,
+            "headers differ at {}/{}",
+            r.partition, r.offset
+        );
     }
+    assert!(got.iter().any(|r| r.headers.len() == 3));
     let mut by_partition: HashMap<i32, Vec<i64>> = HashMap::new();
     for r in &got {
         by_partition.entry(r.partition).or_default().push(r.offset);
@@ -118,6 +145,33 @@ fn every_codec_round_trips_byte_equal_on_kafka_3() {
 #[test]
 fn every_codec_round_trips_byte_equal_on_kafka_4() {
     round_trip_every_codec(Broker::Kafka4);
+}
+
+#[test]
+fn codecs_a_transport_cannot_write_are_config_errors() {
+    let config = Broker::Kafka3.config();
+    let old = KafkaCrateTransport::new(&config).unwrap();
+    let modern = ModernTransport::new(&config).unwrap();
+    for c in [Compression::Lz4, Compression::Zstd] {
+        let r = old.connect_producer().unwrap().produce(
+            &random_name("no-lz4"),
+            &records(1, 1, "x"),
+            &options(c),
+        );
+        let e = r[0].as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("kafka-crate transport"), "{e}");
+        if !c.is_available() {
+            let r = modern.connect_producer().unwrap().produce(
+                &random_name("no-codec"),
+                &records(1, 1, "x"),
+                &options(c),
+            );
+            let e = r[0].as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+            assert!(e.to_string().contains("cargo feature"), "{e}");
+        }
+    }
 }
 
 fn commits_resume_and_start_offsets(broker: Broker) {
@@ -201,6 +255,7 @@ fn metadata_and_admin(broker: Broker) {
         partition: 9,
         key: None,
         value: b"x".to_vec(),
+        headers: Vec::new(),
     };
     let r = session.produce(&topic, &[rec], &options(Compression::None));
     let e = r.into_iter().next().unwrap().unwrap_err();
@@ -212,6 +267,7 @@ fn metadata_and_admin(broker: Broker) {
         partition: 0,
         key: None,
         value: b"fire and forget".to_vec(),
+        headers: Vec::new(),
     };
     let opts = ProduceOptions {
         acks: Acks::None,
@@ -245,6 +301,10 @@ fn the_kafka_crate_transport_and_the_modern_one_read_each_other_on_kafka_3() {
     assert_eq!(got.len(), 30);
     for r in &got {
         assert_eq!(r.value, from_modern[&(r.partition, r.offset)].value);
+        assert!(
+            r.headers.is_empty(),
+            "message format v0/v1 reads no headers"
+        );
     }
     old_reader.close().unwrap();
 
@@ -259,6 +319,11 @@ fn the_kafka_crate_transport_and_the_modern_one_read_each_other_on_kafka_3() {
             .expect("a record we wrote");
         assert_eq!(r.value, sent.value);
         assert_eq!(r.key, sent.key);
+        if from_old.contains_key(&(r.partition, r.offset)) {
+            assert!(r.headers.is_empty(), "the kafka crate writes no headers");
+        } else {
+            assert_eq!(r.headers, sent.headers);
+        }
     }
     modern_reader.close().unwrap();
 }
@@ -273,6 +338,7 @@ fn throughput(t: &dyn Transport, label: &str) {
             partition: i % 3,
             key: Some(format!("k{i}").into_bytes()),
             value: vec![b'x'; 200],
+            headers: Vec::new(),
         })
         .collect();
     // Warm up: creates the topic and waits until its leaders answer (a record written by a

@@ -44,6 +44,8 @@ fn send_and_send_batch_round_trip_byte_equal_through_an_independent_reader() {
     }
     let read = read_back(&topic, 220, Duration::from_secs(30));
     assert_eq!(read.len(), 220);
+    // Message format v2 carries the envelope's id, type and correlation id as headers too.
+    let modern = common::transport_name() == "modern";
     let mut ids = HashSet::new();
     for r in &read {
         assert_eq!(
@@ -54,6 +56,20 @@ fn send_and_send_batch_round_trip_byte_equal_through_an_independent_reader() {
         let m = KafkaMessage::from_bytes(&r.value).unwrap();
         assert!(ids.insert(m.id), "duplicate id {}", m.id);
         assert_eq!(r.key, m.partition_key().into_bytes());
+        if modern {
+            let expected = vec![
+                ("message-id".to_string(), m.id.to_string().into_bytes()),
+                ("message-type".to_string(), m.message_type.as_str().into()),
+                ("correlation-id".to_string(), m.correlation_id.into_bytes()),
+            ];
+            assert_eq!(
+                r.headers, expected,
+                "headers at {}/{}",
+                r.partition, r.offset
+            );
+        } else {
+            assert!(r.headers.is_empty(), "the kafka crate writes no headers");
+        }
     }
     let partitions: HashSet<_> = read.iter().map(|r| r.partition).collect();
     assert_eq!(
@@ -124,9 +140,19 @@ fn eight_threads_of_synchronous_sends_lose_nothing_and_keep_per_key_order() {
     }
 }
 
+/// gzip and snappy everywhere; lz4 and zstd too on the modern transport when built with
+/// `--features lz4,zstd` (read back by the Java consumer, so another client decodes them).
 #[test]
 fn compressed_batches_round_trip() {
-    for compression in [Compression::Gzip, Compression::Snappy] {
+    let mut codecs = vec![Compression::Gzip, Compression::Snappy];
+    if common::transport_name() == "modern" {
+        codecs.extend(
+            [Compression::Lz4, Compression::Zstd]
+                .into_iter()
+                .filter(|c| c.is_available()),
+        );
+    }
+    for compression in codecs {
         let topic = random_topic("compressed");
         let mut config = kafka_config();
         config.producer.compression = compression;

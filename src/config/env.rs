@@ -17,9 +17,14 @@ impl Config {
     /// | `KAFKA_SERVICE_NAME` | `service_name` | `scraper` |
     /// | `KAFKA_BATCH_SIZE` | `producer.batch_size` | `100` |
     /// | `KAFKA_BATCH_TIMEOUT_MS` | `producer.batch_timeout` | `10` |
-    /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy` | `snappy` |
+    /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy`, `lz4`, `zstd` (the last two need their cargo feature) | `snappy` |
     /// | `KAFKA_START_OFFSET` | `consumer.start_offset`: `earliest`, `latest` | `earliest` |
     /// | `KAFKA_REQUEST_TIMEOUT_MS` | `request_timeout` | `30000` |
+    /// | `KAFKA_SECURITY_PROTOCOL` | `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL` | `SASL_SSL` |
+    /// | `KAFKA_SASL_MECHANISM` | `security.sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `SCRAM-SHA-512` |
+    /// | `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` | `security.sasl.username`, `.password` | `alice` |
+    /// | `KAFKA_TLS_CA` | `security.tls.ca_pem_path` | `/etc/kafka/ca.pem` |
+    /// | `KAFKA_TLS_SERVER_NAME` | `security.tls.server_name` | `kafka.internal` |
     ///
     /// A variable that does not parse is an error naming the variable and its value.
     pub fn from_env() -> Result<Config> {
@@ -75,11 +80,13 @@ impl Config {
                 "none" => Compression::None,
                 "gzip" => Compression::Gzip,
                 "snappy" => Compression::Snappy,
+                "lz4" => Compression::Lz4,
+                "zstd" => Compression::Zstd,
                 _ => {
                     return Err(bad(
                         "KAFKA_COMPRESSION",
                         &v,
-                        "expected none, gzip or snappy",
+                        "expected none, gzip, snappy, lz4 or zstd",
                     ))
                 }
             };
@@ -91,6 +98,7 @@ impl Config {
                 _ => return Err(bad("KAFKA_START_OFFSET", &v, "expected earliest or latest")),
             };
         }
+        c.security = super::Security::from_lookup(&lookup)?;
         c.validate()?;
         Ok(c)
     }
@@ -141,6 +149,23 @@ mod tests {
         assert_eq!(c.transport, TransportKind::Modern);
         let e = from(&[("KAFKA_TRANSPORT", "modren")]).unwrap_err();
         assert!(e.to_string().contains("modern"), "{e}");
+    }
+
+    #[test]
+    fn lz4_and_zstd_are_read_and_need_their_feature() {
+        for (name, c) in [("lz4", Compression::Lz4), ("zstd", Compression::Zstd)] {
+            let got = from(&[("KAFKA_BROKERS", "a:1"), ("KAFKA_COMPRESSION", name)]);
+            match got {
+                Ok(config) => assert_eq!(config.producer.compression, c),
+                Err(e) => {
+                    assert!(!c.is_available());
+                    assert!(
+                        e.to_string().contains(&format!("`{name}` cargo feature")),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

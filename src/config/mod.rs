@@ -26,6 +26,7 @@
 
 mod builder;
 mod env;
+mod security;
 mod validate;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use crate::retry::RetryPolicy;
 
 pub use builder::ConfigBuilder;
+pub use security::{Sasl, SaslMechanism, Security, SecurityProtocol, TlsConfig};
 pub use validate::validate_topic_name;
 
 /// Which transport carries messages to a broker.
@@ -62,6 +64,13 @@ pub enum Acks {
 }
 
 /// Compression applied to produced batches.
+///
+/// Every variant exists in every build, so a `match` on it compiles whatever features are
+/// on. [`Lz4`](Self::Lz4) and [`Zstd`](Self::Zstd) need the crate built with the cargo
+/// feature of the same name (they compile C code) and the modern or memory transport:
+/// [`Config::validate`] rejects them otherwise with an
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the feature or the
+/// transport ([`Compression::is_available`] tells in advance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// No compression. The default.
@@ -70,6 +79,49 @@ pub enum Compression {
     Gzip,
     /// snappy: fast, moderate ratio.
     Snappy,
+    /// lz4: fast, moderate ratio. Needs the `lz4` cargo feature.
+    Lz4,
+    /// zstd: ratio close to gzip at a fraction of its CPU. Needs the `zstd` cargo feature.
+    Zstd,
+}
+
+impl Compression {
+    /// The cargo feature this codec needs, if any: `Some("lz4")`, `Some("zstd")`.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Compression::Lz4 => Some("lz4"),
+            Compression::Zstd => Some("zstd"),
+            Compression::None | Compression::Gzip | Compression::Snappy => None,
+        }
+    }
+
+    /// Whether this build can produce with the codec (its cargo feature, if any, is on).
+    ///
+    /// ```
+    /// use kafka_sync::Compression;
+    /// assert!(Compression::Snappy.is_available());
+    /// assert_eq!(Compression::Zstd.is_available(), cfg!(feature = "zstd"));
+    /// ```
+    pub fn is_available(self) -> bool {
+        match self {
+            Compression::Lz4 => cfg!(feature = "lz4"),
+            Compression::Zstd => cfg!(feature = "zstd"),
+            Compression::None | Compression::Gzip | Compression::Snappy => true,
+        }
+    }
+
+    /// A [`ErrorKind::Config`](crate::ErrorKind::Config) error on `field` when this build
+    /// cannot produce with the codec.
+    pub(crate) fn check_available(self, field: &'static str) -> crate::Result<()> {
+        match self.feature() {
+            Some(feature) if !self.is_available() => Err(crate::Error::config(
+                field,
+                format!("{self:?}"),
+                format!("{self:?} compression needs kafka-sync built with the `{feature}` cargo feature"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where a consumer group with no committed offset starts reading.
@@ -107,6 +159,8 @@ pub struct Config {
     pub producer: ProducerConfig,
     /// Consumer settings.
     pub consumer: ConsumerConfig,
+    /// TLS and SASL (modern transport only). Default: plain TCP, no authentication.
+    pub security: Security,
 }
 
 /// Producer settings.
@@ -124,7 +178,8 @@ pub struct ProducerConfig {
     pub queue_capacity: usize,
     /// Longest `send` blocks on a full queue before failing with a timeout. Default: 30 s.
     pub enqueue_timeout: Duration,
-    /// Compression codec. Default: [`Compression::None`].
+    /// Compression codec. Default: [`Compression::None`]. `Lz4` and `Zstd` need their
+    /// cargo feature and the modern (or memory) transport.
     pub compression: Compression,
     /// Compress only batches of more than this many bytes (0: always). Default: 0.
     pub compression_threshold: usize,
@@ -215,6 +270,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             producer: ProducerConfig::default(),
             consumer: ConsumerConfig::default(),
+            security: Security::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Config;
+use super::{Config, TransportKind};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 
@@ -197,6 +197,15 @@ impl Config {
             ));
         }
         retry_rule(&PRODUCER_RETRY, &p.retry)?;
+        p.compression.check_available("producer.compression")?;
+        if self.transport == TransportKind::KafkaCrate && p.compression.feature().is_some() {
+            return Err(Error::config(
+                "producer.compression",
+                format!("{:?}", p.compression),
+                "the kafka-crate transport (message format v0/v1) cannot produce lz4 or zstd; \
+                 use the modern transport, or none, gzip or snappy",
+            ));
+        }
 
         let c = &self.consumer;
         if c.max_bytes == 0 {
@@ -242,7 +251,7 @@ impl Config {
             positive("consumer.handler_timeout", t)?;
         }
         positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
-        Ok(())
+        self.security.validate()
     }
 }
 
@@ -367,6 +376,33 @@ mod tests {
             let text = rejected(change);
             assert!(text.contains(field), "{text:?} should name {field}");
             assert!(text.contains(why), "{text:?} should say {why}");
+        }
+    }
+
+    #[test]
+    fn lz4_and_zstd_need_their_feature_and_a_transport_that_writes_them() {
+        use crate::config::Compression;
+        for c in [Compression::Lz4, Compression::Zstd] {
+            let feature = c.feature().unwrap();
+            let mut config = Config::default();
+            config.producer.compression = c;
+            match config.validate() {
+                Ok(()) => assert!(c.is_available()),
+                Err(e) => {
+                    assert!(!c.is_available());
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("`{feature}` cargo feature")),
+                        "{text}"
+                    );
+                }
+            }
+            config.transport = TransportKind::KafkaCrate;
+            let text = config.validate().unwrap_err().to_string();
+            assert!(text.contains("`producer.compression`"), "{text}");
+            if c.is_available() {
+                assert!(text.contains("kafka-crate transport"), "{text}");
+            }
         }
     }
 

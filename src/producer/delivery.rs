@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
+use crate::transport::Header;
 
 /// Results on their way back to one caller, each with the index of its record in the
 /// caller's batch. A writer answers all of one caller's records of a batch in one message.
@@ -19,6 +20,8 @@ pub(crate) struct QueuedRecord {
     pub key: Vec<u8>,
     /// The encoded envelope.
     pub value: Vec<u8>,
+    /// The envelope's id, type and correlation id as record headers.
+    pub headers: Vec<Header>,
     /// For log lines.
     pub message_id: Uuid,
     /// For log lines.
@@ -54,6 +57,7 @@ impl QueuedRecord {
         Ok(QueuedRecord {
             key: message.partition_key().into_bytes(),
             value,
+            headers: headers_of(message),
             message_id: message.id,
             correlation_id: message.correlation_id.clone(),
             caller_waiting,
@@ -61,6 +65,16 @@ impl QueuedRecord {
             index,
         })
     }
+}
+
+/// The record headers every produced message carries: its id, type and correlation id
+/// (UTF-8), for consumers that read headers but not the envelope.
+pub(crate) fn headers_of(message: &KafkaMessage) -> Vec<Header> {
+    vec![
+        Header::new(Header::MESSAGE_ID, message.id.to_string()),
+        Header::new(Header::MESSAGE_TYPE, message.message_type.as_str()),
+        Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
+    ]
 }
 
 /// Gathers a batch's results so that consecutive records of one caller are answered with

@@ -127,6 +127,7 @@ impl Batch {
                     partition: UNASSIGNED,
                     key: Some(std::mem::take(&mut r.key)),
                     value: std::mem::take(&mut r.value),
+                    headers: std::mem::take(&mut r.headers),
                 });
                 self.tickets.push(r);
             }

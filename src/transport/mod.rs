@@ -33,6 +33,45 @@ pub use memory::MemoryTransport;
 pub use modern::{Assignor, ModernTransport};
 pub use partitioner::partition_for_key;
 
+/// A record header: a name and a value, carried beside the record's key and value.
+///
+/// The producer puts the envelope's id, type and correlation id on every record under
+/// [`MESSAGE_ID`](Self::MESSAGE_ID), [`MESSAGE_TYPE`](Self::MESSAGE_TYPE) and
+/// [`CORRELATION_ID`](Self::CORRELATION_ID) (UTF-8 values), so consumers that ignore the
+/// envelope still see them. Headers need message format v2: the modern and memory
+/// transports keep them; the `kafka` crate transport drops them on produce and reads none.
+///
+/// ```
+/// use kafka_sync::transport::Header;
+/// let h = Header::new(Header::CORRELATION_ID, "req-42");
+/// assert_eq!((h.key.as_str(), h.value.as_slice()), ("correlation-id", &b"req-42"[..]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// The header's name.
+    pub key: String,
+    /// The header's value (a header written by another client with a null value reads back
+    /// as empty).
+    pub value: Vec<u8>,
+}
+
+impl Header {
+    /// The name of the header holding the message id (a UUID).
+    pub const MESSAGE_ID: &'static str = "message-id";
+    /// The name of the header holding the message type.
+    pub const MESSAGE_TYPE: &'static str = "message-type";
+    /// The name of the header holding the correlation id.
+    pub const CORRELATION_ID: &'static str = "correlation-id";
+
+    /// A header named `key` with `value`.
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Header {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// A record on its way to a broker, its partition already chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
@@ -42,6 +81,9 @@ pub struct OutgoingRecord {
     pub key: Option<Vec<u8>>,
     /// The record value.
     pub value: Vec<u8>,
+    /// The record headers, in order (dropped by the `kafka` crate transport; on the modern
+    /// transport, of several headers with one name only the last is written).
+    pub headers: Vec<Header>,
 }
 
 /// How a batch is produced.
@@ -68,6 +110,9 @@ pub struct ConsumedRecord {
     pub key: Option<Vec<u8>>,
     /// Its value (empty if the record had none).
     pub value: Vec<u8>,
+    /// Its headers, in order (always empty on the `kafka` crate transport; on the modern
+    /// transport, of several headers with one name only the last is kept).
+    pub headers: Vec<Header>,
 }
 
 /// How a group member subscribes to a topic.

@@ -1,10 +1,13 @@
 // An independent reader for the integration tests: Apache Kafka's own Java consumer reads a
 // whole topic from the beginning and prints one line per record:
-//   <partition> TAB <offset> TAB <key as hex, or -> TAB <value as hex>
+//   <partition> TAB <offset> TAB <key as hex, or -> TAB <value as hex> TAB <headers>
+// where <headers> is `-` when the record has none, else `name=value` per header, joined by
+// `,`, name and value both as hex (a null value as `-`).
 // Usage: java -cp '<broker libs>/*:<dir of this class>' ReadBack <bootstrap> <topic> <expected> <timeout-ms>
 // Stops when <expected> records were read or the timeout passed. Exit 0 either way; the
 // caller compares what it got with what it expected.
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,6 +17,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 public class ReadBack {
@@ -60,6 +64,20 @@ public class ReadBack {
                     hex(out, r.key());
                     out.append('\t');
                     hex(out, r.value());
+                    out.append('\t');
+                    boolean first = true;
+                    for (Header h : r.headers()) {
+                        if (!first) {
+                            out.append(',');
+                        }
+                        first = false;
+                        hex(out, h.key().getBytes(StandardCharsets.UTF_8));
+                        out.append('=');
+                        hex(out, h.value());
+                    }
+                    if (first) {
+                        out.append('-');
+                    }
                     out.append('\n');
                     read++;
                 }

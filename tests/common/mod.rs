@@ -66,6 +66,8 @@ pub struct ReadBack {
     pub offset: i64,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// The record headers as `(name, value)`, in order (a null value reads as empty).
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// The classpath of the independent reader (`tests/broker/ReadBack.java`, compiled against
@@ -88,6 +90,20 @@ fn reader_classpath() -> &'static str {
         );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     })
+}
+
+/// The reader's header column: `-`, or `hexname=hexvalue` joined by `,`.
+fn headers(text: &str) -> Vec<(String, Vec<u8>)> {
+    if text == "-" {
+        return Vec::new();
+    }
+    text.split(',')
+        .map(|h| {
+            let (name, value) = h.split_once('=').expect("name=value from the reader");
+            let name = String::from_utf8(unhex(name)).expect("a UTF-8 header name");
+            (name, unhex(value))
+        })
+        .collect()
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -134,6 +150,7 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
                 offset: f[1].parse().expect("offset"),
                 key: unhex(f[2]),
                 value: unhex(f[3]),
+                headers: headers(f.get(4).expect("a headers column")),
             }
         })
         .collect();

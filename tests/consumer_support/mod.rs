@@ -67,6 +67,7 @@ pub fn send_raw(transport: &Arc<dyn Transport>, topic: &str, partition: i32, val
         partition,
         key: Some(b"raw-key".to_vec()),
         value: value.to_vec(),
+        headers: Vec::new(),
     };
     let options = ProduceOptions {
         acks: Acks::All,

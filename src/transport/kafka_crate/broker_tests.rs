@@ -96,6 +96,7 @@ fn records(n: usize, tag: &str) -> Vec<OutgoingRecord> {
                 v.extend_from_slice(&[0, 255, 0xfe, b'\n']);
                 v
             },
+            headers: Vec::new(),
         })
         .collect()
 }
@@ -306,11 +307,13 @@ fn a_record_for_a_missing_partition_fails_alone() {
             partition: 7,
             key: None,
             value: b"nowhere".to_vec(),
+            headers: Vec::new(),
         },
         OutgoingRecord {
             partition: 1,
             key: None,
             value: b"somewhere".to_vec(),
+            headers: Vec::new(),
         },
     ];
     let results = session.produce(&topic, &recs, &options(Compression::None));
@@ -434,11 +437,13 @@ fn a_record_larger_than_max_bytes_stalls_only_its_partition() {
             partition: 0,
             key: None,
             value: vec![7u8; 5000],
+            headers: Vec::new(),
         },
         OutgoingRecord {
             partition: 1,
             key: None,
             value: vec![8u8; 10],
+            headers: Vec::new(),
         },
     ];
     produce(&t, &topic, &recs, Compression::None);

@@ -88,8 +88,11 @@ struct Settings {
 ///   retries `BrokerRetriable`/`Connection` errors and calls
 ///   [`ProducerSession::refresh_metadata`]; this transport forgets metadata itself after a
 ///   not-leader or unknown-partition answer.
-/// - Compression: none, gzip, snappy. Records written by other clients with lz4 or zstd
-///   cannot be read (`Broker` error).
+/// - Compression: none, gzip, snappy; producing lz4 or zstd is a `Config` error (also caught
+///   by [`Config::validate`](crate::Config::validate)). Records written by other clients
+///   with lz4 or zstd cannot be read (`Broker` error).
+/// - No record headers (message format v0/v1): [`OutgoingRecord::headers`] are dropped on
+///   produce, and consumed records carry none.
 /// - Fetch decodes only the first compressed wrapper of each partition per response, so a
 ///   compressed topic is read one produce batch per partition per poll (nothing is lost).
 /// - A record larger than `consumer.max_bytes` cannot be fetched (Fetch v0 returns a partial
@@ -121,6 +124,7 @@ struct Settings {
 /// [`ProducerSession`]: super::ProducerSession
 /// [`ProducerSession::refresh_metadata`]: super::ProducerSession::refresh_metadata
 /// [`Subscription`]: super::Subscription
+/// [`OutgoingRecord::headers`]: super::OutgoingRecord::headers
 /// [`Transport::partition_count`]: super::Transport::partition_count
 /// [`Transport::health_check`]: super::Transport::health_check
 /// [`StartOffset`]: crate::config::StartOffset
@@ -147,9 +151,19 @@ impl fmt::Debug for KafkaCrateTransport {
 impl KafkaCrateTransport {
     /// A transport for `config.brokers`, with its client id, timeouts and consumer fetch
     /// settings. Does not connect. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
-    /// when there is no broker.
+    /// when there is no broker, or when `config.security` asks for TLS or SASL (this transport
+    /// speaks plain TCP only; the modern transport does both).
     pub fn new(config: &Config) -> Result<Self> {
         let brokers = net::bootstrap_brokers(config, "kafka-crate")?;
+        let protocol = config.security.protocol;
+        if protocol != crate::config::SecurityProtocol::Plaintext {
+            return Err(crate::Error::config(
+                "security.protocol",
+                protocol,
+                "the kafka-crate transport speaks PLAINTEXT only; use the modern transport \
+                 (transport = modern) for TLS and SASL",
+            ));
+        }
         let settings = Settings {
             brokers,
             client_id: config.client_id.clone(),
@@ -246,5 +260,19 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn security_other_than_plaintext_is_refused_naming_the_modern_transport() {
+        let mut config = Config::default();
+        config.security.protocol = crate::config::SecurityProtocol::SaslSsl;
+        let e = KafkaCrateTransport::new(&config).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let text = e.to_string();
+        assert!(
+            text.contains("security.protocol") && text.contains("SASL_SSL"),
+            "{text}"
+        );
+        assert!(text.contains("modern transport"), "{text}");
     }
 }

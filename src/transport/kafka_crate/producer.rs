@@ -55,6 +55,19 @@ impl KafkaProducerSession {
         records: &[OutgoingRecord],
         options: &ProduceOptions,
     ) -> Result<Vec<Result<Delivery>>> {
+        let codec = match options.compression {
+            Compression::None => KCompression::NONE,
+            Compression::Gzip => KCompression::GZIP,
+            Compression::Snappy => KCompression::SNAPPY,
+            c @ (Compression::Lz4 | Compression::Zstd) => {
+                return Err(Error::config(
+                    "producer.compression",
+                    format!("{c:?}"),
+                    "the kafka-crate transport (message format v0/v1) cannot produce lz4 or \
+                     zstd; use the modern transport, or none, gzip or snappy",
+                ))
+            }
+        };
         let timeout = clamp_duration(options.timeout);
         let info = self.metadata_for(topic, records, self.wait(timeout))?;
 
@@ -93,11 +106,7 @@ impl KafkaProducerSession {
         }
 
         let client = self.link.client()?;
-        client.set_compression(match options.compression {
-            Compression::None => KCompression::NONE,
-            Compression::Gzip => KCompression::GZIP,
-            Compression::Snappy => KCompression::SNAPPY,
-        });
+        client.set_compression(codec);
         let acks = match options.acks {
             Acks::None => RequiredAcks::None,
             Acks::One => RequiredAcks::One,
@@ -106,6 +115,7 @@ impl KafkaProducerSession {
         let messages: Vec<ProduceMessage<'_, '_>> = sendable
             .iter()
             .map(|&i| {
+                // Produce v0 (message format v0/v1) has no headers: `r.headers` is dropped.
                 let r = &records[i];
                 ProduceMessage::new(
                     topic,

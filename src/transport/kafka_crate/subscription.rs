@@ -204,6 +204,8 @@ impl KafkaSubscription {
                                     offset: m.offset,
                                     key: (!m.key.is_empty()).then(|| m.key.to_vec()),
                                     value: m.value.to_vec(),
+                                    // Message format v0/v1 has no headers.
+                                    headers: Vec::new(),
                                 });
                                 *position = m.offset + 1;
                             }

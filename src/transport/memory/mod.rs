@@ -33,18 +33,25 @@ use crate::error::{Error, ErrorKind, Result};
 /// Topics are created on first use (produce, metadata or subscribe) with 3 partitions unless
 /// [`with_default_partitions`](Self::with_default_partitions) says otherwise, or
 /// [`set_auto_create`](Self::set_auto_create) turns that off. Acks, compression and
-/// timeouts are accepted and ignored: a produce is stored (and visible to pollers) before it
+/// timeouts are accepted and ignored (every codec, lz4 and zstd too); headers are kept: a produce is stored (and visible to pollers) before it
 /// returns. Polls return as soon as any record is available (`min_bytes` is not waited for).
 ///
 /// ```
 /// use std::time::Duration;
 /// use kafka_sync::config::StartOffset;
-/// use kafka_sync::transport::{OutgoingRecord, ProduceOptions, SubscribeOptions, Transport};
+/// use kafka_sync::transport::{
+///     Header, OutgoingRecord, ProduceOptions, SubscribeOptions, Transport,
+/// };
 /// use kafka_sync::{Acks, Compression, MemoryTransport};
 ///
 /// let broker = MemoryTransport::new();
 /// let mut session = broker.connect_producer().unwrap();
-/// let record = OutgoingRecord { partition: 1, key: None, value: b"hello".to_vec() };
+/// let record = OutgoingRecord {
+///     partition: 1,
+///     key: None,
+///     value: b"hello".to_vec(),
+///     headers: vec![Header::new("trace", "abc")],
+/// };
 /// let options = ProduceOptions {
 ///     acks: Acks::All,
 ///     compression: Compression::None,
@@ -65,6 +72,7 @@ use crate::error::{Error, ErrorKind, Result};
 ///     .unwrap();
 /// let records = sub.poll(Duration::from_secs(1)).unwrap();
 /// assert_eq!(records[0].value, b"hello");
+/// assert_eq!(records[0].headers, vec![Header::new("trace", "abc")]);
 /// sub.commit(&[(1, records[0].offset + 1)]).unwrap();
 /// assert_eq!(broker.committed("readers", "greetings", 1), Some(1));
 /// ```

@@ -8,7 +8,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use crate::config::validate_topic_name;
 use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{ConsumedRecord, OutgoingRecord};
+use crate::transport::{ConsumedRecord, Header, OutgoingRecord};
 
 /// The partition count of auto-created topics unless told otherwise (our brokers' default).
 pub(super) const DEFAULT_PARTITIONS: usize = 3;
@@ -79,6 +79,7 @@ impl fmt::Debug for Broker {
 struct Stored {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
+    headers: Vec<Header>,
 }
 
 /// A topic: its partitions, each a log of records.
@@ -121,7 +122,12 @@ impl Topic {
         };
         let mut next = offset.max(0);
         while let Some(r) = usize::try_from(next).ok().and_then(|i| log.get(i)) {
-            let size = r.key.as_ref().map_or(0, Vec::len) + r.value.len();
+            let size = r.key.as_ref().map_or(0, Vec::len)
+                + r.value.len()
+                + r.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.len())
+                    .sum::<usize>();
             if !take(size) {
                 break;
             }
@@ -131,6 +137,7 @@ impl Topic {
                 offset: next,
                 key: r.key.clone(),
                 value: r.value.clone(),
+                headers: r.headers.clone(),
             });
             next += 1;
         }
@@ -334,6 +341,7 @@ impl State {
                 log.push(Stored {
                     key: r.key.clone(),
                     value: r.value.clone(),
+                    headers: r.headers.clone(),
                 });
                 Ok(Delivery {
                     partition: r.partition,

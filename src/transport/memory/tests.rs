@@ -9,7 +9,8 @@ use super::MemoryTransport;
 use crate::config::{Acks, Compression, StartOffset};
 use crate::error::ErrorKind;
 use crate::transport::{
-    ConsumedRecord, OutgoingRecord, ProduceOptions, SubscribeOptions, Subscription, Transport,
+    ConsumedRecord, Header, OutgoingRecord, ProduceOptions, SubscribeOptions, Subscription,
+    Transport,
 };
 
 const SHORT: Duration = Duration::from_millis(20);
@@ -27,6 +28,7 @@ fn record(partition: i32, value: &str) -> OutgoingRecord {
         partition,
         key: Some(format!("k-{value}").into_bytes()),
         value: value.as_bytes().to_vec(),
+        headers: Vec::new(),
     }
 }
 
@@ -103,6 +105,33 @@ fn produced_records_get_consecutive_offsets_in_each_partition() {
     assert_eq!(p2[1].key.as_deref(), Some(&b"k-d"[..]));
     assert_eq!(t.produce_calls(), 2);
     assert_eq!(t.name(), "memory");
+}
+
+#[test]
+fn headers_and_every_codec_round_trip_through_the_memory_broker() {
+    let t = MemoryTransport::new();
+    let mut session = t.connect_producer().unwrap();
+    let mut with = record(1, "h");
+    with.headers = vec![
+        Header::new("message-id", "42"),
+        Header::new("bin", vec![0u8, 255]),
+        Header::new("empty", Vec::new()),
+    ];
+    for compression in [Compression::Lz4, Compression::Zstd, Compression::Gzip] {
+        let opts = ProduceOptions {
+            compression,
+            ..options()
+        };
+        let r = session.produce("hdrs", &[with.clone(), record(1, "plain")], &opts);
+        assert!(r.iter().all(|r| r.is_ok()), "{compression:?}: {r:?}");
+    }
+    let mut sub = subscribe(&t, "g", "hdrs", StartOffset::Earliest);
+    let got = drain(sub.as_mut());
+    assert_eq!(got.len(), 6);
+    for pair in got.chunks(2) {
+        assert_eq!(pair[0].headers, with.headers);
+        assert!(pair[1].headers.is_empty());
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListOffsetsRequest,
     ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
     SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
@@ -84,6 +85,22 @@ api!(
     InitProducerId,
     0,
     5
+);
+
+// v0 handshakes sent the mechanism's bytes raw after it; v1 wraps them in SaslAuthenticate.
+api!(
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+    SaslHandshake,
+    1,
+    1
+);
+api!(
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslAuthenticate,
+    0,
+    2
 );
 
 /// What one broker said it supports (its ApiVersions answer), indexed by API key.

@@ -60,6 +60,16 @@ impl TopicMeta {
     }
 }
 
+/// Whether `e`, met while connecting to one bootstrap broker, is to be reported at once
+/// rather than trying the next: a broker too old, refused credentials, an untrusted
+/// certificate.
+pub(super) fn is_final(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::UnsupportedBroker | ErrorKind::Authentication
+    )
+}
+
 /// Connections and metadata for one owner (a producer session, a subscription, the admin).
 #[derive(Debug)]
 pub(super) struct Cluster {
@@ -117,7 +127,13 @@ impl Cluster {
         }
         if !self.conns.contains_key(addr) {
             let s = &self.settings;
-            let c = Connection::open(addr, &self.client_id, s.connect_timeout, s.request_timeout)?;
+            let c = Connection::open(
+                addr,
+                &self.client_id,
+                &s.security,
+                s.connect_timeout,
+                s.request_timeout,
+            )?;
             self.conns.insert(addr.to_string(), c);
         }
         self.conns
@@ -141,7 +157,7 @@ impl Cluster {
         for b in &brokers {
             match self.conn(b) {
                 Ok(_) => return Ok(b.clone()),
-                Err(e) if e.kind() == ErrorKind::UnsupportedBroker => return Err(e),
+                Err(e) if is_final(&e) => return Err(e),
                 Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
             }
         }

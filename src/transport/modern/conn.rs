@@ -1,12 +1,14 @@
 //! [`Connection`]: one TCP connection to one broker, with request framing, correlation ids,
 //! a deadline on every read and write, and the broker's API versions asked for on connect.
 //!
+//! The stream is plain TCP or TLS, and SASL authentication follows ApiVersions when the
+//! transport's [`Security`] asks for them.
+//!
 //! Frames are `i32 size | header | body`. Requests on one connection are answered in order;
 //! an answer with another correlation id, a short read or any I/O error leaves the
 //! connection unusable ([`Connection::is_broken`]): its owner drops it and opens a new one.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,8 +19,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use super::api::{Api, BrokerVersions};
 use super::errors::{code, code_error, codec_error, io_error};
+use super::stream::{Security, Stream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::net::connect_within;
 
 /// The largest answer accepted (a fetch answer is bounded by the request's `max_bytes`).
 const MAX_FRAME: usize = 1 << 30;
@@ -30,7 +32,7 @@ const API_VERSIONS_FIRST: i16 = 3;
 /// the heartbeat thread, the admin client) has its own.
 #[derive(Debug)]
 pub(super) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     addr: String,
     client_id: StrBytes,
     next_id: i32,
@@ -41,19 +43,23 @@ pub(super) struct Connection {
     bound: Duration,
     /// When the last request was sent.
     last_used: Instant,
+    /// When the broker ends the SASL session (a little before), if it set a lifetime.
+    session_ends: Option<Instant>,
 }
 
 impl Connection {
-    /// Connects to `addr` within `connect_timeout` and asks for its API versions, waiting at
-    /// most `request_timeout` for the answer.
+    /// Connects to `addr` within `connect_timeout`, completes the TLS handshake if
+    /// `security` asks for TLS, asks for the broker's API versions, then authenticates with
+    /// SASL if `security` asks for it; each of the three within `request_timeout`.
     pub fn open(
         addr: &str,
         client_id: &str,
+        security: &Security,
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<Connection> {
-        let stream = connect_within(addr, connect_timeout)?;
-        let _ = stream.set_nodelay(true);
+        let started = Instant::now();
+        let stream = security.connect(addr, connect_timeout, started + request_timeout)?;
         let mut conn = Connection {
             stream,
             addr: addr.to_string(),
@@ -64,8 +70,17 @@ impl Connection {
             out: Vec::with_capacity(1024),
             bound: request_timeout,
             last_used: Instant::now(),
+            session_ends: None,
         };
-        conn.handshake(request_timeout)?;
+        conn.handshake(request_timeout)
+            .map_err(|e| security.hint(e))?;
+        #[cfg(feature = "sasl")]
+        if let Some(sasl) = security.sasl() {
+            let authenticated = Instant::now();
+            let lifetime =
+                super::sasl::authenticate(&mut conn, sasl, authenticated + request_timeout)?;
+            conn.session_ends = lifetime.map(|l| authenticated + l.mul_f32(0.9));
+        }
         Ok(conn)
     }
 
@@ -79,9 +94,10 @@ impl Connection {
         self.last_used.elapsed()
     }
 
-    /// Whether an earlier exchange failed half-way: the connection must not be used again.
+    /// Whether an earlier exchange failed half-way, or the broker is about to end the SASL
+    /// session: the connection must not be used again.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.broken || self.session_ends.is_some_and(|t| Instant::now() >= t)
     }
 
     /// The version of `R` to send to this broker (the highest both sides speak).
@@ -277,6 +293,11 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
+        // TLS may still hold encrypted bytes; plain TCP has nothing to flush.
+        if self.stream.buffers_writes() {
+            self.stream.set_write_timeout(Some(remaining(deadline)?))?;
+            self.stream.flush()?;
+        }
         Ok(())
     }
 
@@ -358,8 +379,14 @@ mod tests {
     #[test]
     fn a_broker_too_old_is_reported_naming_the_api_and_the_versions() {
         let (addr, broker) = fake_broker(Some(too_old));
-        let conn =
-            Connection::open(&addr, "t", Duration::from_secs(1), Duration::from_secs(2)).unwrap();
+        let conn = Connection::open(
+            &addr,
+            "t",
+            &Security::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        )
+        .unwrap();
         assert_eq!(conn.version::<MetadataRequest>().unwrap(), 5);
         let e = conn.version::<ProduceRequest>().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnsupportedBroker);
@@ -377,6 +404,7 @@ mod tests {
         let e = Connection::open(
             &addr,
             "t",
+            &Security::default(),
             Duration::from_secs(1),
             Duration::from_millis(300),
         )
@@ -398,13 +426,18 @@ mod tests {
         let e = Connection::open(
             "127.0.0.1:1",
             "t",
+            &Security::default(),
             Duration::from_secs(2),
             Duration::from_secs(2),
         )
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(e.kind(), ErrorKind::Connection);
-        let e = connect_within("no-such-host.invalid:9092", Duration::from_secs(1)).unwrap_err();
+        let e = crate::transport::net::connect_within(
+            "no-such-host.invalid:9092",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection);
         assert!(e.message().contains("resolve"), "{e}");
     }

@@ -130,16 +130,19 @@ fn run(settings: &Settings, group: &str, client_id: &str, shared: &Shared, stopp
             .as_ref()
             .map_or(true, |c| c.is_broken() || c.addr() != addr)
         {
-            conn = match Connection::open(&addr, client_id, settings.connect_timeout, bound) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    log::warn!(
-                        "modern: heartbeat of group {group} cannot reach its coordinator: {e}"
-                    );
-                    lock(shared).coordinator_lost = true;
-                    continue;
-                }
-            };
+            let security = &settings.security;
+            conn =
+                match Connection::open(&addr, client_id, security, settings.connect_timeout, bound)
+                {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        log::warn!(
+                            "modern: heartbeat of group {group} cannot reach its coordinator: {e}"
+                        );
+                        lock(shared).coordinator_lost = true;
+                        continue;
+                    }
+                };
         }
         let Some(c) = conn.as_mut() else { continue };
         match heartbeat(c, group, generation, &member_id, bound) {

@@ -187,6 +187,7 @@ mod tests {
             partition: 0,
             key: None,
             value: v.as_bytes().to_vec(),
+            headers: Vec::new(),
         }
     }
 

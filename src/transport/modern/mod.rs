@@ -21,6 +21,7 @@
 //! | `subscription.rs` | the subscription: poll, commit, lag, close |
 //! | `admin.rs` | CreateTopics |
 //! | `errors.rs` | error codes and I/O failures as [`Error`] |
+//! | `stream.rs`, `tls.rs`, `sasl.rs`, `scram.rs` | security: plain or TLS (rustls) streams, SASL PLAIN and SCRAM |
 //! | `broker_tests.rs` | a member that crashes without leaving (needs Kafka 4.1.2 on 9094) |
 //!
 //! # Why this route
@@ -93,7 +94,14 @@ mod idempotence;
 mod offsets;
 mod produce;
 mod records;
+#[cfg(feature = "sasl")]
+mod sasl;
+#[cfg(feature = "sasl")]
+mod scram;
+mod stream;
 mod subscription;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -104,6 +112,7 @@ use kafka_protocol::messages::MetadataRequest;
 pub use self::assign::Assignor;
 use self::cluster::Cluster;
 use self::conn::Connection;
+use self::stream::Security;
 use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -128,6 +137,7 @@ struct Settings {
     rebalance_timeout: Duration,
     assignor: Assignor,
     idempotent: bool,
+    security: Security,
 }
 
 impl Settings {
@@ -144,6 +154,7 @@ impl Settings {
             rebalance_timeout: Duration::from_secs(5),
             assignor: Assignor::Range,
             idempotent: false,
+            security: Security::default(),
         }
     }
 }
@@ -158,8 +169,9 @@ impl Settings {
 /// - **Versions.** Every connection asks the broker for its API versions and sends each
 ///   request at the highest version both sides speak. A broker too old (before Kafka 2.1)
 ///   fails with [`ErrorKind::UnsupportedBroker`] naming the API and both version ranges.
-/// - **Produce.** Record batches v2 (compression none, gzip, snappy; lz4 and zstd are read
-///   when the crate is built with its `lz4` / `zstd` features), one batch per partition, one
+/// - **Produce.** Record batches v2 with headers (compression none, gzip, snappy; lz4 and
+///   zstd, written and read, when the crate is built with its `lz4` / `zstd` features, else
+///   producing them is an [`ErrorKind::Config`] error), one batch per partition, one
 ///   request per partition leader, requests to several leaders in flight at once. Record `i`
 ///   of a partition gets `base offset + i`. Not-leader and unknown-partition answers and
 ///   connection losses make the session ask for metadata again. Optionally idempotent
@@ -193,8 +205,17 @@ impl Settings {
 ///
 /// - Eager rebalancing: every member stops reading all its partitions while the group
 ///   rebalances (the classic protocol; no cooperative-sticky, no KIP-848 protocol).
-/// - Records carry no headers yet ([`OutgoingRecord`](super::OutgoingRecord) has none).
-/// - Not yet: TLS, SASL, transactions.
+/// - Of several record headers with one name, only the last is written or read.
+/// - Not yet: transactions, mutual TLS, SASL re-authentication, OAUTHBEARER, GSSAPI.
+///
+/// # Security
+///
+/// [`Config::security`](crate::Config::security) selects TLS (rustls, cargo feature `tls`)
+/// and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512 (cargo feature `sasl`). Each connection
+/// does TCP, the TLS handshake, ApiVersions, then SaslHandshake and SaslAuthenticate, each
+/// step within `request_timeout`. Refused credentials and untrusted certificates fail with
+/// [`ErrorKind::Authentication`](crate::ErrorKind::Authentication) naming the mechanism or
+/// TLS and the broker.
 ///
 /// # Example
 ///
@@ -244,9 +265,11 @@ impl ModernTransport {
     /// A transport for `config.brokers`, with its client id, timeouts and consumer fetch wait;
     /// group timeouts at their defaults (session 10 s, heartbeat every 1 s, rebalance 30 s)
     /// and `range` assignment preferred. Does not connect. Fails with
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no broker.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no broker, when
+    /// `config.security` is invalid or its CA bundle cannot be read.
     pub fn new(config: &Config) -> Result<Self> {
         let brokers = net::bootstrap_brokers(config, "modern")?;
+        let security = Security::new(&config.security)?;
         Ok(Self::from_settings(Settings {
             brokers,
             client_id: config.client_id.clone(),
@@ -258,6 +281,7 @@ impl ModernTransport {
             rebalance_timeout: REBALANCE_TIMEOUT,
             assignor: Assignor::Range,
             idempotent: false,
+            security,
         }))
     }
 
@@ -358,8 +382,9 @@ impl Transport for ModernTransport {
             if left.is_zero() {
                 break;
             }
-            let answered = Connection::open(b, &s.client_id, left.min(s.connect_timeout), left)
-                .and_then(|mut c| {
+            let connect = left.min(s.connect_timeout);
+            let answered =
+                Connection::open(b, &s.client_id, &s.security, connect, left).and_then(|mut c| {
                     let left = timeout
                         .saturating_sub(started.elapsed())
                         .max(Duration::from_millis(1));
@@ -370,7 +395,7 @@ impl Transport for ModernTransport {
                 });
             match answered {
                 Ok(_) => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::UnsupportedBroker => return Err(e),
+                Err(e) if cluster::is_final(&e) => return Err(e),
                 Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
             }
         }
@@ -388,61 +413,4 @@ impl Transport for ModernTransport {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_stores_settings_without_connecting_and_rejects_no_brokers() {
-        let config = Config {
-            brokers: vec!["127.0.0.1:1".into()],
-            ..Config::default()
-        };
-        let t = ModernTransport::new(&config).unwrap();
-        assert_eq!(t.name(), "modern");
-        assert_eq!(t.settings.session_timeout, SESSION_TIMEOUT);
-        assert!(format!("{t:?}").contains("127.0.0.1:1"));
-        let e = ModernTransport::new(&Config {
-            brokers: vec![" ".into()],
-            ..Config::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Config);
-    }
-
-    #[test]
-    fn group_timeouts_are_checked() {
-        let t = ModernTransport::new(&Config::default()).unwrap();
-        let t = t
-            .with_group_timeouts(
-                Duration::from_secs(6),
-                Duration::from_secs(2),
-                Duration::from_secs(10),
-            )
-            .unwrap()
-            .with_assignor(Assignor::RoundRobin);
-        assert_eq!(t.settings.heartbeat_interval, Duration::from_secs(2));
-        assert_eq!(t.settings.assignor, Assignor::RoundRobin);
-        let e = t
-            .with_group_timeouts(
-                Duration::from_secs(6),
-                Duration::from_secs(3),
-                Duration::from_secs(10),
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains("heartbeat_interval"), "{e}");
-    }
-
-    #[test]
-    fn an_unreachable_broker_fails_the_health_check_fast_naming_it() {
-        let t = ModernTransport::new(&Config {
-            brokers: vec!["127.0.0.1:1".into()],
-            ..Config::default()
-        })
-        .unwrap();
-        let started = Instant::now();
-        let e = t.health_check(Duration::from_secs(2)).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(2));
-        assert_eq!(e.kind(), ErrorKind::Connection);
-        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
-    }
-}
+mod tests;

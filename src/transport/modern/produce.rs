@@ -76,6 +76,9 @@ impl ModernProducerSession {
         records: &[OutgoingRecord],
         options: &ProduceOptions,
     ) -> Result<Vec<Result<Delivery>>> {
+        options
+            .compression
+            .check_available("producer.compression")?;
         let Some(store) = self.store.clone() else {
             return self.produce_with(topic, records, options, None);
         };

@@ -6,12 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression as WireCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
 
-use super::super::{ConsumedRecord, OutgoingRecord};
+use super::super::{ConsumedRecord, Header, OutgoingRecord};
 use crate::config::Compression;
 
 /// Byte positions inside a v2 batch header.
@@ -40,6 +41,8 @@ pub(super) fn wire_compression(c: Compression) -> WireCompression {
         Compression::None => WireCompression::None,
         Compression::Gzip => WireCompression::Gzip,
         Compression::Snappy => WireCompression::Snappy,
+        Compression::Lz4 => WireCompression::Lz4,
+        Compression::Zstd => WireCompression::Zstd,
     }
 }
 
@@ -51,21 +54,12 @@ pub(super) fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// `records` as one v2 record batch with `compression`, stamped with `timestamp` (ms).
+/// `records` as one v2 record batch with `compression` (an error when the codec is not
+/// compiled in), stamped with `timestamp` (ms).
 /// Without `sequence` the batch carries no producer id (not idempotent).
 pub(super) fn encode_batch<'a>(
     records: impl IntoIterator<Item = &'a OutgoingRecord>,
     compression: Compression,
-    timestamp: i64,
-    sequence: Option<Sequence>,
-) -> Result<Bytes, String> {
-    encode_wire(records, wire_compression(compression), timestamp, sequence)
-}
-
-/// [`encode_batch`] with any codec `kafka-protocol` was built with.
-fn encode_wire<'a>(
-    records: impl IntoIterator<Item = &'a OutgoingRecord>,
-    compression: WireCompression,
     timestamp: i64,
     sequence: Option<Sequence>,
 ) -> Result<Bytes, String> {
@@ -91,19 +85,36 @@ fn encode_wire<'a>(
             timestamp,
             key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k)),
             value: Some(Bytes::copy_from_slice(&r.value)),
-            headers: IndexMap::new(),
+            // An IndexMap: of several headers with one name, the last is written.
+            headers: r
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        StrBytes::from_string(h.key.clone()),
+                        Some(Bytes::copy_from_slice(&h.value)),
+                    )
+                })
+                .collect::<IndexMap<_, _>>(),
         })
         .collect();
     let mut buf = BytesMut::with_capacity(
         BATCH_HEADER
             + wire
                 .iter()
-                .map(|r| 24 + r.value.as_ref().map_or(0, |v| v.len()))
+                .map(|r| {
+                    24 + r.key.as_ref().map_or(0, |k| k.len())
+                        + r.value.as_ref().map_or(0, |v| v.len())
+                        + r.headers
+                            .iter()
+                            .map(|(k, v)| 4 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+                            .sum::<usize>()
+                })
                 .sum::<usize>(),
     );
     let options = RecordEncodeOptions {
         version: 2,
-        compression,
+        compression: wire_compression(compression),
     };
     RecordBatchEncoder::encode(&mut buf, wire.iter(), &options).map_err(|e| format!("{e:#}"))?;
     Ok(buf.freeze())
@@ -180,6 +191,14 @@ pub(super) fn decode_batches(
                     offset: r.offset,
                     key: r.key.map(|k| k.to_vec()),
                     value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| Header {
+                            key: k.to_string(),
+                            value: v.map(|v| v.to_vec()).unwrap_or_default(),
+                        })
+                        .collect(),
                 });
             }
         }
@@ -198,6 +217,7 @@ mod tests {
             partition: 0,
             key: key.map(|k| k.as_bytes().to_vec()),
             value: value.to_vec(),
+            headers: Vec::new(),
         }
     }
 
@@ -210,11 +230,13 @@ mod tests {
 
     #[test]
     fn a_batch_round_trips_with_every_codec() {
-        let records = vec![
-            rec(Some("k1"), b"v1"),
-            rec(None, &[0, 255, 1]),
-            rec(Some(""), b""),
+        let mut first = rec(Some("k1"), b"v1");
+        first.headers = vec![
+            Header::new("message-id", "id-1"),
+            Header::new("bin", vec![0u8, 255, 10]),
+            Header::new("empty", Vec::new()),
         ];
+        let records = vec![first.clone(), rec(None, &[0, 255, 1]), rec(Some(""), b"")];
         for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
             let batch = encode_batch(&records, c, 1_700_000_000_000, None).unwrap();
             let got = decode_batches("t", 3, &at_offset(&batch, 100), 0).unwrap();
@@ -226,26 +248,38 @@ mod tests {
             assert_eq!(got.records[1].value, vec![0, 255, 1]);
             assert_eq!(got.records[2].key.as_deref(), Some(&b""[..]));
             assert_eq!(got.records[2].partition, 3);
+            assert_eq!(got.records[0].headers, first.headers, "{c:?}");
+            assert!(got.records[1].headers.is_empty());
         }
     }
 
-    /// Batches other clients write with lz4 / zstd are read when the features are on.
+    /// lz4 / zstd batches are written and read when the features are on.
     #[cfg(any(feature = "lz4", feature = "zstd"))]
     #[test]
-    fn lz4_and_zstd_batches_are_read_with_their_features() {
-        let records = vec![rec(Some("k"), b"lz4 or zstd"), rec(None, &[7; 300])];
-        let mut codecs = Vec::new();
-        if cfg!(feature = "lz4") {
-            codecs.push(WireCompression::Lz4);
-        }
-        if cfg!(feature = "zstd") {
-            codecs.push(WireCompression::Zstd);
-        }
-        for c in codecs {
-            let batch = encode_wire(&records, c, 1, None).unwrap();
+    fn lz4_and_zstd_batches_round_trip_with_their_features() {
+        let mut first = rec(Some("k"), b"lz4 or zstd");
+        first.headers = vec![Header::new("h", "v")];
+        let records = vec![first, rec(None, &[7; 300])];
+        let codecs = [Compression::Lz4, Compression::Zstd];
+        for c in codecs.into_iter().filter(|c| c.is_available()) {
+            let batch = encode_batch(&records, c, 1, None).unwrap();
             let got = decode_batches("t", 0, &at_offset(&batch, 9), 0).unwrap();
             assert_eq!(got.records.len(), 2, "{c:?}");
             assert_eq!(got.records[1].value, vec![7; 300]);
+            assert_eq!(got.records[0].headers, records[0].headers);
+        }
+    }
+
+    /// Without its feature, a codec is refused by the encoder (the session refuses it
+    /// earlier with a `Config` error naming the feature).
+    #[cfg(not(all(feature = "lz4", feature = "zstd")))]
+    #[test]
+    fn a_codec_not_compiled_in_is_refused() {
+        let records = vec![rec(None, b"x")];
+        let codecs = [Compression::Lz4, Compression::Zstd];
+        for c in codecs.into_iter().filter(|c| !c.is_available()) {
+            let e = encode_batch(&records, c, 1, None).unwrap_err();
+            assert!(e.contains("not enabled"), "{c:?}: {e}");
         }
     }
 

@@ -1,0 +1,59 @@
+//! Unit tests of [`ModernTransport`](super::ModernTransport) that need no broker: settings,
+//! group timeouts, health checks.
+
+use super::*;
+
+#[test]
+fn new_stores_settings_without_connecting_and_rejects_no_brokers() {
+    let config = Config {
+        brokers: vec!["127.0.0.1:1".into()],
+        ..Config::default()
+    };
+    let t = ModernTransport::new(&config).unwrap();
+    assert_eq!(t.name(), "modern");
+    assert_eq!(t.settings.session_timeout, SESSION_TIMEOUT);
+    assert!(format!("{t:?}").contains("127.0.0.1:1"));
+    let e = ModernTransport::new(&Config {
+        brokers: vec![" ".into()],
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[test]
+fn group_timeouts_are_checked() {
+    let t = ModernTransport::new(&Config::default()).unwrap();
+    let t = t
+        .with_group_timeouts(
+            Duration::from_secs(6),
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .with_assignor(Assignor::RoundRobin);
+    assert_eq!(t.settings.heartbeat_interval, Duration::from_secs(2));
+    assert_eq!(t.settings.assignor, Assignor::RoundRobin);
+    let e = t
+        .with_group_timeouts(
+            Duration::from_secs(6),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("heartbeat_interval"), "{e}");
+}
+
+#[test]
+fn an_unreachable_broker_fails_the_health_check_fast_naming_it() {
+    let t = ModernTransport::new(&Config {
+        brokers: vec!["127.0.0.1:1".into()],
+        ..Config::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = t.health_check(Duration::from_secs(2)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(e.kind(), ErrorKind::Connection);
+    assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+}
