@@ -37,6 +37,7 @@ mod mock;
 pub mod producer;
 mod retry;
 pub mod transport;
+mod wait;
 
 pub use config::{Acks, Compression, Config, ConfigBuilder, StartOffset, TransportKind};
 pub use consumer::{

@@ -73,7 +73,33 @@ fn latency(r: &Row) -> String {
         .map_or(String::new(), |(a, b)| format!("{a:.2?} / {b:.2?}"))
 }
 
+/// Untimed traffic on both transports first: a broker just started runs its JIT-cold code
+/// for the first tens of thousands of requests, which would handicap whichever pass ran
+/// first.
+fn warm_up() {
+    for kind in [TransportKind::KafkaCrate, TransportKind::Modern] {
+        let config = Config::builder()
+            .brokers(brokers())
+            .transport(kind)
+            .build()
+            .expect("warm-up config");
+        let producer = Producer::connect(config.clone()).expect("warm-up producer");
+        let msg = envelope();
+        producer::asynchronous(&producer, &msg, 20_000, config.producer.batch_size);
+        producer::sequential(&producer, &msg, 2_000);
+        consumer::noop(
+            &config,
+            &producer,
+            &msg,
+            5_000,
+            Duration::from_millis(100),
+            "warm-up",
+        );
+    }
+}
+
 fn main() {
+    warm_up();
     let crate_rows = run_all(TransportKind::KafkaCrate);
     let modern_rows = run_all(TransportKind::Modern);
     println!(

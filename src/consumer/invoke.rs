@@ -20,6 +20,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use super::registry::{BatchInvoker, Failure, Invoker};
 use crate::domain::{HandlerError, KafkaMessage};
+use crate::wait::recv_soon;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +131,7 @@ impl HandlerRunner {
             self.abandon();
             return vec![Outcome::Panicked("the handler thread had stopped".into()); n];
         }
-        match outcome.recv_timeout(timeout) {
+        match recv_soon(&outcome, timeout) {
             Ok(outcomes) => outcomes,
             Err(RecvTimeoutError::Timeout) => {
                 log::warn!(
@@ -185,9 +186,15 @@ impl HandlerRunner {
         let thread = std::thread::Builder::new()
             .name(format!("kafka-handler-{}", self.topic))
             .spawn(move || {
-                for job in queue {
-                    // The consumer may have given up waiting; then nobody reads the reply.
-                    let _ = job.reply.send((job.work)());
+                // Ends when the runner drops its sender (close or abandon); wakes every
+                // minute while idle only to wait again.
+                loop {
+                    match recv_soon(&queue, Duration::from_secs(60)) {
+                        // The consumer may have given up waiting; then nobody reads the reply.
+                        Ok(job) => drop(job.reply.send((job.work)())),
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })?;
         let sender = jobs.clone();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
@@ -25,6 +25,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{
     partition_for_key, OutgoingRecord, ProduceOptions, ProducerSession, Transport,
 };
+use crate::wait::recv_soon;
 
 /// The caller's side of a writer thread.
 pub(crate) struct WriterHandle {
@@ -111,6 +112,10 @@ struct Batch {
     caller_waiting: bool,
 }
 
+/// How often an idle writer wakes up to wait again (it stops when every sender is gone, not
+/// by this timeout).
+const IDLE_WAKE: Duration = Duration::from_secs(60);
+
 /// Partition of a record that has not been routed yet.
 const UNASSIGNED: i32 = -1;
 
@@ -145,7 +150,14 @@ impl Writer {
     /// Runs until every sender is gone and the queue is drained.
     fn run(mut self) {
         log::debug!("writer for topic {} started", self.topic);
-        while let Ok(first) = self.queue.recv() {
+        loop {
+            // A lone synchronous caller sends again right after its answer: looking for a
+            // moment before parking spares both threads a wake-up per message.
+            let first = match recv_soon(&self.queue, IDLE_WAKE) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let batch = self.gather(first);
             let flushes = self.ship(batch);
             for done in flushes {
