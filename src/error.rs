@@ -45,6 +45,8 @@ pub enum ErrorKind {
     UnsupportedBroker,
     /// A message handler failed (see the consumer).
     Handler,
+    /// A local file could not be read or written (the file-backed idempotency store).
+    Io,
     /// The broker refused our credentials (SASL), or a TLS handshake failed (the broker's
     /// certificate is not trusted or not valid for its name). The error names the mechanism
     /// or TLS, and the broker. Not retriable: the configuration has to change.
@@ -78,6 +80,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::WorkerStopped => "worker thread stopped",
             ErrorKind::UnsupportedBroker => "unsupported broker",
             ErrorKind::Handler => "handler error",
+            ErrorKind::Io => "file error",
             ErrorKind::Authentication => "authentication failed",
         };
         f.write_str(name)

@@ -174,7 +174,7 @@ fn parse(line: &str) -> Option<(Uuid, SystemTime)> {
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::new(
-        ErrorKind::Serialization,
+        ErrorKind::Io,
         format!("idempotency store: {what} {} failed", path.display()),
     )
     .with_source(e)
@@ -204,6 +204,16 @@ mod tests {
         assert!(ids.iter().all(|id| store.is_processed(id).unwrap()));
         assert!(!store.is_processed(&old).unwrap(), "older than max_age");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_an_io_error_naming_it() {
+        let path = std::env::temp_dir()
+            .join(format!("ks-missing-dir-{}", Uuid::new_v4()))
+            .join("ids.log");
+        let e = FileIdempotencyStore::open(&path, 10, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.to_string().contains("ids.log"), "{e}");
     }
 
     #[test]
