@@ -134,7 +134,7 @@ fn ten_percent_failing_their_first_two_attempts_are_all_handled_and_none_dead_le
         let mut attempts = a.lock().unwrap();
         let n = attempts.entry(m.id).or_default();
         *n += 1;
-        if m.payload["n"].as_u64().unwrap() % 10 == 0 && *n <= 2 {
+        if m.payload["n"].as_u64().unwrap().is_multiple_of(10) && *n <= 2 {
             return Err(HandlerError::retriable("flaky dependency"));
         }
         Ok(())
@@ -161,7 +161,7 @@ fn always_failing_and_panicking_handlers_end_in_dead_letters_that_carry_every_fi
     let started = SystemTime::now();
     let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
     consumer.register_handler("test", |m: &KafkaMessage| {
-        if m.payload["n"].as_u64().unwrap() % 2 == 0 {
+        if m.payload["n"].as_u64().unwrap().is_multiple_of(2) {
             panic!("handler bug on {}", m.id);
         }
         Err(HandlerError::retriable("never works"))

@@ -61,7 +61,9 @@ impl OffsetTracker {
             .iter()
             .filter_map(|(&partition, p)| {
                 let position = p.position()?;
-                (p.committed.map_or(true, |c| position > c)).then_some((partition, position))
+                p.committed
+                    .is_none_or(|c| position > c)
+                    .then_some((partition, position))
             })
             .collect()
     }

@@ -136,7 +136,7 @@ fn assert_read_back(sent: &[OutgoingRecord], positions: &[(i32, i64)], got: &[Co
     for r in got {
         let prev = last.insert(r.partition, r.offset);
         assert!(
-            prev.map_or(true, |p| p < r.offset),
+            prev.is_none_or(|p| p < r.offset),
             "offset order in {}",
             r.partition
         );

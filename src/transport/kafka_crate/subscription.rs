@@ -212,7 +212,7 @@ impl KafkaSubscription {
                             let stuck = self.stuck.entry(p).or_insert(0);
                             if *position == before && data.highwatermark_offset() > before {
                                 *stuck += 1;
-                                if *stuck == STUCK_POLLS || *stuck % 1000 == 0 {
+                                if *stuck == STUCK_POLLS || stuck.is_multiple_of(1000) {
                                     log::warn!(
                                         "kafka-crate: {topic}/{p} has records from offset \
                                          {before} (high watermark {}) but fetches return none: \

@@ -128,7 +128,7 @@ fn run(settings: &Settings, group: &str, client_id: &str, shared: &Shared, stopp
         };
         if conn
             .as_ref()
-            .map_or(true, |c| c.is_broken() || c.addr() != addr)
+            .is_none_or(|c| c.is_broken() || c.addr() != addr)
         {
             let security = &settings.security;
             conn =
