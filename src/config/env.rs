@@ -20,6 +20,12 @@ impl Config {
     /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy`, `lz4`, `zstd` (the last two need their cargo feature) | `snappy` |
     /// | `KAFKA_START_OFFSET` | `consumer.start_offset`: `earliest`, `latest` | `earliest` |
     /// | `KAFKA_REQUEST_TIMEOUT_MS` | `request_timeout` | `30000` |
+    /// | `KAFKA_RETRY_TOPIC_ENABLED` | `consumer.retry_topic_enabled`: `true`, `false` | `true` |
+    /// | `KAFKA_MAX_POLL_RECORDS` | `consumer.max_poll_records` | `500` |
+    /// | `KAFKA_MAX_POLL_INTERVAL_MS` | `consumer.max_poll_interval` | `300000` |
+    /// | `KAFKA_MAX_WAITING_RETRIES` | `consumer.max_waiting_retries` | `1000` |
+    /// | `KAFKA_RETRY_TOPIC_MAX_DELAY_MS` | `consumer.retry_topic_max_delay` | `3600000` |
+    /// | `KAFKA_DIVERT_TIMEOUT_MS` | `consumer.divert_timeout` | `30000` |
     /// | `KAFKA_SECURITY_PROTOCOL` | `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL` | `SASL_SSL` |
     /// | `KAFKA_SASL_MECHANISM` | `security.sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `SCRAM-SHA-512` |
     /// | `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` | `security.sasl.username`, `.password` | `alice` |
@@ -98,10 +104,49 @@ impl Config {
                 _ => return Err(bad("KAFKA_START_OFFSET", &v, "expected earliest or latest")),
             };
         }
+        consumer_from_lookup(&mut c, &lookup)?;
         c.security = super::Security::from_lookup(&lookup)?;
         c.validate()?;
         Ok(c)
     }
+}
+
+/// The consumer's variables (see the table on [`Config::from_env`]).
+fn consumer_from_lookup(c: &mut Config, lookup: &impl Fn(&str) -> Option<String>) -> Result<()> {
+    let millis = |name: &'static str| -> Result<Option<Duration>> {
+        lookup(name)
+            .map(|v| number(name, &v).map(Duration::from_millis))
+            .transpose()
+    };
+    if let Some(v) = lookup("KAFKA_RETRY_TOPIC_ENABLED") {
+        c.consumer.retry_topic_enabled = match v.trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(bad(
+                    "KAFKA_RETRY_TOPIC_ENABLED",
+                    &v,
+                    "expected true or false",
+                ))
+            }
+        };
+    }
+    if let Some(v) = lookup("KAFKA_MAX_POLL_RECORDS") {
+        c.consumer.max_poll_records = number("KAFKA_MAX_POLL_RECORDS", &v)? as usize;
+    }
+    if let Some(v) = lookup("KAFKA_MAX_WAITING_RETRIES") {
+        c.consumer.max_waiting_retries = number("KAFKA_MAX_WAITING_RETRIES", &v)? as usize;
+    }
+    if let Some(d) = millis("KAFKA_MAX_POLL_INTERVAL_MS")? {
+        c.consumer.max_poll_interval = d;
+    }
+    if let Some(d) = millis("KAFKA_RETRY_TOPIC_MAX_DELAY_MS")? {
+        c.consumer.retry_topic_max_delay = d;
+    }
+    if let Some(d) = millis("KAFKA_DIVERT_TIMEOUT_MS")? {
+        c.consumer.divert_timeout = d;
+    }
+    Ok(())
 }
 
 fn bad(variable: &'static str, value: &str, why: &str) -> Error {
@@ -166,6 +211,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_consumer_variable_sets_its_field() {
+        let c = from(&[
+            ("KAFKA_RETRY_TOPIC_ENABLED", "false"),
+            ("KAFKA_MAX_POLL_RECORDS", "50"),
+            ("KAFKA_MAX_POLL_INTERVAL_MS", "60000"),
+            ("KAFKA_MAX_WAITING_RETRIES", "7"),
+            ("KAFKA_RETRY_TOPIC_MAX_DELAY_MS", "120000"),
+            ("KAFKA_DIVERT_TIMEOUT_MS", "2500"),
+        ])
+        .unwrap();
+        assert!(!c.consumer.retry_topic_enabled);
+        assert_eq!(c.consumer.max_poll_records, 50);
+        assert_eq!(c.consumer.max_poll_interval, Duration::from_secs(60));
+        assert_eq!(c.consumer.max_waiting_retries, 7);
+        assert_eq!(c.consumer.retry_topic_max_delay, Duration::from_secs(120));
+        assert_eq!(c.consumer.divert_timeout, Duration::from_millis(2500));
+        let e = from(&[("KAFKA_RETRY_TOPIC_ENABLED", "maybe")]).unwrap_err();
+        assert!(e.to_string().contains("KAFKA_RETRY_TOPIC_ENABLED"), "{e}");
+        let e = from(&[("KAFKA_MAX_POLL_RECORDS", "0")]).unwrap_err();
+        assert!(e.to_string().contains("consumer.max_poll_records"), "{e}");
     }
 
     #[test]

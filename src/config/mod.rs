@@ -215,9 +215,34 @@ pub struct ConsumerConfig {
     /// The retry topic. Default: `"retry"`.
     pub retry_topic: String,
     /// Whether a message whose in-place retries ran out is parked on `retry_topic` for a
-    /// later attempt (else it is dead-lettered). Only useful when the service also consumes
-    /// `retry_topic`. Default: `false`.
+    /// later attempt (else it is dead-lettered). When on, [`Consumer::consume`](crate::Consumer::consume)
+    /// also consumes `retry_topic` (a thread of its own) if it is not among the topics given.
+    /// Default: `true` (the seed's non-blocking retries: a failing message never holds up
+    /// the healthy ones). Env: `KAFKA_RETRY_TOPIC_ENABLED`.
     pub retry_topic_enabled: bool,
+    /// Most records a consumer thread takes from one poll before it looks at the group
+    /// again (rebalances are also seen between any two records). Default: 500, as Kafka's
+    /// `max.poll.records`. Env: `KAFKA_MAX_POLL_RECORDS`.
+    pub max_poll_records: usize,
+    /// Longest a consumer thread may stay away from its poll loop (one handler call)
+    /// before its member leaves the group, so its partitions move to a member that works
+    /// (reported in health as `stuck`). Default: 5 min, as Kafka's `max.poll.interval.ms`.
+    /// Env: `KAFKA_MAX_POLL_INTERVAL_MS`.
+    pub max_poll_interval: Duration,
+    /// Most messages a consumer thread keeps in memory waiting for an in-place retry (each
+    /// waits without holding up the others); when full, the thread waits for the earliest
+    /// one. Default: 1,000. Env: `KAFKA_MAX_WAITING_RETRIES`.
+    pub max_waiting_retries: usize,
+    /// Longest a retry-topic entry is held back: an entry due later than this from now (a
+    /// skewed or crafted clock) is clamped to it and logged. Default: 1 h.
+    /// Env: `KAFKA_RETRY_TOPIC_MAX_DELAY_MS`.
+    pub retry_topic_max_delay: Duration,
+    /// How long a retry or dead-letter write may keep failing (retried with backoff, other
+    /// messages go on meanwhile) before the next fallback is tried: retry topic, then the
+    /// dead-letter record, then the original bytes with the error in headers; if all fail
+    /// the partition stops (health `down`, nothing committed past the message) and the
+    /// writes are tried again slowly. Default: 30 s. Env: `KAFKA_DIVERT_TIMEOUT_MS`.
+    pub divert_timeout: Duration,
     /// How long a message parked on the retry topic waits before it is handled again (its
     /// due time is the moment it was parked plus this delay). Default: 30 s.
     pub retry_topic_delay: Duration,
@@ -309,7 +334,12 @@ impl Default for ConsumerConfig {
             },
             dead_letter_topic: crate::domain::topics::DEAD_LETTER.to_string(),
             retry_topic: crate::domain::topics::RETRY.to_string(),
-            retry_topic_enabled: false,
+            retry_topic_enabled: true,
+            max_poll_records: 500,
+            max_poll_interval: Duration::from_secs(300),
+            max_waiting_retries: 1_000,
+            retry_topic_max_delay: Duration::from_secs(3600),
+            divert_timeout: Duration::from_secs(30),
             retry_topic_delay: Duration::from_secs(30),
             max_total_attempts: 10,
             handler_timeout: Some(Duration::from_secs(30)),

@@ -251,6 +251,32 @@ impl Config {
             positive("consumer.handler_timeout", t)?;
         }
         positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
+        if c.max_poll_records == 0 {
+            return Err(Error::config(
+                "consumer.max_poll_records",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.max_poll_interval", c.max_poll_interval)?;
+        if c.max_waiting_retries == 0 {
+            return Err(Error::config(
+                "consumer.max_waiting_retries",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.divert_timeout", c.divert_timeout)?;
+        if c.retry_topic_max_delay < c.retry_topic_delay {
+            return Err(Error::config(
+                "consumer.retry_topic_max_delay",
+                format!("{:?}", c.retry_topic_max_delay),
+                format!(
+                    "must not be below consumer.retry_topic_delay ({:?})",
+                    c.retry_topic_delay
+                ),
+            ));
+        }
         self.security.validate()
     }
 }
@@ -370,6 +396,31 @@ mod tests {
                 Box::new(|c| c.consumer.shutdown_timeout = Duration::ZERO),
                 "`consumer.shutdown_timeout`",
                 "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_records = 0),
+                "`consumer.max_poll_records`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_interval = Duration::ZERO),
+                "`consumer.max_poll_interval`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_waiting_retries = 0),
+                "`consumer.max_waiting_retries`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.divert_timeout = Duration::ZERO),
+                "`consumer.divert_timeout`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic_max_delay = Duration::from_secs(1)),
+                "`consumer.retry_topic_max_delay`",
+                "must not be below",
             ),
         ];
         for (change, field, why) in cases {

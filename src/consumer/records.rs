@@ -163,6 +163,84 @@ impl DeadLetterRecord {
     }
 }
 
+impl DeadLetterRecord {
+    /// Reads back a record of the dead-letter topic, in either form the consumer writes: the
+    /// JSON record inside an envelope of type [`MessageType::DEAD_LETTER`] (header
+    /// `dlt-form: envelope`, or no headers at all on the `kafka` crate transport), or the
+    /// original key and value unchanged with the error in `dlt-*` headers (`dlt-form:
+    /// original`, the fallback when the JSON record cannot be written, e.g. too large).
+    /// Fails with [`ErrorKind::Serialization`](crate::ErrorKind::Serialization) naming what
+    /// is missing.
+    pub fn from_record(record: &crate::transport::ConsumedRecord) -> crate::Result<Self> {
+        use super::divert::headers as h;
+        let get = |name: &str| {
+            record
+                .headers
+                .iter()
+                .rev()
+                .find(|x| x.key == name)
+                .map(|x| String::from_utf8_lossy(&x.value).into_owned())
+        };
+        let bad = |what: String| {
+            crate::Error::new(
+                crate::ErrorKind::Serialization,
+                format!(
+                    "record {}/{}@{} is not a dead letter: {what}",
+                    record.topic, record.partition, record.offset
+                ),
+            )
+        };
+        if get(h::DLT_FORM).as_deref() != Some("original") {
+            let env = KafkaMessage::from_bytes(&record.value)
+                .map_err(|e| bad(format!("not an envelope: {e}")))?;
+            if env.message_type != MessageType::DEAD_LETTER {
+                return Err(bad(format!("an envelope of type {}", env.message_type)));
+            }
+            return env.payload_as().map_err(|e| bad(format!("payload: {e}")));
+        }
+        let need = |name: &'static str| get(name).ok_or_else(|| bad(format!("no {name} header")));
+        let number = |name: &'static str| -> crate::Result<i64> {
+            need(name)?
+                .parse()
+                .map_err(|_| bad(format!("header {name} is not a number")))
+        };
+        let time = |name: &'static str| -> crate::Result<SystemTime> {
+            let ms = u64::try_from(number(name)?).unwrap_or(0);
+            Ok(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        };
+        let kind: DeadLetterKind =
+            serde_json::from_value(serde_json::Value::String(need(h::DLT_KIND)?))
+                .map_err(|_| bad("unknown dlt-kind".into()))?;
+        let original = KafkaMessage::from_bytes(&record.value).ok();
+        let (salvaged_id, salvaged_corr) = salvage_ids(&record.value);
+        Ok(DeadLetterRecord {
+            kind,
+            error: need(h::DLT_ERROR)?,
+            raw_value: original
+                .is_none()
+                .then(|| RawBytes::from_slice(&record.value)),
+            key: record.key.as_deref().map(RawBytes::from_slice),
+            message_id: get(crate::transport::Header::MESSAGE_ID)
+                .and_then(|t| Uuid::parse_str(&t).ok())
+                .or(original.as_ref().map(|m| m.id))
+                .or(salvaged_id),
+            message_type: original.as_ref().map(|m| m.message_type.clone()),
+            correlation_id: get(crate::transport::Header::CORRELATION_ID).or(salvaged_corr),
+            attempts: u32::try_from(number(h::DLT_ATTEMPTS)?).unwrap_or(u32::MAX),
+            first_failure_at: time(h::DLT_FIRST_FAILURE_AT)?,
+            last_failure_at: time(h::DLT_LAST_FAILURE_AT)?,
+            origin: Origin {
+                topic: need(h::DLT_ORIGINAL_TOPIC)?,
+                partition: i32::try_from(number(h::DLT_ORIGINAL_PARTITION)?).unwrap_or(-1),
+                offset: number(h::DLT_ORIGINAL_OFFSET)?,
+            },
+            group: need(h::DLT_GROUP)?,
+            service: need(h::DLT_SERVICE)?,
+            original,
+        })
+    }
+}
+
 /// Best-effort id and correlation id of bytes that are JSON but not an envelope.
 pub(crate) fn salvage_ids(bytes: &[u8]) -> (Option<Uuid>, Option<String>) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes)

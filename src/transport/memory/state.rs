@@ -18,6 +18,9 @@ pub(super) const DEFAULT_PARTITIONS: usize = 3;
 pub(super) struct Broker {
     state: Mutex<State>,
     changed: Condvar,
+    /// Bumped at every join and leave of any group, so members can tell cheaply (without
+    /// the lock) whether a rebalance may be under way.
+    membership: std::sync::atomic::AtomicU64,
 }
 
 impl Broker {
@@ -25,7 +28,19 @@ impl Broker {
         Broker {
             state: Mutex::new(State::new(default_partitions)),
             changed: Condvar::new(),
+            membership: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records that some group's membership changed.
+    pub(super) fn membership_changed(&self) {
+        self.membership
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many membership changes happened so far.
+    pub(super) fn membership_changes(&self) -> u64 {
+        self.membership.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Locks the state; a poisoned lock (a panic while it was held) is taken over, since every

@@ -214,26 +214,48 @@ pub(super) fn leave(
     member_id: &str,
 ) -> Result<i16> {
     let version = cluster.version::<LeaveGroupRequest>(coordinator)?;
+    let request = leave_request(version, group, member_id, "the consumer is closing");
+    let bound = cluster.settings().request_timeout;
+    let a = cluster.call_at(coordinator, &request, version, bound)?;
+    Ok(leave_answer(&a))
+}
+
+/// Like [`leave`], on a connection of its own (another thread takes a busy member out).
+pub(super) fn leave_on(
+    conn: &mut Connection,
+    group: &str,
+    member_id: &str,
+    reason: &str,
+    bound: Duration,
+) -> Result<i16> {
+    let version = conn.version::<LeaveGroupRequest>()?;
+    let request = leave_request(version, group, member_id, reason);
+    Ok(leave_answer(&conn.call_at(&request, version, bound)?))
+}
+
+fn leave_answer(a: &kafka_protocol::messages::LeaveGroupResponse) -> i16 {
+    if a.error_code != code::NONE {
+        return a.error_code;
+    }
+    a.members
+        .iter()
+        .map(|m| m.error_code)
+        .find(|&c| c != code::NONE)
+        .unwrap_or(code::NONE)
+}
+
+fn leave_request(version: i16, group: &str, member_id: &str, reason: &str) -> LeaveGroupRequest {
     let mut request = LeaveGroupRequest::default().with_group_id(group_id(group));
     if version >= 3 {
         let mut who = MemberIdentity::default().with_member_id(text(member_id));
         if version >= 5 {
-            who.reason = Some(StrBytes::from_static_str("the consumer is closing"));
+            who.reason = Some(text(reason));
         }
         request.members = vec![who];
     } else {
         request.member_id = text(member_id);
     }
-    let bound = cluster.settings().request_timeout;
-    let a = cluster.call_at(coordinator, &request, version, bound)?;
-    if a.error_code != code::NONE {
-        return Ok(a.error_code);
-    }
-    Ok(a.members
-        .iter()
-        .map(|m| m.error_code)
-        .find(|&c| c != code::NONE)
-        .unwrap_or(code::NONE))
+    request
 }
 
 /// The error for a group answer `c` while doing `what`.

@@ -17,6 +17,7 @@ use super::assign::{
     Assignor,
 };
 use super::cluster::{Cluster, BACKOFF_MAX, BACKOFF_START};
+use super::conn::Connection;
 use super::coordinator::{self, group_error, Join, Joined};
 use super::errors::{code, is_coordinator_moved};
 use super::heartbeat::{lock, Heartbeat, MemberState, Shared};
@@ -351,6 +352,79 @@ impl Membership {
                 Ok(())
             }
             c => Err(group_error(c, "leaving", &self.group, &addr)),
+        }
+    }
+}
+
+/// Takes a member out of its group from another thread (see
+/// [`GroupExit`](crate::transport::GroupExit)): heartbeats stop, a LeaveGroup goes out on a
+/// connection of its own, and the member joins again as a new member at its next poll.
+pub(super) struct MemberExit {
+    settings: Arc<Settings>,
+    group: String,
+    client_id: String,
+    shared: Shared,
+}
+
+impl Membership {
+    /// A handle to take this member out of its group from another thread.
+    pub fn exit_handle(&self) -> MemberExit {
+        MemberExit {
+            settings: self.settings.clone(),
+            group: self.group.clone(),
+            client_id: self.client_id.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl crate::transport::GroupExit for MemberExit {
+    fn leave(&self, reason: &str) {
+        let (member_id, coordinator) = {
+            let mut s = lock(&self.shared);
+            if s.member_id.is_empty() || s.generation < 0 {
+                return;
+            }
+            let out = (std::mem::take(&mut s.member_id), s.coordinator.clone());
+            s.generation = -1;
+            s.heartbeating = false;
+            s.rejoin = true;
+            out
+        };
+        let Some(addr) = coordinator else { return };
+        let s = &self.settings;
+        let result = Connection::open(
+            &addr,
+            &self.client_id,
+            &s.security,
+            s.connect_timeout,
+            s.request_timeout,
+        )
+        .and_then(|mut conn| {
+            coordinator::leave_on(
+                &mut conn,
+                &self.group,
+                &member_id,
+                reason,
+                s.request_timeout,
+            )
+        });
+        match result {
+            Ok(code::NONE | code::UNKNOWN_MEMBER_ID) => log::warn!(
+                "modern: member {member_id} left group {} from the watchdog: {reason}",
+                self.group
+            ),
+            Ok(c) => log::warn!(
+                "modern: LeaveGroup of {member_id} ({}): {}; heartbeats stopped, the session \
+                 expires instead",
+                self.group,
+                super::errors::code_name(c)
+            ),
+            Err(e) => log::warn!(
+                "modern: LeaveGroup of {member_id} ({}) failed: {e}; heartbeats stopped, the \
+                 session expires instead",
+                self.group
+            ),
         }
     }
 }
