@@ -14,6 +14,7 @@
 //!
 //! [`subscribe`]: Transport::subscribe
 
+mod broker_code;
 mod kafka_crate;
 mod memory;
 mod modern;
