@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consumer_support::*;
-use kafka_sync::{Config, Consumer, HandlerError, KafkaMessage, RetryRecord};
+use kafka_sync::domain::{HandlerError, KafkaMessage, RetryRecord};
+use kafka_sync::metrics::HealthStatus;
+use kafka_sync::transport::Transport;
+use kafka_sync::{Config, Consumer, Kafka};
 
 const T: &str = "input";
 const RETRY: &str = "retry";
@@ -17,10 +20,17 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// The library's defaults, on the memory transport, with a group name.
 fn default_config(group: &str) -> Config {
-    Config::builder()
-        .group_id(group)
-        .build()
-        .expect("valid config")
+    Config {
+        group_id: group.into(),
+        ..Config::in_memory()
+    }
+}
+
+/// A consumer of `config.group_id` over `transport`.
+fn consumer(config: Config, transport: Arc<dyn Transport>) -> Consumer {
+    Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .expect("consumer")
 }
 
 #[test]
@@ -30,7 +40,7 @@ fn healthy_messages_behind_a_failing_one_are_handled_during_its_backoff() {
     let mut messages = vec![message(0)];
     messages.extend((1..200).map(message));
     send_all(&transport, T, messages);
-    let consumer = Consumer::new(default_config("g"), transport).unwrap();
+    let consumer = consumer(default_config("g"), transport);
     let attempts_of_0 = Arc::new(AtomicUsize::new(0));
     // For each healthy message: how often message 0 had been tried when it was handled.
     let seen_at = Arc::new(Mutex::new(Vec::new()));
@@ -63,7 +73,7 @@ fn healthy_messages_behind_a_failing_one_are_handled_during_its_backoff() {
         3,
         "the in-place budget"
     );
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -71,7 +81,7 @@ fn one_percent_failing_every_attempt_leaves_every_healthy_message_handled_and_al
     let (broker, transport) = memory();
     let total = 3000;
     send_all(&transport, T, (0..total).map(message).collect());
-    let consumer = Consumer::new(default_config("g"), transport).unwrap();
+    let consumer = consumer(default_config("g"), transport);
     let handled = Arc::new(AtomicUsize::new(0));
     let h = handled.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -103,7 +113,7 @@ fn one_percent_failing_every_attempt_leaves_every_healthy_message_handled_and_al
         let m = handle.metrics().into_iter().find(|m| m.topic == T).unwrap();
         m.lag.len() == 3 && m.total_lag() == 0
     });
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -116,7 +126,7 @@ fn a_later_message_of_the_same_key_waits_behind_one_being_retried() {
     send_all(&transport, T, vec![first, other, second]);
     let mut config = default_config("g");
     config.consumer.retry = quick_retries(3);
-    let consumer = Consumer::new(config, transport).unwrap();
+    let consumer = consumer(config, transport);
     let order = Arc::new(Mutex::new(Vec::new()));
     let tries: Arc<Mutex<HashMap<u64, usize>>> = Arc::default();
     let (o, t) = (order.clone(), tries.clone());
@@ -138,7 +148,7 @@ fn a_later_message_of_the_same_key_waits_behind_one_being_retried() {
         vec![2, 1, 3],
         "another key goes ahead; the same key keeps its order"
     );
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -154,7 +164,7 @@ fn a_handler_that_never_returns_is_reported_stuck_and_its_partitions_move_to_ano
     let make = || {
         let mut config = default_config("g");
         config.consumer.handler_timeout = Some(Duration::from_millis(200));
-        let consumer = Consumer::new(config, transport.clone()).unwrap();
+        let consumer = consumer(config, transport.clone());
         let (b, s, r) = (blocked_once.clone(), seen.clone(), released.clone());
         consumer.register_handler("test", move |m: &KafkaMessage| {
             let n = m.payload["n"].as_u64().unwrap();
@@ -184,7 +194,7 @@ fn a_handler_that_never_returns_is_reported_stuck_and_its_partitions_move_to_ano
         (&two, &one)
     };
     let health = stuck.health();
-    assert_eq!(health.status(), kafka_sync::consumer::HealthStatus::Down);
+    assert_eq!(health.status(), HealthStatus::Down);
     let thread = health.threads.iter().find(|t| t.topic == T).unwrap();
     assert_eq!(thread.running_call.unwrap().message_id, stuck_id);
     assert!(
@@ -212,6 +222,6 @@ fn a_handler_that_never_returns_is_reported_stuck_and_its_partitions_move_to_ano
     wait_for("everything committed", WAIT, || {
         all_committed(&broker, "g", T)
     });
-    one.shutdown(WAIT).unwrap();
-    two.shutdown(WAIT).unwrap();
+    one.close(WAIT).unwrap();
+    two.close(WAIT).unwrap();
 }

@@ -14,6 +14,7 @@
 //!
 //! [`subscribe`]: Transport::subscribe
 
+mod broker_code;
 mod kafka_crate;
 mod memory;
 mod modern;
@@ -30,7 +31,7 @@ use crate::error::Result;
 
 pub use kafka_crate::KafkaCrateTransport;
 pub use memory::MemoryTransport;
-pub use modern::{Assignor, ModernTransport};
+pub use modern::ModernTransport;
 pub use partitioner::partition_for_key;
 
 /// A record header: a name and a value, carried beside the record's key and value.
@@ -168,6 +169,22 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
     /// A metadata round trip within `timeout`: `Ok` when a broker answered.
     fn health_check(&self, timeout: Duration) -> Result<()>;
+
+    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
+    /// either: the broker's default) unless it exists, and returns its partition count (an
+    /// existing topic is left as it is). Transports that cannot create topics (the `kafka`
+    /// crate speaks no CreateTopics) fail with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        let _ = (partitions, replication);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedBroker,
+            format!(
+                "the {} transport cannot create topic {topic}: create it with the broker's tools",
+                self.name()
+            ),
+        )
+        .with_topic(topic))
+    }
 }
 
 /// One thread's producing connection.
@@ -253,9 +270,10 @@ pub trait Subscription: Send {
     }
 }
 
-/// The transport `config` selects: a new [`MemoryTransport`], or a [`KafkaCrateTransport`]
-/// or [`ModernTransport`] over `config.brokers`.
-pub fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
+/// The transport `config` selects: a [`ModernTransport`] or [`KafkaCrateTransport`] over
+/// `config.brokers`, or a new [`MemoryTransport`] when [`TransportKind::Memory`] is named.
+/// Reached through [`Kafka::connect`](crate::Kafka::connect).
+pub(crate) fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
     config.validate()?;
     Ok(match config.transport {
         TransportKind::Memory => Arc::new(MemoryTransport::new()),
