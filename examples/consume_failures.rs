@@ -10,16 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_sync::{
-    Config, Consumer, HandlerError, KafkaMessage, MemoryTransport, MessageType, Producer, Transport,
-};
+use kafka_sync::domain::{HandlerError, KafkaMessage, MessageType};
+use kafka_sync::{Config, Kafka};
 
-fn run(config: &Config, transport: &Arc<dyn Transport>, topic: &str, n: usize, fail: bool) -> f64 {
-    let mut c = config.clone();
-    c.group_id = format!("j-{}", uuid::Uuid::new_v4().simple());
-    c.consumer.retry_topic = format!("j-retry-{}", uuid::Uuid::new_v4().simple());
-    c.consumer.dead_letter_topic = format!("j-dlt-{}", uuid::Uuid::new_v4().simple());
-    let consumer = Consumer::new(c, transport.clone()).expect("consumer");
+fn run(kafka: &Kafka, topic: &str, n: usize, fail: bool) -> f64 {
+    let group = format!("j-{}", uuid::Uuid::new_v4().simple());
+    let consumer = kafka.consumer_in_group(&group).expect("consumer");
     let healthy = Arc::new(AtomicUsize::new(0));
     let h = healthy.clone();
     consumer.register_handler("bench", move |m: &KafkaMessage| {
@@ -37,9 +33,7 @@ fn run(config: &Config, transport: &Arc<dyn Transport>, topic: &str, n: usize, f
         std::thread::sleep(Duration::from_micros(500));
     }
     let took = started.elapsed();
-    consumer
-        .shutdown(Duration::from_secs(30))
-        .expect("shutdown");
+    consumer.close(Duration::from_secs(30)).expect("shutdown");
     want as f64 / took.as_secs_f64()
 }
 
@@ -48,12 +42,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let config = Config::from_env().expect("config");
-    let transport: Arc<dyn Transport> = match std::env::var("KAFKA_BROKERS") {
-        Ok(_) => kafka_sync::transport::connect(&config).expect("broker"),
-        Err(_) => Arc::new(MemoryTransport::new()),
-    };
-    let producer = Producer::new(config.clone(), transport.clone()).expect("producer");
+    let kafka = match std::env::var("KAFKA_BROKERS") {
+        Ok(_) => Kafka::connect(Config::from_env().expect("config")),
+        Err(_) => Kafka::in_memory(),
+    }
+    .expect("kafka");
+    let producer = kafka.producer();
     let topic = format!("j-input-{}", uuid::Uuid::new_v4().simple());
     let pad = "x".repeat(150);
     let handles: Vec<_> = (0..n)
@@ -71,8 +65,8 @@ fn main() {
     let mut clean = Vec::new();
     let mut failing = Vec::new();
     for _ in 0..2 {
-        clean.push(run(&config, &transport, &topic, n, false));
-        failing.push(run(&config, &transport, &topic, n, true));
+        clean.push(run(&kafka, &topic, n, false));
+        failing.push(run(&kafka, &topic, n, true));
     }
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     println!(
@@ -80,6 +74,7 @@ fn main() {
         best(&failing),
         best(&clean),
         best(&failing) / best(&clean),
-        transport.name()
+        kafka.transport().name()
     );
+    kafka.close(Duration::from_secs(30)).expect("close");
 }
