@@ -39,6 +39,9 @@ pub struct ConsumerTopicMetrics {
     pub skipped_other_group: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Dead-letter records that failed in the dead-letter handler (or did not read back as
+    /// dead letters): logged at error and skipped, never written back.
+    pub dead_letter_failures: u64,
     /// Median handler call time over the recent calls, if any.
     pub handler_latency_p50: Option<Duration>,
     /// 99th percentile handler call time over the recent calls, if any.
@@ -76,9 +79,10 @@ pub(crate) enum Counter {
     SkippedUnknownType,
     SkippedOtherGroup,
     Commits,
+    DeadLetterFailures,
 }
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 11;
 
 /// The live state of one topic's consumer thread: counters and health.
 pub(crate) struct TopicStats {
@@ -311,6 +315,7 @@ impl TopicStats {
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
             commits: self.get(Counter::Commits),
+            dead_letter_failures: self.get(Counter::DeadLetterFailures),
             handler_latency_p50: percentile(&latencies, 50),
             handler_latency_p99: percentile(&latencies, 99),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

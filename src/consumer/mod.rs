@@ -214,6 +214,25 @@ impl Consumer {
         );
     }
 
+    /// Registers the handler of the dead-letter topic's records (`consumer.dead_letter_topic`):
+    /// the only way to consume that topic (`consume` refuses it otherwise, so records
+    /// without a handler are never dead-lettered into the topic they came from). Each
+    /// record is read back with [`DeadLetterRecord::from_record`] (either form) and given to
+    /// `handler`; a retriable error or panic is retried in place per `consumer.retry` on
+    /// that topic's own thread; a record that still fails, or does not read back as a dead
+    /// letter, is logged at error and skipped. It is never written back to the dead-letter
+    /// topic, nor to the retry topic.
+    pub fn register_dead_letter_handler<F>(&self, handler: F)
+    where
+        F: Fn(&DeadLetterRecord) -> HandlerResult + Send + Sync + 'static,
+    {
+        *self
+            .shared
+            .dead_letter_handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(handler));
+    }
+
     fn register(&self, message_type: MessageType, entry: registry::Entry) {
         self.shared
             .registry

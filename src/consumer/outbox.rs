@@ -46,6 +46,8 @@ pub(crate) struct Outbox {
     /// Partitions with a divert whose every write failed: stopped, with the reason.
     stopped: BTreeMap<i32, String>,
     round_robin: usize,
+    /// Topics this outbox tried to create (CreateTopics) after they were missing.
+    ensured: std::collections::HashSet<String>,
 }
 
 impl Outbox {
@@ -201,6 +203,20 @@ impl Outbox {
         };
         let count = match session.partition_count(topic) {
             Ok(n) => n.max(1),
+            Err(e) if e.kind() == ErrorKind::UnknownTopic && self.ensured.insert(topic.into()) => {
+                // Missing and not auto-created: create it where the broker allows.
+                match shared.transport.ensure_topic(topic, -1, -1) {
+                    Ok(n) => {
+                        log::info!("created the missing topic {topic} ({n} partitions)");
+                        session.refresh_metadata();
+                        n.max(1)
+                    }
+                    Err(create) => {
+                        log::error!("topic {topic} is missing and cannot be created: {create}");
+                        return whole(e);
+                    }
+                }
+            }
             Err(e) => {
                 session.refresh_metadata();
                 return whole(e);

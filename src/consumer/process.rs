@@ -19,14 +19,16 @@
 //! Nothing here waits: a backoff or a due time is handed back to the thread, which goes on
 //! with other records meanwhile (see `runner.rs`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::dedupe::IdempotencyStore;
 use super::divert::{self, headers, Cause, Divert, Failures, Letter, Subject};
+use super::invoke::panic_text;
 use super::invoke::{HandlerRunner, Outcome};
 use super::metrics::{Counter, TopicStats};
-use super::records::{DeadLetterKind, Origin, RetryRecord};
+use super::records::{DeadLetterKind, DeadLetterRecord, Origin, RetryRecord};
 use super::registry::Entry;
 use super::Shared;
 use crate::config::UnknownTypePolicy;
@@ -94,6 +96,8 @@ pub(crate) enum Prepared {
 
 /// Runs the state machine for one consumer thread.
 pub(crate) struct MessageFlow {
+    /// Whether this thread reads the dead-letter topic (the dead-letter handler's role).
+    dead_letter_role: bool,
     shared: Arc<Shared>,
     stats: Arc<TopicStats>,
     runner: HandlerRunner,
@@ -115,6 +119,7 @@ impl MessageFlow {
         let runner = HandlerRunner::new(stats.clone(), shared.config.consumer.handler_timeout);
         let store = shared.store();
         MessageFlow {
+            dead_letter_role: stats.topic == shared.config.consumer.dead_letter_topic,
             shared,
             stats,
             runner,
@@ -152,6 +157,9 @@ impl MessageFlow {
 
     /// Decodes `record` and checks what comes before a handler runs.
     pub(crate) fn prepare(&mut self, record: &ConsumedRecord) -> Prepared {
+        if self.dead_letter_role {
+            return Prepared::Done(self.dead_letter_record(record));
+        }
         let origin = Origin {
             topic: record.topic.clone(),
             partition: record.partition,
@@ -208,6 +216,66 @@ impl MessageFlow {
         }
         let failures = Failures::from_retry(&entry);
         self.lookup(Arc::new(entry.message), entry.origin, failures, record)
+    }
+
+    /// The dead-letter handler's role: read the record back as a dead letter and hand it to
+    /// the dead-letter handler, retrying in place on this thread (it reads only the
+    /// dead-letter topic); what still fails is logged and skipped, never written back.
+    fn dead_letter_record(&mut self, record: &ConsumedRecord) -> Step {
+        let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+        let skip = |stats: &TopicStats, why: String| {
+            stats.add(Counter::DeadLetterFailures, 1);
+            log::error!("dead-letter record {at}: {why}; skipped (never written back)");
+            stats.set_error(format!("dead-letter record {at}: {why}"));
+            Step::Ended(Ending::Skipped)
+        };
+        let letter = match DeadLetterRecord::from_record(record) {
+            Ok(letter) => letter,
+            Err(e) => return skip(&self.stats, e.to_string()),
+        };
+        let Some(handler) = self.shared.dead_letter_handler() else {
+            return skip(&self.stats, "no dead-letter handler is registered".into());
+        };
+        let id = letter.message_id.unwrap_or_default();
+        let mut schedule = self.shared.config.consumer.retry.schedule();
+        let started = Instant::now();
+        loop {
+            let call_started = Instant::now();
+            self.stats.busy_with(id, call_started);
+            let result = catch_unwind(AssertUnwindSafe(|| handler(&letter)));
+            self.stats.idle();
+            self.stats.record_latency(call_started.elapsed());
+            let why = match result {
+                Ok(Ok(())) => {
+                    self.stats.add(Counter::Handled, 1);
+                    return Step::Ended(Ending::Handled);
+                }
+                Ok(Err(HandlerError::Permanent(why))) => {
+                    return skip(
+                        &self.stats,
+                        format!("permanent error in the handler: {why}"),
+                    )
+                }
+                Ok(Err(HandlerError::Retriable(why))) => why,
+                Err(panic) => format!("the handler panicked: {}", panic_text(panic.as_ref())),
+            };
+            match schedule.next_delay(started.elapsed()) {
+                Some(delay) => {
+                    log::warn!("dead-letter record {at} (message {id}): {why}; retrying");
+                    self.stats.add(Counter::RetriedInPlace, 1);
+                    if self.shared.stop.sleep(delay) {
+                        // Not ended: read again by the group.
+                        return Step::NotDue(Instant::now());
+                    }
+                }
+                None => {
+                    return skip(
+                        &self.stats,
+                        format!("message {id}: retries used up in the dead-letter handler: {why}"),
+                    )
+                }
+            }
+        }
     }
 
     fn other_group(&self, group: &str) -> Prepared {

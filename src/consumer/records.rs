@@ -7,7 +7,8 @@
 //! ```
 //! use kafka_sync::domain::{DeadLetterKind, DeadLetterRecord, RawBytes};
 //!
-//! // Raw bytes are kept losslessly: as text when they are UTF-8, else as numbers.
+//! // Raw bytes are kept losslessly: as text when they are UTF-8, else as base64 (never
+//! // more than 4/3 of their size; the old `{"bytes": [..]}` form is still read).
 //! assert_eq!(RawBytes::from_slice(b"{oops"), RawBytes::Utf8("{oops".into()));
 //! assert_eq!(RawBytes::from_slice(&[0xff, 0]).to_vec(), vec![0xff, 0]);
 //! assert_eq!(serde_json::to_value(DeadLetterKind::UnknownType).unwrap(), "unknown_type");
@@ -57,14 +58,53 @@ impl fmt::Display for DeadLetterKind {
 }
 
 /// Bytes kept without loss in JSON: `{"utf8": "..."}` when they are valid UTF-8, else
-/// `{"bytes": [..]}`.
+/// `{"base64": "..."}` (standard alphabet, padded). `{"bytes": [..]}` (a number per byte,
+/// written by earlier versions) is still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "RawBytesWire", into = "RawBytesWire")]
 pub enum RawBytes {
     /// The bytes were valid UTF-8: the text itself.
     Utf8(String),
-    /// The bytes were not UTF-8: each byte as a number.
+    /// The bytes were not UTF-8 (written as base64).
     Bytes(Vec<u8>),
+}
+
+/// [`RawBytes`] as it travels in JSON.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawBytesWire {
+    Utf8(String),
+    Base64(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<RawBytes> for RawBytesWire {
+    fn from(raw: RawBytes) -> Self {
+        use base64::Engine;
+        match raw {
+            RawBytes::Utf8(text) => RawBytesWire::Utf8(text),
+            RawBytes::Bytes(bytes) => {
+                RawBytesWire::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+        }
+    }
+}
+
+impl TryFrom<RawBytesWire> for RawBytes {
+    type Error = String;
+
+    fn try_from(wire: RawBytesWire) -> Result<Self, String> {
+        use base64::Engine;
+        Ok(match wire {
+            RawBytesWire::Utf8(text) => RawBytes::Utf8(text),
+            RawBytesWire::Bytes(bytes) => RawBytes::Bytes(bytes),
+            RawBytesWire::Base64(text) => RawBytes::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .map_err(|e| format!("raw bytes: invalid base64: {e}"))?,
+            ),
+        })
+    }
 }
 
 impl RawBytes {
@@ -270,8 +310,17 @@ mod tests {
             let back: RawBytes = serde_json::from_str(&json).unwrap();
             assert_eq!(back.to_vec(), bytes);
         }
-        let json = serde_json::to_value(RawBytes::from_slice(&[0xff])).unwrap();
-        assert_eq!(json, serde_json::json!({"bytes": [255]}));
+        let json = serde_json::to_value(RawBytes::from_slice(&[0xff, 0xfe, 0xfd])).unwrap();
+        assert_eq!(json, serde_json::json!({"base64": "//79"}));
+        let old: RawBytes = serde_json::from_value(serde_json::json!({"bytes": [255]})).unwrap();
+        assert_eq!(
+            old.to_vec(),
+            vec![0xff],
+            "the number-array form of earlier versions"
+        );
+        let big = vec![0xffu8; 30_000];
+        let text = serde_json::to_string(&RawBytes::from_slice(&big)).unwrap();
+        assert!(text.len() <= big.len() * 4 / 3 + 16, "{} bytes", text.len());
     }
 
     #[test]

@@ -15,7 +15,13 @@ use crate::config::{validate_topic_name, Config};
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{Subscription, Transport};
 
+/// The handler of the dead-letter topic's records.
+pub(crate) type DeadLetterHandler =
+    Arc<dyn Fn(&super::records::DeadLetterRecord) -> crate::domain::HandlerResult + Send + Sync>;
+
 pub(crate) struct Shared {
+    /// Set by `register_dead_letter_handler`: the only way to consume the dead-letter topic.
+    pub(crate) dead_letter_handler: RwLock<Option<DeadLetterHandler>>,
     pub(crate) config: Config,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) registry: RwLock<Registry>,
@@ -34,6 +40,7 @@ impl Shared {
         store: Arc<dyn IdempotencyStore>,
     ) -> Result<Self> {
         Ok(Shared {
+            dead_letter_handler: RwLock::new(None),
             config,
             transport,
             registry: RwLock::new(Registry::default()),
@@ -47,6 +54,13 @@ impl Shared {
 
     pub(crate) fn registry(&self) -> RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn dead_letter_handler(&self) -> Option<DeadLetterHandler> {
+        self.dead_letter_handler
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn store(&self) -> Arc<dyn IdempotencyStore> {
@@ -92,6 +106,15 @@ impl Shared {
             }
         }
         let c = &self.config.consumer;
+        if topics.contains(&c.dead_letter_topic) && self.dead_letter_handler().is_none() {
+            return Err(Error::config(
+                "topics",
+                &c.dead_letter_topic,
+                "consuming the dead-letter topic needs a dead-letter handler \
+                 (Consumer::register_dead_letter_handler): without one, its records would be \
+                 dead-lettered into the same topic",
+            ));
+        }
         let mut topics = topics.to_vec();
         if c.retry_topic_enabled
             && !running.contains(&c.retry_topic)
@@ -103,6 +126,11 @@ impl Shared {
                 c.retry_topic
             );
             topics.push(c.retry_topic.clone());
+            // Where the broker allows it, the retry topic is created if missing (CreateTopics);
+            // elsewhere its subscription below says why it cannot be read.
+            if let Err(e) = self.transport.ensure_topic(&c.retry_topic, -1, -1) {
+                log::debug!("ensuring the retry topic {}: {e}", c.retry_topic);
+            }
         }
         let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
         for topic in &topics {
