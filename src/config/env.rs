@@ -225,6 +225,12 @@ pub(super) const VARIABLES: &[Variable] = &[
         |c, v| c.consumer.rebalance_timeout = millis("KAFKA_REBALANCE_TIMEOUT_MS", v)?
     ),
     var!(
+        "KAFKA_RETRY_TOPIC_PER_GROUP",
+        "consumer.retry_topic_per_group",
+        "true",
+        |c, v| c.consumer.retry_topic_per_group = boolean("KAFKA_RETRY_TOPIC_PER_GROUP", v)?
+    ),
+    var!(
         "KAFKA_MAX_POLL_RECORDS",
         "consumer.max_poll_records",
         "50",

@@ -265,6 +265,14 @@ pub struct ConsumerConfig {
     /// again (rebalances are also seen between any two records). Default: 500, as Kafka's
     /// `max.poll.records`. Env: `KAFKA_MAX_POLL_RECORDS`.
     pub max_poll_records: usize,
+    /// Whether each consumer group parks its messages on a retry topic of its own,
+    /// `<retry_topic>.<group_id>` (characters a topic name cannot hold become `_`), instead
+    /// of the shared `retry_topic`. Shared (the default, the seed's design): one topic for
+    /// every group; each group reads every entry and skips other groups' entries by their
+    /// `retry-group` header without decoding them. Per group: no group reads another's
+    /// entries (for deployments with many groups), at the cost of a topic per group.
+    /// Default: `false`. Env: `KAFKA_RETRY_TOPIC_PER_GROUP`.
+    pub retry_topic_per_group: bool,
     /// Longest a consumer thread may stay away from its poll loop (one handler call)
     /// before its member leaves the group, so its partitions move to a member that works
     /// (reported in health as `stuck`). Default: 5 min, as Kafka's `max.poll.interval.ms`.
@@ -376,6 +384,36 @@ impl Default for ProducerConfig {
     }
 }
 
+impl ConsumerConfig {
+    /// The retry topic members of `group` park on and read: `retry_topic`, or
+    /// `<retry_topic>.<group>` with [`retry_topic_per_group`](Self::retry_topic_per_group).
+    ///
+    /// ```
+    /// let mut c = kafka_sync::ConsumerConfig::default();
+    /// assert_eq!(c.retry_topic_of("scrapers"), "retry");
+    /// c.retry_topic_per_group = true;
+    /// assert_eq!(c.retry_topic_of("scrapers/eu"), "retry.scrapers_eu");
+    /// ```
+    pub fn retry_topic_of(&self, group: &str) -> String {
+        if !self.retry_topic_per_group {
+            return self.retry_topic.clone();
+        }
+        let safe: String = group
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut topic = format!("{}.{safe}", self.retry_topic);
+        topic.truncate(249);
+        topic
+    }
+}
+
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
@@ -392,6 +430,7 @@ impl Default for ConsumerConfig {
             retry_topic: crate::domain::topics::RETRY.to_string(),
             retry_topic_enabled: true,
             max_poll_records: 500,
+            retry_topic_per_group: false,
             max_poll_interval: Duration::from_secs(300),
             max_waiting_retries: 1_000,
             retry_topic_max_delay: Duration::from_secs(3600),

@@ -325,7 +325,7 @@ pub(crate) fn park(
         "parking message {} (correlation {}) on {} after {} attempt(s), due in {delay:?}: {}",
         message.id,
         message.correlation_id,
-        c.consumer.retry_topic,
+        c.consumer.retry_topic_of(&c.group_id),
         failures.attempts,
         failures.last_error
     );
@@ -334,7 +334,7 @@ pub(crate) fn park(
     if let Some(env) = envelope(shared, &MessageType::RETRY, &record, correlation) {
         if let Ok(value) = env.to_bytes() {
             writes.push(Write {
-                topic: c.consumer.retry_topic.clone(),
+                topic: c.consumer.retry_topic_of(&c.group_id),
                 key: Some(message.partition_key().into_bytes()),
                 value,
                 headers: vec![

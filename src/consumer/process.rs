@@ -98,6 +98,9 @@ pub(crate) enum Prepared {
 pub(crate) struct MessageFlow {
     /// Whether this thread reads the dead-letter topic (the dead-letter handler's role).
     dead_letter_role: bool,
+    /// Retry entries whose far-future due time was clamped: (partition, offset) → when
+    /// they may run (their own due time is not looked at again).
+    clamped: std::collections::HashMap<(i32, i64), Instant>,
     shared: Arc<Shared>,
     stats: Arc<TopicStats>,
     runner: HandlerRunner,
@@ -120,6 +123,7 @@ impl MessageFlow {
         let store = shared.store();
         MessageFlow {
             dead_letter_role: stats.topic == shared.config.consumer.dead_letter_topic,
+            clamped: std::collections::HashMap::new(),
             shared,
             stats,
             runner,
@@ -167,6 +171,7 @@ impl MessageFlow {
         };
         // A retry entry says whose it is and when it is due in its headers: another
         // group's entry is passed over without decoding it.
+        let mut due_checked = false;
         if let Some(group) = header(record, headers::RETRY_GROUP) {
             if group != self.shared.config.group_id.as_bytes() {
                 return self.other_group(&String::from_utf8_lossy(group));
@@ -175,6 +180,7 @@ impl MessageFlow {
                 if let Some(at) = self.not_due(until, record) {
                     return Prepared::Done(Step::NotDue(at));
                 }
+                due_checked = true;
             }
         }
         let message = match KafkaMessage::from_bytes(&record.value) {
@@ -211,8 +217,10 @@ impl MessageFlow {
         if entry.group != self.shared.config.group_id {
             return self.other_group(&entry.group);
         }
-        if let Some(at) = self.not_due(entry.due_at, record) {
-            return Prepared::Done(Step::NotDue(at));
+        if !due_checked {
+            if let Some(at) = self.not_due(entry.due_at, record) {
+                return Prepared::Done(Step::NotDue(at));
+            }
         }
         let failures = Failures::from_retry(&entry);
         self.lookup(Arc::new(entry.message), entry.origin, failures, record)
@@ -286,25 +294,36 @@ impl MessageFlow {
 
     /// When a retry entry due at `due` may run, if not now; a due time further away than
     /// `retry_topic_max_delay` is clamped to it (and logged).
-    fn not_due(&self, due: SystemTime, record: &ConsumedRecord) -> Option<Instant> {
+    fn not_due(&mut self, due: SystemTime, record: &ConsumedRecord) -> Option<Instant> {
+        let key = (record.partition, record.offset);
+        if let Some(&until) = self.clamped.get(&key) {
+            if Instant::now() >= until {
+                self.clamped.remove(&key);
+                return None;
+            }
+            return Some(until);
+        }
         let wait = due.duration_since(SystemTime::now()).ok()?;
         if wait.is_zero() {
             return None;
         }
         let max = self.shared.config.consumer.retry_topic_max_delay;
-        let wait = if wait > max {
-            log::warn!(
-                "retry entry at {}/{}@{} is due in {wait:?}, beyond consumer.retry_topic_max_delay \
-                 ({max:?}): waiting {max:?} instead",
-                record.topic,
-                record.partition,
-                record.offset
-            );
-            max
-        } else {
-            wait
-        };
-        Some(Instant::now() + wait)
+        if wait <= max {
+            return Some(Instant::now() + wait);
+        }
+        log::warn!(
+            "retry entry at {}/{}@{} is due in {wait:?}, beyond consumer.retry_topic_max_delay \
+             ({max:?}): waiting {max:?} instead",
+            record.topic,
+            record.partition,
+            record.offset
+        );
+        if self.clamped.len() > 10_000 {
+            self.clamped.clear();
+        }
+        let until = Instant::now() + max;
+        self.clamped.insert(key, until);
+        Some(until)
     }
 
     /// Dedupe and handler lookup.

@@ -116,21 +116,21 @@ impl Shared {
             ));
         }
         let mut topics = topics.to_vec();
+        let retry_topic = c.retry_topic_of(&self.config.group_id);
         if c.retry_topic_enabled
-            && !running.contains(&c.retry_topic)
-            && !topics.contains(&c.retry_topic)
+            && !running.contains(&retry_topic)
+            && !topics.contains(&retry_topic)
         {
             log::info!(
-                "consuming the retry topic `{}` too (consumer.retry_topic_enabled): messages \
-                 whose in-place retries ran out come back from it",
-                c.retry_topic
+                "consuming the retry topic `{retry_topic}` too (consumer.retry_topic_enabled): \
+                 messages whose in-place retries ran out come back from it"
             );
-            topics.push(c.retry_topic.clone());
             // Where the broker allows it, the retry topic is created if missing (CreateTopics);
             // elsewhere its subscription below says why it cannot be read.
-            if let Err(e) = self.transport.ensure_topic(&c.retry_topic, -1, -1) {
-                log::debug!("ensuring the retry topic {}: {e}", c.retry_topic);
+            if let Err(e) = self.transport.ensure_topic(&retry_topic, -1, -1) {
+                log::debug!("ensuring the retry topic {retry_topic}: {e}");
             }
+            topics.push(retry_topic);
         }
         let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
         for topic in &topics {
