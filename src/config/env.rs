@@ -231,6 +231,12 @@ pub(super) const VARIABLES: &[Variable] = &[
         |c, v| c.consumer.retry_topic_per_group = boolean("KAFKA_RETRY_TOPIC_PER_GROUP", v)?
     ),
     var!(
+        "KAFKA_GROUP_INSTANCE_ID",
+        "consumer.group_instance_id",
+        "scraper-7",
+        |c, v| c.consumer.group_instance_id = Some(v.to_string())
+    ),
+    var!(
         "KAFKA_MAX_POLL_RECORDS",
         "consumer.max_poll_records",
         "50",

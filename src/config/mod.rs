@@ -273,6 +273,13 @@ pub struct ConsumerConfig {
     /// entries (for deployments with many groups), at the cost of a topic per group.
     /// Default: `false`. Env: `KAFKA_RETRY_TOPIC_PER_GROUP`.
     pub retry_topic_per_group: bool,
+    /// Static membership (KIP-345, modern transport, Kafka 2.3+): this process's stable
+    /// identity in the group. Each consumed topic's member joins as `<id>-<topic>`; a member
+    /// that restarts within `session_timeout` gets its partitions back without a rebalance,
+    /// and closing does not leave the group (its partitions wait for it until the session
+    /// expires). Give every process its own id. Default: `None` (dynamic members).
+    /// Env: `KAFKA_GROUP_INSTANCE_ID`.
+    pub group_instance_id: Option<String>,
     /// Longest a consumer thread may stay away from its poll loop (one handler call)
     /// before its member leaves the group, so its partitions move to a member that works
     /// (reported in health as `stuck`). Default: 5 min, as Kafka's `max.poll.interval.ms`.
@@ -431,6 +438,7 @@ impl Default for ConsumerConfig {
             retry_topic_enabled: true,
             max_poll_records: 500,
             retry_topic_per_group: false,
+            group_instance_id: None,
             max_poll_interval: Duration::from_secs(300),
             max_waiting_retries: 1_000,
             retry_topic_max_delay: Duration::from_secs(3600),

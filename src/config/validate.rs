@@ -273,6 +273,15 @@ impl Config {
             ));
         }
         positive("consumer.divert_timeout", c.divert_timeout)?;
+        if let Some(id) = &c.group_instance_id {
+            if id.trim().is_empty() || id.len() > 200 || id.contains(char::is_control) {
+                return Err(Error::config(
+                    "consumer.group_instance_id",
+                    id,
+                    "must be 1 to 200 characters without control characters",
+                ));
+            }
+        }
         if c.retry_topic_max_delay < c.retry_topic_delay {
             return Err(Error::config(
                 "consumer.retry_topic_max_delay",

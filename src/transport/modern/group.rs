@@ -42,6 +42,8 @@ pub(super) struct Membership {
     group: String,
     topic: String,
     client_id: String,
+    /// Static membership: this member's instance id (`<group_instance_id>-<topic>`).
+    instance: Option<String>,
     shared: Shared,
     heartbeat: Option<Heartbeat>,
 }
@@ -50,6 +52,10 @@ impl Membership {
     /// A member of `group` reading `topic`; nothing is sent until [`join`](Self::join).
     pub fn new(settings: Arc<Settings>, group: &str, topic: &str, client_id: &str) -> Self {
         Membership {
+            instance: settings
+                .group_instance_id
+                .as_ref()
+                .map(|id| format!("{id}-{topic}")),
             settings,
             group: group.to_string(),
             topic: topic.to_string(),
@@ -63,6 +69,11 @@ impl Membership {
     pub fn needs_join(&self) -> bool {
         let s = lock(&self.shared);
         s.generation < 0 || s.rejoin
+    }
+
+    /// Static membership: this member's instance id.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// The generation and member id to commit with.
@@ -175,6 +186,7 @@ impl Membership {
                 session_timeout: s.session_timeout,
                 rebalance_timeout: s.rebalance_timeout,
                 protocols: protocols.clone(),
+                instance: self.instance.as_deref(),
             };
             let joined = match coordinator::join(cluster, &addr, &request) {
                 Ok(j) => j,
@@ -225,6 +237,7 @@ impl Membership {
                 &protocol,
                 assignments,
                 s.rebalance_timeout,
+                self.instance.as_deref(),
             ) {
                 Ok(answer) => answer,
                 Err(e) if e.is_retriable() => {
@@ -264,6 +277,7 @@ impl Membership {
                     self.settings.clone(),
                     &self.group,
                     &self.client_id,
+                    self.instance.clone(),
                     self.shared.clone(),
                 )?);
             }
@@ -346,6 +360,14 @@ impl Membership {
         let (Some(addr), false) = (addr, member_id.is_empty()) else {
             return Ok(());
         };
+        if let Some(instance) = &self.instance {
+            log::info!(
+                "modern: static member {instance} ({member_id}) of group {} closes without \
+                 leaving: its partitions wait for it until the session times out",
+                self.group
+            );
+            return Ok(());
+        }
         match coordinator::leave(cluster, &addr, &self.group, &member_id)? {
             code::NONE | code::UNKNOWN_MEMBER_ID => {
                 log::info!("modern: member {member_id} left group {}", self.group);
@@ -363,6 +385,7 @@ pub(super) struct MemberExit {
     settings: Arc<Settings>,
     group: String,
     client_id: String,
+    instance: Option<String>,
     shared: Shared,
 }
 
@@ -373,6 +396,7 @@ impl Membership {
             settings: self.settings.clone(),
             group: self.group.clone(),
             client_id: self.client_id.clone(),
+            instance: self.instance.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -405,6 +429,7 @@ impl crate::transport::GroupExit for MemberExit {
                 &mut conn,
                 &self.group,
                 &member_id,
+                self.instance.as_deref(),
                 reason,
                 s.request_timeout,
             )

@@ -132,6 +132,8 @@ struct Settings {
     assignor: Assignor,
     idempotent: bool,
     security: Security,
+    /// Static membership: the consumer's `group_instance_id`.
+    group_instance_id: Option<String>,
 }
 
 impl Settings {
@@ -150,6 +152,7 @@ impl Settings {
             assignor: c.assignor,
             idempotent: config.producer.idempotence,
             security: Security::new(&config.security)?,
+            group_instance_id: c.group_instance_id.clone(),
         })
     }
 
@@ -167,6 +170,7 @@ impl Settings {
             assignor: Assignor::Range,
             idempotent: false,
             security: Security::default(),
+            group_instance_id: None,
         }
     }
 }

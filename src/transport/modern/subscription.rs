@@ -267,10 +267,12 @@ impl Subscription for ModernSubscription {
         }
         let (generation, member_id) = self.member.generation();
         let (group, topic) = (self.group.clone(), self.topic.clone());
+        let instance = self.member.instance().map(str::to_string);
         let who = Committer {
             group: &group,
             generation,
             member_id: &member_id,
+            instance: instance.as_deref(),
         };
         let mut rebalancing = false;
         let result = self
