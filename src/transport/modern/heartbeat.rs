@@ -332,4 +332,18 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(*lock(&shared), MemberState::default());
     }
+
+    #[test]
+    fn an_expired_session_forgets_the_member_and_asks_for_a_rejoin() {
+        let s = joined(4);
+        expired(&s, "g", 3, Duration::from_secs(11));
+        assert_eq!(
+            lock(&s).member_id,
+            "m-1",
+            "an older generation is left alone"
+        );
+        expired(&s, "g", 4, Duration::from_secs(11));
+        let st = lock(&s);
+        assert!(st.member_id.is_empty() && st.rejoin && !st.heartbeating);
+    }
 }
