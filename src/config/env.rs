@@ -237,6 +237,12 @@ pub(super) const VARIABLES: &[Variable] = &[
         |c, v| c.consumer.group_instance_id = Some(v.to_string())
     ),
     var!(
+        "KAFKA_ISOLATION_LEVEL",
+        "consumer.isolation_level",
+        "read_uncommitted",
+        |c, v| c.consumer.isolation_level = isolation_level(v)?
+    ),
+    var!(
         "KAFKA_MAX_POLL_RECORDS",
         "consumer.max_poll_records",
         "50",
@@ -360,6 +366,18 @@ pub(crate) fn unknown_variable_warnings<'a>(names: impl Iterator<Item = &'a str>
             })
         })
         .collect()
+}
+
+fn isolation_level(v: &str) -> Result<super::IsolationLevel> {
+    match v.trim() {
+        "read_committed" => Ok(super::IsolationLevel::ReadCommitted),
+        "read_uncommitted" => Ok(super::IsolationLevel::ReadUncommitted),
+        _ => Err(bad(
+            "KAFKA_ISOLATION_LEVEL",
+            v,
+            "expected read_committed or read_uncommitted",
+        )),
+    }
 }
 
 fn bad(variable: &'static str, value: &str, why: &str) -> Error {

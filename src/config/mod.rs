@@ -280,6 +280,11 @@ pub struct ConsumerConfig {
     /// expires). Give every process its own id. Default: `None` (dynamic members).
     /// Env: `KAFKA_GROUP_INSTANCE_ID`.
     pub group_instance_id: Option<String>,
+    /// Which records of transactional producers are read (modern transport; the others
+    /// read with fetch versions that know no transactions). Default:
+    /// [`IsolationLevel::ReadCommitted`]. Env: `KAFKA_ISOLATION_LEVEL`
+    /// (`read_committed`, `read_uncommitted`).
+    pub isolation_level: IsolationLevel,
     /// Longest a consumer thread may stay away from its poll loop (one handler call)
     /// before its member leaves the group, so its partitions move to a member that works
     /// (reported in health as `stuck`). Default: 5 min, as Kafka's `max.poll.interval.ms`.
@@ -341,6 +346,17 @@ pub struct ConsumerConfig {
     /// transport). Default: [`Assignor::Range`], as the Java client. Env: `KAFKA_ASSIGNOR`
     /// (`range`, `roundrobin`).
     pub assignor: Assignor,
+}
+
+/// Which records of transactional producers a consumer reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IsolationLevel {
+    /// Only records of committed transactions (and non-transactional ones), up to the last
+    /// stable offset. The default, as Spring Kafka's; Kafka's Java consumer defaults to
+    /// `read_uncommitted`.
+    ReadCommitted,
+    /// Every record, aborted transactions included.
+    ReadUncommitted,
 }
 
 /// What the consumer does with a message whose type has no registered handler.
@@ -439,6 +455,7 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             retry_topic_per_group: false,
             group_instance_id: None,
+            isolation_level: IsolationLevel::ReadCommitted,
             max_poll_interval: Duration::from_secs(300),
             max_waiting_retries: 1_000,
             retry_topic_max_delay: Duration::from_secs(3600),

@@ -158,6 +158,7 @@ mod tests {
             offset: o,
             key: None,
             value: Vec::new(),
+            null_value: false,
             headers: Vec::new(),
         }
     }

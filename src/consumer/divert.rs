@@ -342,7 +342,11 @@ pub(crate) fn park(
                     Header::new(Header::MESSAGE_TYPE, MessageType::RETRY.as_str()),
                     Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
                     Header::new(headers::RETRY_GROUP, c.group_id.as_str()),
-                    Header::new(headers::RETRY_DUE_AT, unix_millis(due_at).to_string()),
+                    // Rounded up: never due before the entry's own due time.
+                    Header::new(
+                        headers::RETRY_DUE_AT,
+                        (unix_millis(due_at + Duration::from_nanos(999_999))).to_string(),
+                    ),
                 ],
                 counts_as: Counter::SentToRetry,
                 what: "retry entry",

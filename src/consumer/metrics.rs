@@ -37,6 +37,8 @@ pub struct ConsumerTopicMetrics {
     pub skipped_unknown_type: u64,
     /// Retry-topic entries of other groups, passed over.
     pub skipped_other_group: u64,
+    /// Records with a null value (tombstones), passed over.
+    pub tombstones: u64,
     /// Successful offset commits.
     pub commits: u64,
     /// Dead-letter records that failed in the dead-letter handler (or did not read back as
@@ -80,9 +82,10 @@ pub(crate) enum Counter {
     SkippedOtherGroup,
     Commits,
     DeadLetterFailures,
+    Tombstones,
 }
 
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 12;
 
 /// The live state of one topic's consumer thread: counters and health.
 pub(crate) struct TopicStats {
@@ -314,6 +317,7 @@ impl TopicStats {
             decode_errors: self.get(Counter::DecodeErrors),
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
+            tombstones: self.get(Counter::Tombstones),
             commits: self.get(Counter::Commits),
             dead_letter_failures: self.get(Counter::DeadLetterFailures),
             handler_latency_p50: percentile(&latencies, 50),

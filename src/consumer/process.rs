@@ -169,6 +169,29 @@ impl MessageFlow {
             partition: record.partition,
             offset: record.offset,
         };
+        if let Some(why) = header(record, crate::transport::UNDECODABLE_BATCH) {
+            self.stats.add(Counter::DecodeErrors, 1);
+            let letter = Letter {
+                subject: Subject::Raw,
+                kind: DeadLetterKind::UndecodableBatch,
+                error: format!("undecodable record batch: {}", String::from_utf8_lossy(why)),
+                origin,
+                record,
+            };
+            return Prepared::Done(self.dead_letter(letter, &Failures::none()));
+        }
+        if record.null_value {
+            // A tombstone (compaction's delete marker) carries no message.
+            self.stats.add(Counter::Tombstones, 1);
+            log::info!(
+                "{}/{}@{}: null value (tombstone, key {:?}); passed over",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key.as_deref().map(String::from_utf8_lossy)
+            );
+            return Prepared::Done(Step::Ended(Ending::Skipped));
+        }
         // A retry entry says whose it is and when it is due in its headers: another
         // group's entry is passed over without decoding it.
         let mut due_checked = false;

@@ -41,6 +41,10 @@ pub enum DeadLetterKind {
     Timeout,
     /// The last attempt panicked and no retry was left.
     Panic,
+    /// A record batch the transport could not decode (message format v0/v1, a CRC
+    /// mismatch, a codec this build lacks, a header key that is not UTF-8): the raw value
+    /// is the batch as fetched; the partition goes on after it.
+    UndecodableBatch,
 }
 
 impl fmt::Display for DeadLetterKind {
@@ -53,6 +57,7 @@ impl fmt::Display for DeadLetterKind {
             DeadLetterKind::Exhausted => "exhausted",
             DeadLetterKind::Timeout => "timeout",
             DeadLetterKind::Panic => "panic",
+            DeadLetterKind::UndecodableBatch => "undecodable_batch",
         })
     }
 }

@@ -145,6 +145,7 @@ mod tests {
             offset: o,
             key: key.map(|k| k.as_bytes().to_vec()),
             value: Vec::new(),
+            null_value: false,
             headers: Vec::new(),
         }
     }

@@ -111,6 +111,9 @@ pub struct ConsumedRecord {
     pub key: Option<Vec<u8>>,
     /// Its value (empty if the record had none).
     pub value: Vec<u8>,
+    /// Whether the value was null (a tombstone, as log compaction uses them), not merely
+    /// empty. Only the modern transport can tell; the others report `false`.
+    pub null_value: bool,
     /// Its headers, in order (always empty on the `kafka` crate transport; on the modern
     /// transport, of several headers with one name only the last is kept).
     pub headers: Vec<Header>,
@@ -205,6 +208,11 @@ pub trait ProducerSession: Send {
     /// connection errors).
     fn refresh_metadata(&mut self) {}
 }
+
+/// The header a transport puts on the stand-in record of a record batch it could not decode
+/// (its value is the batch's bytes as fetched, the header's value the reason); the consumer
+/// dead-letters it and goes on past the batch.
+pub(crate) const UNDECODABLE_BATCH: &str = "kafka-sync-undecodable-batch";
 
 /// Takes a group member out of its group from another thread, while the member's own
 /// consumer thread is busy (a handler call past its timeout): the member leaves (or stops

@@ -212,6 +212,8 @@ impl KafkaSubscription {
                                     offset: m.offset,
                                     key: (!m.key.is_empty()).then(|| m.key.to_vec()),
                                     value: m.value.to_vec(),
+                                    // Fetch v0 does not tell a null value from an empty one.
+                                    null_value: false,
                                     // Message format v0/v1 has no headers.
                                     headers: Vec::new(),
                                 });

@@ -94,6 +94,8 @@ impl fmt::Debug for Broker {
 struct Stored {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
+    /// A tombstone: the value is null (only [`State::append_tombstone`] writes them).
+    null_value: bool,
     headers: Vec<Header>,
 }
 
@@ -152,6 +154,7 @@ impl Topic {
                 offset: next,
                 key: r.key.clone(),
                 value: r.value.clone(),
+                null_value: r.null_value,
                 headers: r.headers.clone(),
             });
             next += 1;
@@ -356,6 +359,7 @@ impl State {
                 log.push(Stored {
                     key: r.key.clone(),
                     value: r.value.clone(),
+                    null_value: false,
                     headers: r.headers.clone(),
                 });
                 Ok(Delivery {
@@ -364,6 +368,36 @@ impl State {
                 })
             })
             .collect()
+    }
+
+    /// Appends a record with a null value (a tombstone) to `partition` of `topic`; returns
+    /// its offset.
+    pub(super) fn append_tombstone(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: Option<Vec<u8>>,
+    ) -> Result<i64> {
+        self.topic(topic)?;
+        let log = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+            })
+            .ok_or_else(|| {
+                Error::new(ErrorKind::UnknownTopic, format!("no partition {partition}"))
+                    .with_topic(topic)
+            })?;
+        log.push(Stored {
+            key,
+            value: Vec::new(),
+            null_value: true,
+            headers: Vec::new(),
+        });
+        Ok(log.len() as i64 - 1)
     }
 
     pub(super) fn group(&self, group: &str, topic: &str) -> Option<&Group> {

@@ -134,6 +134,8 @@ struct Settings {
     security: Security,
     /// Static membership: the consumer's `group_instance_id`.
     group_instance_id: Option<String>,
+    /// The consumer's isolation level is read_committed.
+    read_committed: bool,
 }
 
 impl Settings {
@@ -153,6 +155,7 @@ impl Settings {
             idempotent: config.producer.idempotence,
             security: Security::new(&config.security)?,
             group_instance_id: c.group_instance_id.clone(),
+            read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
         })
     }
 
@@ -171,6 +174,7 @@ impl Settings {
             idempotent: false,
             security: Security::default(),
             group_instance_id: None,
+            read_committed: true,
         }
     }
 }

@@ -58,6 +58,7 @@ impl ModernSubscription {
             max_wait: settings.fetch_max_wait,
             min_bytes: options.min_bytes,
             partition_max_bytes: options.max_bytes.max(1),
+            read_committed: settings.read_committed,
         };
         Ok(ModernSubscription {
             member: Membership::new(settings, &options.group, &options.topic, &options.client_id),
