@@ -41,7 +41,9 @@ fn transport(c: &Config) -> Arc<dyn Transport> {
 }
 
 fn produce(t: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {
-    let producer = Producer::new(kafka_config(), t.clone()).unwrap();
+    let mut config = kafka_config();
+    config.producer.max_message_bytes = 2_000_000;
+    let producer = Producer::new(config, t.clone()).unwrap();
     for r in producer.send_batch(topic, messages) {
         r.expect("input is written");
     }
@@ -308,6 +310,8 @@ fn a_1_mb_payload_is_handled_and_unknown_or_mistyped_messages_are_dead_lettered(
     let c = config();
     let t = transport(&c);
     let topic = random_topic("shapes");
+    // The broker's default limit is 1 MB: this topic takes up to 2 MB.
+    common::create_topic(&topic, 3, &[("max.message.bytes", "2000000")]);
     let big = KafkaMessage::from_json(MessageType::new("big"), "x".repeat(1 << 20).into());
     let stranger = KafkaMessage::from_json(MessageType::new("stranger"), 1.into());
     let mistyped = KafkaMessage::from_json(

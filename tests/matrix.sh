@@ -5,6 +5,7 @@
 #      crate transport against Kafka 3.9.1;
 #   2. the producer and consumer broker suites on the modern transport, Kafka 3.9.1;
 #   3. the same on the modern transport, Kafka 4.1.2;
+#   3b. the same on the modern transport, Kafka 4.4.0 (the newest Maven serves);
 #   4. built with every optional feature (lz4, zstd: C code; tls, sasl): the modern
 #      transport's codec round trips with all five codecs against Kafka 3.9.1 and 4.1.2, and
 #      the producer's compressed batches read back by the Java consumer on 3.9.1.
@@ -34,6 +35,9 @@ stage "broker suites on modern / Kafka 3.9.1" \
   cargo test --no-fail-fast "${suites[@]}"
 stage "broker suites on modern / Kafka 4.1.2" \
   env KAFKA_TEST_TRANSPORT=modern KAFKA_TEST_BROKERS=127.0.0.1:9094 KAFKA_TEST_VERSION=4.1.2 \
+  cargo test --no-fail-fast "${suites[@]}"
+stage "broker suites on modern / Kafka 4.4.0" \
+  env KAFKA_TEST_TRANSPORT=modern KAFKA_TEST_BROKERS=127.0.0.1:9096 KAFKA_TEST_VERSION=4.4.0 \
   cargo test --no-fail-fast "${suites[@]}"
 stage "lz4 and zstd on modern / Kafka 3.9.1 and 4.1.2" \
   env KAFKA_TEST_TRANSPORT=modern KAFKA_TEST_BROKERS=127.0.0.1:9092 KAFKA_TEST_VERSION=3.9.1 \

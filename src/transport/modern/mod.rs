@@ -280,8 +280,10 @@ impl ModernTransport {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             rebalance_timeout: REBALANCE_TIMEOUT,
             assignor: Assignor::Range,
-            idempotent: false,
+            idempotent: config.producer.idempotence && config.producer.acks == crate::Acks::All,
             security,
+            metadata_max_age: config.metadata_max_age,
+            max_response_bytes: config.max_response_bytes,
         }))
     }
 
@@ -344,8 +346,21 @@ impl ModernTransport {
     /// leader. Returns the topic's partition count: an existing topic is left as it is, so the
     /// count may differ from `partitions`. Bounded by about two `request_timeout`s.
     pub fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        self.ensure_topic_with_configs(topic, partitions, replication, &[])
+    }
+
+    /// Like [`ensure_topic`](Self::ensure_topic), creating the topic with topic-level
+    /// `configs` (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing
+    /// topic's configs are left as they are.
+    pub fn ensure_topic_with_configs(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<usize> {
         let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        admin::ensure_topic(&mut admin, topic, partitions, replication)
+        admin::ensure_topic(&mut admin, topic, partitions, replication, configs)
     }
 }
 
