@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Compression, Config, StartOffset, TransportKind};
+use super::{Acks, Compression, Config, StartOffset, TransportKind};
 use crate::error::{Error, Result};
 
 impl Config {
@@ -17,6 +17,13 @@ impl Config {
     /// | `KAFKA_SERVICE_NAME` | `service_name` | `scraper` |
     /// | `KAFKA_BATCH_SIZE` | `producer.batch_size` | `100` |
     /// | `KAFKA_BATCH_TIMEOUT_MS` | `producer.batch_timeout` | `10` |
+    /// | `KAFKA_BATCH_BYTES` | `producer.batch_bytes` | `1000000` |
+    /// | `KAFKA_MAX_MESSAGE_BYTES` | `producer.max_message_bytes` | `1000000` |
+    /// | `KAFKA_ENABLE_IDEMPOTENCE` | `producer.idempotence`: `true` or `false` | `true` |
+    /// | `KAFKA_ACKS` | `producer.acks`: `all`, `1`, `0` (`1` and `0` need idempotence off) | `all` |
+    /// | `KAFKA_DELIVERY_TIMEOUT_MS` | `producer.delivery_timeout` | `120000` |
+    /// | `KAFKA_METADATA_MAX_AGE_MS` | `metadata_max_age` | `300000` |
+    /// | `KAFKA_MAX_RESPONSE_BYTES` | `max_response_bytes` | `104857600` |
     /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy`, `lz4`, `zstd` (the last two need their cargo feature) | `snappy` |
     /// | `KAFKA_START_OFFSET` | `consumer.start_offset`: `earliest`, `latest` | `earliest` |
     /// | `KAFKA_REQUEST_TIMEOUT_MS` | `request_timeout` | `30000` |
@@ -71,6 +78,43 @@ impl Config {
         }
         if let Some(v) = lookup("KAFKA_BATCH_TIMEOUT_MS") {
             c.producer.batch_timeout = Duration::from_millis(number("KAFKA_BATCH_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = lookup("KAFKA_BATCH_BYTES") {
+            c.producer.batch_bytes = number("KAFKA_BATCH_BYTES", &v)? as usize;
+        }
+        if let Some(v) = lookup("KAFKA_MAX_MESSAGE_BYTES") {
+            c.producer.max_message_bytes = number("KAFKA_MAX_MESSAGE_BYTES", &v)? as usize;
+        }
+        if let Some(v) = lookup("KAFKA_ENABLE_IDEMPOTENCE") {
+            c.producer.idempotence = match v.trim() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(bad(
+                        "KAFKA_ENABLE_IDEMPOTENCE",
+                        &v,
+                        "expected true or false",
+                    ))
+                }
+            };
+        }
+        if let Some(v) = lookup("KAFKA_ACKS") {
+            c.producer.acks = match v.trim() {
+                "all" | "-1" => Acks::All,
+                "1" => Acks::One,
+                "0" => Acks::None,
+                _ => return Err(bad("KAFKA_ACKS", &v, "expected all, 1 or 0")),
+            };
+        }
+        if let Some(v) = lookup("KAFKA_DELIVERY_TIMEOUT_MS") {
+            c.producer.delivery_timeout =
+                Duration::from_millis(number("KAFKA_DELIVERY_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = lookup("KAFKA_METADATA_MAX_AGE_MS") {
+            c.metadata_max_age = Duration::from_millis(number("KAFKA_METADATA_MAX_AGE_MS", &v)?);
+        }
+        if let Some(v) = lookup("KAFKA_MAX_RESPONSE_BYTES") {
+            c.max_response_bytes = number("KAFKA_MAX_RESPONSE_BYTES", &v)? as usize;
         }
         if let Some(v) = lookup("KAFKA_REQUEST_TIMEOUT_MS") {
             c.request_timeout = Duration::from_millis(number("KAFKA_REQUEST_TIMEOUT_MS", &v)?);
@@ -166,6 +210,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_producer_and_metadata_settings_are_read() {
+        let c = from(&[
+            ("KAFKA_BATCH_BYTES", "500000"),
+            ("KAFKA_MAX_MESSAGE_BYTES", "2000000"),
+            ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+            ("KAFKA_ACKS", "1"),
+            ("KAFKA_DELIVERY_TIMEOUT_MS", "60000"),
+            ("KAFKA_METADATA_MAX_AGE_MS", "1000"),
+            ("KAFKA_MAX_RESPONSE_BYTES", "2000000"),
+        ])
+        .unwrap();
+        assert_eq!(c.producer.batch_bytes, 500_000);
+        assert_eq!(c.producer.max_message_bytes, 2_000_000);
+        assert!(!c.producer.idempotence);
+        assert_eq!(c.producer.acks, Acks::One);
+        assert_eq!(c.producer.delivery_timeout, Duration::from_secs(60));
+        assert_eq!(c.metadata_max_age, Duration::from_secs(1));
+        assert_eq!(c.max_response_bytes, 2_000_000);
+        let e = from(&[("KAFKA_ENABLE_IDEMPOTENCE", "yes")]).unwrap_err();
+        assert!(e.to_string().contains("KAFKA_ENABLE_IDEMPOTENCE"), "{e}");
+        let e = from(&[("KAFKA_ACKS", "1")]).unwrap_err();
+        assert!(e.to_string().contains("producer.idempotence"), "{e}");
     }
 
     #[test]

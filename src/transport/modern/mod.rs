@@ -138,6 +138,10 @@ struct Settings {
     assignor: Assignor,
     idempotent: bool,
     security: Security,
+    /// Cached topic metadata older than this is asked for again.
+    metadata_max_age: Duration,
+    /// Largest answer accepted (checked before allocating).
+    max_response_bytes: usize,
 }
 
 impl Settings {
@@ -155,6 +159,8 @@ impl Settings {
             assignor: Assignor::Range,
             idempotent: false,
             security: Security::default(),
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 100 << 20,
         }
     }
 }

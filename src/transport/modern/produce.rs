@@ -124,10 +124,11 @@ impl ModernProducerSession {
         let mut stale = false;
         for (&p, indices) in &by_partition {
             let failure = if !meta.partitions.iter().any(|m| m.id == p) {
+                // Metadata may be older than the partition: ask again and retry.
                 Some(Error::new(
-                    ErrorKind::UnknownTopic,
+                    ErrorKind::BrokerRetriable,
                     format!(
-                        "partition {p} does not exist (the topic has {} partitions)",
+                        "partition {p} is not in the metadata (the topic has {} partitions)",
                         meta.partitions.len()
                     ),
                 ))
@@ -191,7 +192,7 @@ impl ModernProducerSession {
                 }
             }
             let sent = match failure {
-                Some(e) => Err(e),
+                Some(e) => Err((e, Outcome::Refused)),
                 None => {
                     let request = ProduceRequest::default()
                         .with_acks(acks)
@@ -199,23 +200,36 @@ impl ModernProducerSession {
                         .with_topic_data(vec![TopicProduceData::default()
                             .with_name(topic_name(topic))
                             .with_partition_data(data)]);
-                    self.cluster.node_addr(node).and_then(|addr| {
-                        let sent = self.cluster.send(&addr, &request, deadline)?;
-                        Ok(InFlight {
-                            addr,
-                            sent,
-                            partitions: partitions.clone(),
-                        })
-                    })
+                    // No connection: nothing left this client. A write that fails half-way
+                    // may have reached the broker.
+                    match self
+                        .cluster
+                        .node_addr(node)
+                        .and_then(|addr| self.cluster.conn(&addr).map(|_| addr))
+                    {
+                        Err(e) => Err((e, Outcome::Refused)),
+                        Ok(addr) => match self.cluster.send(&addr, &request, deadline) {
+                            Ok(sent) => Ok(InFlight {
+                                addr,
+                                sent,
+                                partitions: partitions.clone(),
+                            }),
+                            Err(e) => Err((e.with_broker(addr), Outcome::Unknown)),
+                        },
+                    }
                 }
             };
+            let sent = sent.map_err(|(e, outcome)| {
+                stale = true;
+                (e, outcome)
+            });
             match sent {
                 Ok(f) => in_flight.push(f),
-                Err(e) => {
-                    // Possibly written in part: the same records sent again reuse the sequence.
-                    let unknown: Vec<(i32, Outcome)> =
-                        partitions.iter().map(|&p| (p, Outcome::Unknown)).collect();
-                    settle(&mut idem, &sequences, &unknown, &refs);
+                Err((e, outcome)) => {
+                    // Possibly written: the same records sent again reuse the sequence.
+                    let settled: Vec<(i32, Outcome)> =
+                        partitions.iter().map(|&p| (p, outcome)).collect();
+                    settle(&mut idem, &sequences, &settled, &refs);
                     for &p in &partitions {
                         for &i in &by_partition[&p] {
                             results[i] = Some(Err(e.detached().with_partition(p)));
@@ -243,6 +257,7 @@ impl ModernProducerSession {
                 .receive::<ProduceRequest>(&f.addr, f.sent, deadline);
             match answer {
                 Ok(answer) => {
+                    self.cluster.throttle(&f.addr, answer.throttle_time_ms);
                     let (s, codes) = apply_answer(&answer, topic, &f, &by_partition, &mut results);
                     stale |= s;
                     let outcomes: Vec<(i32, Outcome)> = f
@@ -256,6 +271,7 @@ impl ModernProducerSession {
                     settle(&mut idem, &sequences, &outcomes, &refs);
                 }
                 Err(e) => {
+                    stale = true;
                     let unknown: Vec<(i32, Outcome)> = f
                         .partitions
                         .iter()
@@ -310,16 +326,22 @@ fn apply_answer(
                 continue;
             };
             codes.push((p, pr.error_code));
-            // A duplicate of a batch already written (idempotent retry) is a success.
+            // A duplicate of a batch already written (idempotent retry) is a success; when
+            // the broker no longer knows where it wrote it (base offset -1), offsets are -1.
             if pr.error_code == code::NONE || pr.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
+                let known = pr.base_offset >= 0;
                 for (n, &i) in indices.iter().enumerate() {
                     results[i] = Some(Ok(Delivery {
                         partition: p,
-                        offset: pr.base_offset + n as i64,
+                        offset: if known { pr.base_offset + n as i64 } else { -1 },
                     }));
                 }
             } else {
                 stale |= is_stale_metadata(pr.error_code);
+                // Produce answers "unknown partition" for a partition whose leader has not
+                // heard of it yet (just created or added): retried after a metadata refresh,
+                // like the Java client. A topic that cannot exist fails in metadata instead.
+                let c = pr.error_code;
                 let e = code_error_with(
                     pr.error_code,
                     "produce",
@@ -328,6 +350,14 @@ fn apply_answer(
                 .with_topic(topic)
                 .with_partition(p)
                 .with_broker(f.addr.clone());
+                let e = if c == code::UNKNOWN_TOPIC_OR_PARTITION {
+                    Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
+                        .with_topic(topic)
+                        .with_partition(p)
+                        .with_broker(f.addr.clone())
+                } else {
+                    e
+                };
                 for &i in indices {
                     results[i] = Some(Err(e.detached()));
                 }
