@@ -9,12 +9,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_sync::domain::{Delivery, KafkaMessage, MessageType};
 use kafka_sync::transport::{
-    OutgoingRecord, ProduceOptions, ProducerSession, SubscribeOptions, Subscription,
+    OutgoingRecord, ProduceOptions, ProducerSession, SubscribeOptions, Subscription, Transport,
 };
-use kafka_sync::{
-    Config, Delivery, Error, ErrorKind, KafkaMessage, MessageType, Producer, Result, Transport,
-};
+use kafka_sync::{Config, Error, ErrorKind, Kafka, Producer, Result};
 
 /// What the scripted broker does with the next produce calls.
 #[derive(Debug, Clone, Copy)]
@@ -133,9 +132,11 @@ impl ProducerSession for Scripted {
     }
 }
 
-/// The one place tests build a producer (switches to the front door in one line).
-fn producer(config: Config, transport: &Scripted) -> Producer {
-    Producer::new(config, Arc::new(transport.clone())).unwrap()
+/// The one place tests build a producer: the front door over the scripted broker.
+fn producer(config: Config, transport: &Scripted) -> Arc<Producer> {
+    Kafka::with_transport(config, Arc::new(transport.clone()))
+        .unwrap()
+        .producer()
 }
 
 fn config(change: impl FnOnce(&mut Config)) -> Config {

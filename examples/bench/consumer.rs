@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use kafka::client::GroupOffsetStorage;
 use kafka::consumer::{Consumer as BareConsumer, FetchOffset};
 use kafka::producer::{Producer as BareProducer, Record, RequiredAcks};
-use kafka_sync::{Config, Consumer, KafkaMessage, Producer};
+use kafka_sync::domain::KafkaMessage;
+use kafka_sync::Kafka;
+use kafka_sync::{Config, Consumer, Producer};
 
 use crate::support::{brokers, fresh, rate, topic, Row};
 
@@ -42,9 +44,7 @@ fn run_ours(consumer: Consumer, topic: &str, n: usize) -> Duration {
         std::thread::sleep(Duration::from_millis(2));
     }
     let took = started.elapsed();
-    consumer
-        .shutdown(Duration::from_secs(30))
-        .expect("shutdown");
+    consumer.close(Duration::from_secs(30)).expect("shutdown");
     took
 }
 
@@ -90,7 +90,9 @@ pub fn noop(
     name: &'static str,
 ) -> Row {
     let t = prefill(producer, "consume", msg, n);
-    let consumer = Consumer::connect(consumer_config(base, commit_interval)).expect("consumer");
+    let consumer = Kafka::connect(consumer_config(base, commit_interval))
+        .and_then(|k| k.consumer())
+        .expect("consumer");
     consumer.register_handler("bench", |_m: &KafkaMessage| Ok(()));
     let ours = rate(n, run_ours(consumer, &t, n));
     let bare = rate(n, run_bare(&t, n, |_| {}));
@@ -110,15 +112,16 @@ pub fn scraper(base: &Config, producer: &Arc<Producer>, msg: &KafkaMessage, n: u
     producer
         .send(&output, &fresh(msg))
         .expect("create the output topic");
-    let consumer =
-        Consumer::connect(consumer_config(base, Duration::from_millis(100))).expect("consumer");
+    let consumer = Kafka::connect(consumer_config(base, Duration::from_millis(100)))
+        .and_then(|k| k.consumer())
+        .expect("consumer");
     let (p, out) = (producer.clone(), output.clone());
     consumer.register_handler("bench", move |m: &KafkaMessage| {
         let next = KafkaMessage::from_json("bench-out".into(), m.payload.clone())
             .with_correlation_id(m.correlation_id.clone());
         p.send(&out, &next)
             .map(|_| ())
-            .map_err(kafka_sync::HandlerError::retriable)
+            .map_err(kafka_sync::domain::HandlerError::retriable)
     });
     let ours = rate(n, run_ours(consumer, &input, n));
     let mut bare_out = BareProducer::from_hosts(brokers())

@@ -25,7 +25,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_sync::{Config, KafkaMessage, Producer, TransportKind};
+use kafka_sync::domain::KafkaMessage;
+use kafka_sync::Kafka;
+use kafka_sync::{Config, Producer, TransportKind};
 use support::{brokers, envelope, scaled, topic, Row, ENVELOPE_BYTES};
 
 /// One transport under test: its config and producer.
@@ -35,13 +37,15 @@ struct Side {
 }
 
 fn side(kind: TransportKind) -> Side {
-    let config = Config::builder()
-        .brokers(brokers())
-        .transport(kind)
-        .client_id("kafka-sync-bench")
-        .build()
-        .expect("bench config");
-    let producer = Arc::new(Producer::connect(config.clone()).expect("producer"));
+    let config = Config {
+        brokers: brokers(),
+        transport: kind,
+        client_id: "kafka-sync-bench".into(),
+        ..Config::default()
+    };
+    let producer = Kafka::connect(config.clone())
+        .expect("bench config")
+        .producer();
     producer
         .send(&topic("warmup"), &support::fresh(&envelope()))
         .expect("warm-up send");
@@ -89,12 +93,14 @@ fn latency(r: &Row) -> String {
 /// first.
 fn warm_up() {
     for kind in [TransportKind::KafkaCrate, TransportKind::Modern] {
-        let config = Config::builder()
-            .brokers(brokers())
-            .transport(kind)
-            .build()
-            .expect("warm-up config");
-        let producer = Producer::connect(config.clone()).expect("warm-up producer");
+        let config = Config {
+            brokers: brokers(),
+            transport: kind,
+            ..Config::default()
+        };
+        let producer = Kafka::connect(config.clone())
+            .expect("warm-up config")
+            .producer();
         let msg = envelope();
         producer::asynchronous(&producer, &msg, 20_000, config.producer.batch_size);
         producer::sequential(&producer, &msg, 2_000);

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use kafka_sync::{KafkaMessage, MessageType, Producer};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::Producer;
 
 pub const ENVELOPE_BYTES: usize = 234;
 

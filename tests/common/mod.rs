@@ -162,11 +162,11 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
 /// (e.g. `[("max.message.bytes", "2000000")]`: the test broker keeps Kafka's default 1 MB
 /// limit, so a test that needs more says so on its own topic).
 pub fn create_topic(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let config = Config::builder()
-        .brokers(brokers())
-        .transport(kafka_sync::TransportKind::Modern)
-        .build()
-        .expect("config");
+    let config = Config {
+        brokers: brokers(),
+        transport: kafka_sync::TransportKind::Modern,
+        ..Config::default()
+    };
     let t = kafka_sync::transport::ModernTransport::new(&config).expect("transport");
     t.ensure_topic_with_configs(topic, partitions, -1, configs)
         .expect("topic created");

@@ -46,6 +46,19 @@ pub(super) enum Outcome {
     Fenced,
 }
 
+/// Codes a broker answers a produce request with before appending anything (Kafka's
+/// `Errors.java` numbering), besides those in the shared table.
+mod refused {
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
 /// The outcome a produce answer's error code means. Only codes the broker sends before it
 /// appends anything count as refused; any other error (a request timed out, not enough
 /// replicas *after* the append, the leader moving while the batch waited for its replicas,
@@ -59,20 +72,21 @@ pub(super) fn outcome_of(error_code: i16) -> Outcome {
         | code::INVALID_PRODUCER_EPOCH
         | code::UNKNOWN_PRODUCER_ID
         | code::INVALID_PRODUCER_ID_MAPPING => Outcome::Fenced,
-        code::CORRUPT_MESSAGE
-        | code::UNKNOWN_TOPIC_OR_PARTITION
+        code::UNKNOWN_TOPIC_OR_PARTITION
         | code::LEADER_NOT_AVAILABLE
         | code::MESSAGE_TOO_LARGE
         | code::RECORD_LIST_TOO_LARGE
+        | code::INVALID_MESSAGE_SIZE
         | code::NOT_ENOUGH_REPLICAS
-        | code::INVALID_REQUIRED_ACKS
-        | code::TOPIC_AUTHORIZATION_FAILED
-        | code::CLUSTER_AUTHORIZATION_FAILED
-        | code::INVALID_TIMESTAMP
-        | code::UNSUPPORTED_FOR_MESSAGE_FORMAT
-        | code::UNSUPPORTED_COMPRESSION_TYPE
-        | code::INVALID_RECORD
-        | code::UNSUPPORTED_VERSION => Outcome::Refused,
+        | code::UNSUPPORTED_VERSION
+        | refused::CORRUPT_MESSAGE
+        | refused::INVALID_REQUIRED_ACKS
+        | refused::TOPIC_AUTHORIZATION_FAILED
+        | refused::CLUSTER_AUTHORIZATION_FAILED
+        | refused::INVALID_TIMESTAMP
+        | refused::UNSUPPORTED_FOR_MESSAGE_FORMAT
+        | refused::UNSUPPORTED_COMPRESSION_TYPE
+        | refused::INVALID_RECORD => Outcome::Refused,
         _ => Outcome::Unknown,
     }
 }
