@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kafka_sync::config::{Sasl, SaslMechanism, SecurityProtocol, TlsConfig};
+use kafka_sync::security::{Sasl, SaslMechanism, SecurityProtocol, TlsConfig};
 use kafka_sync::transport::{ModernTransport, OutgoingRecord, ProduceOptions, Transport};
 use kafka_sync::{Acks, Compression, Config, Error, ErrorKind, StartOffset, TransportKind};
 use modern_support::{random_name, read, subscribe};

@@ -171,3 +171,38 @@ pub fn create_topic(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     t.ensure_topic_with_configs(topic, partitions, -1, configs)
         .expect("topic created");
 }
+
+/// Writes each of `lines` as one record value to `topic` with Apache Kafka's own Java
+/// producer (`kafka.tools.ConsoleProducer` from the broker's jars, acks=all): records
+/// exactly as a Java service would write them.
+pub fn java_produce(topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+        ])
+        .arg(reader_classpath())
+        .args(["kafka.tools.ConsoleProducer", "--bootstrap-server"])
+        .arg(brokers().join(","))
+        .args(["--topic", topic, "--producer-property", "acks=all"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in lines {
+            writeln!(stdin, "{line}").expect("the Java producer reads stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("the Java producer ends");
+    assert!(
+        out.status.success(),
+        "the Java producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::subscription::ModernSubscription;
 use super::ModernTransport;
 use crate::config::{Config, StartOffset};
-use crate::transport::{SubscribeOptions, Subscription};
+use crate::transport::{SubscribeOptions, Subscription, Transport};
 
 fn broker() -> Vec<String> {
     let list = std::env::var("KAFKA4_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9094".into());

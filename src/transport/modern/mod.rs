@@ -298,17 +298,9 @@ impl ModernTransport {
         }
     }
 
-    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
-    /// either: the broker's default) unless it exists, and waits until every partition has a
-    /// leader. Returns the topic's partition count: an existing topic is left as it is, so the
-    /// count may differ from `partitions`. Bounded by about two `request_timeout`s.
-    pub fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
-        self.ensure_topic_with_configs(topic, partitions, replication, &[])
-    }
-
-    /// Like [`ensure_topic`](Self::ensure_topic), creating the topic with topic-level
-    /// `configs` (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing
-    /// topic's configs are left as they are.
+    /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
+    /// (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing topic's configs
+    /// are left as they are.
     pub fn ensure_topic_with_configs(
         &self,
         topic: &str,
@@ -324,6 +316,12 @@ impl ModernTransport {
 impl Transport for ModernTransport {
     fn name(&self) -> &'static str {
         "modern"
+    }
+
+    /// Creates the topic unless it exists and waits until every partition has a leader;
+    /// bounded by about two `request_timeout`s.
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        self.ensure_topic_with_configs(topic, partitions, replication, &[])
     }
 
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
