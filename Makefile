@@ -29,6 +29,12 @@ lint:
 	cargo clippy --all-targets --quiet -- -D warnings
 	cargo clippy --all-targets --quiet --all-features -- -D warnings
 
+## The fault suite (tests/chaos/run.sh): a 3-node cluster (started here unless running) with
+## leaders killed, brokers restarted, the network stalled, bad bootstrap lists, partitions
+## added; ends with `chaos: N scenarios, M messages acknowledged, L lost, E errors`.
+chaos:
+	bash tests/chaos/run.sh
+
 ## Throughput and latency against the local broker (release build).
 bench:
 	KAFKA_BROKERS_UP=3.9.1:9092 $(WITH_BROKER) cargo run --release --quiet --example bench

@@ -19,6 +19,8 @@
 #   KAFKA_CLUSTER_ID       cluster id to format the storage with (default: a random one)
 #   KAFKA_REPLICATION      default and internal topics' replication factor (default 1)
 #   KAFKA_MIN_ISR          min.insync.replicas (default 1)
+#   KAFKA_ADVERTISED_PORT  the port metadata tells clients to use (default KAFKA_PORT; the
+#                          chaos suite puts a stalling TCP proxy there)
 #   KAFKA_WAIT             0: `up` launches the broker and returns without waiting for it
 #                          (the nodes of a cluster answer only once a quorum formed; see
 #                          tests/broker/cluster.sh); default 1
@@ -70,7 +72,7 @@ SERVER_LOG="$LOG_DIR/server.log"
 
 # Listeners: PLAINTEXT and the controller; secure mode adds three more (setup_secure).
 LISTENERS="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
-ADVERTISED="PLAINTEXT://$HOST:$KAFKA_PORT"
+ADVERTISED="PLAINTEXT://$HOST:${KAFKA_ADVERTISED_PORT:-$KAFKA_PORT}"
 PROTOCOL_MAP="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
 PORTS=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT")
 SECURE_PORTS=()

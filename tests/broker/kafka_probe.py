@@ -5,6 +5,10 @@
         One attempt: ApiVersions v0, then Metadata (all topics). Exit 0 and
         print the broker list if the broker answers and lists >= MIN_BROKERS
         brokers (default 1).
+    kafka_probe.py partitions HOST PORT TOPIC COUNT [TIMEOUT_S]
+        CreatePartitions v1: grows TOPIC to COUNT partitions (any broker of a
+        KRaft cluster forwards it to the controller). Exit 0 when the broker
+        answered no error.
     kafka_probe.py leader HOST PORT TOPIC PARTITION [TIMEOUT_S]
         Prints the node id of the partition's leader (-1: none right now).
         Exit 1 if the topic or partition is unknown.
@@ -229,7 +233,32 @@ def cmd_leader(host, port, name, partition, timeout):
     return 1
 
 
+API_CREATE_PARTITIONS = 37
+
+
+def cmd_partitions(host, port, name, count, timeout):
+    body = struct.pack(">i", 1) + enc_string(name) + struct.pack(">ii", count, -1)
+    body += struct.pack(">ib", int(timeout * 1000), 0)
+    with connect(host, port, timeout + 5) as s:
+        r = request(s, API_CREATE_PARTITIONS, 1, 7, body)
+    r.i32()  # throttle_time_ms
+    for _ in range(r.i32()):
+        tname, err, msg = r.string(), r.i16(), r.string()
+        if tname == name and err != 0:
+            print("CreatePartitions %s: error %d %s" % (name, err, msg or ""), file=sys.stderr)
+            return 1
+    print("topic %s now has %d partitions" % (name, count))
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 5 and argv[0] == "partitions":
+        timeout = float(argv[5]) if len(argv) > 5 else 10.0
+        try:
+            return cmd_partitions(argv[1], int(argv[2]), argv[3], int(argv[4]), timeout)
+        except (OSError, ValueError) as e:
+            print("no answer: %s" % e, file=sys.stderr)
+            return 1
     if len(argv) >= 5 and argv[0] == "leader":
         timeout = float(argv[5]) if len(argv) > 5 else 5.0
         try:

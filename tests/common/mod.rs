@@ -120,6 +120,16 @@ fn unhex(text: &str) -> Vec<u8> {
 /// crate's code) until `expected` records arrived or `timeout` passed; sorted by partition
 /// and offset.
 pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBack> {
+    read_back_from(&brokers().join(","), topic, expected, timeout)
+}
+
+/// Like [`read_back`], from the brokers `bootstrap` (comma-separated `host:port`).
+pub fn read_back_from(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<ReadBack> {
     let out = Command::new("java")
         .args([
             "-Xmx256m",
@@ -129,7 +139,7 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         ])
         .arg(reader_classpath())
         .arg("ReadBack")
-        .arg(brokers().join(","))
+        .arg(bootstrap)
         .arg(topic)
         .arg(expected.min(i64::MAX as usize).to_string())
         .arg(timeout.as_millis().to_string())

@@ -276,11 +276,20 @@ impl Connection {
         }
         if size as usize > self.max_frame {
             self.broken = true;
+            let head = size.to_be_bytes();
+            let hint = if head.iter().all(|b| b.is_ascii_graphic()) {
+                format!(
+                    " (it begins with the text {:?}: is this a Kafka broker?)",
+                    String::from_utf8_lossy(&head)
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::new(
                 ErrorKind::Broker,
                 format!(
                     "the {api} answer announces {size} bytes, more than max_response_bytes \
-                     ({}); nothing was allocated and the connection is closed",
+                     ({}); nothing was allocated and the connection is closed{hint}",
                     self.max_frame
                 ),
             )

@@ -79,16 +79,12 @@ impl ModernProducerSession {
         options
             .compression
             .check_available("producer.compression")?;
-        let Some(store) = self.store.clone() else {
+        // Config validation keeps the producer's acks at All when idempotence is on; a
+        // request for fewer acks made through the session directly goes without sequence
+        // numbers (the broker cannot deduplicate what it does not acknowledge to all).
+        let Some(store) = self.store.clone().filter(|_| options.acks == Acks::All) else {
             return self.produce_with(topic, records, options, None);
         };
-        if options.acks != Acks::All {
-            return Err(Error::config(
-                "producer.acks",
-                format!("{:?}", options.acks),
-                "the idempotent producer needs acks from all in-sync replicas (Acks::All)",
-            ));
-        }
         // Taken out while producing (no lock held across I/O), put back after.
         let mut state = lock_store(&store).remove(topic).unwrap_or_default();
         let produced = self.produce_with(topic, records, options, Some(&mut state));
@@ -105,7 +101,14 @@ impl ModernProducerSession {
     ) -> Result<Vec<Result<Delivery>>> {
         let started = Instant::now();
         let deadline = started + options.timeout;
-        let meta = self.cluster.topic(topic, false)?;
+        let mut meta = self.cluster.topic(topic, false)?;
+        if records
+            .iter()
+            .any(|r| !meta.partitions.iter().any(|m| m.id == r.partition))
+        {
+            // A partition this metadata does not know may have been added since: ask again.
+            meta = self.cluster.topic(topic, true)?;
+        }
         let mut results: Vec<Option<Result<Delivery>>> = (0..records.len()).map(|_| None).collect();
         let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
@@ -124,11 +127,10 @@ impl ModernProducerSession {
         let mut stale = false;
         for (&p, indices) in &by_partition {
             let failure = if !meta.partitions.iter().any(|m| m.id == p) {
-                // Metadata may be older than the partition: ask again and retry.
                 Some(Error::new(
-                    ErrorKind::BrokerRetriable,
+                    ErrorKind::UnknownTopic,
                     format!(
-                        "partition {p} is not in the metadata (the topic has {} partitions)",
+                        "partition {p} does not exist (the topic has {} partitions)",
                         meta.partitions.len()
                     ),
                 ))
