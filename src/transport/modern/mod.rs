@@ -136,6 +136,10 @@ struct Settings {
     group_instance_id: Option<String>,
     /// The consumer's isolation level is read_committed.
     read_committed: bool,
+    /// Cached topic metadata older than this is asked for again.
+    metadata_max_age: Duration,
+    /// Largest answer accepted (checked before allocating).
+    max_response_bytes: usize,
 }
 
 impl Settings {
@@ -156,6 +160,8 @@ impl Settings {
             security: Security::new(&config.security)?,
             group_instance_id: c.group_instance_id.clone(),
             read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
+            metadata_max_age: config.metadata_max_age,
+            max_response_bytes: config.max_response_bytes,
         })
     }
 
@@ -175,6 +181,8 @@ impl Settings {
             security: Security::default(),
             group_instance_id: None,
             read_committed: true,
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 100 << 20,
         }
     }
 }
@@ -297,6 +305,20 @@ impl ModernTransport {
             admin: Mutex::new(admin),
         }
     }
+
+    /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
+    /// (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing topic's configs
+    /// are left as they are.
+    pub fn ensure_topic_with_configs(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        admin::ensure_topic(&mut admin, topic, partitions, replication, configs)
+    }
 }
 
 impl Transport for ModernTransport {
@@ -307,8 +329,7 @@ impl Transport for ModernTransport {
     /// Creates the topic unless it exists and waits until every partition has a leader;
     /// bounded by about two `request_timeout`s.
     fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
-        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        admin::ensure_topic(&mut admin, topic, partitions, replication)
+        self.ensure_topic_with_configs(topic, partitions, replication, &[])
     }
 
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
