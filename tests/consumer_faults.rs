@@ -225,3 +225,27 @@ fn a_handler_that_never_returns_is_reported_stuck_and_its_partitions_move_to_ano
     one.close(WAIT).unwrap();
     two.close(WAIT).unwrap();
 }
+
+#[test]
+fn a_full_waiting_room_holds_new_records_back_and_everything_still_ends() {
+    let (broker, transport) = memory();
+    send_all(&transport, T, (0..40).map(message).collect());
+    let mut config = default_config("g");
+    config.consumer.max_waiting_retries = 2;
+    config.consumer.retry = quick_retries(3);
+    let consumer = consumer(config, transport);
+    consumer.register_handler("test", |m: &KafkaMessage| {
+        if m.payload["n"].as_u64().unwrap() % 2 == 0 {
+            return Err(HandlerError::retriable("every other one fails"));
+        }
+        Ok(())
+    });
+    let handle = consumer.consume([T]).unwrap();
+    wait_for("everything committed", WAIT, || {
+        all_committed(&broker, "g", T)
+    });
+    let m = handle.metrics().into_iter().find(|m| m.topic == T).unwrap();
+    assert_eq!((m.handled, m.sent_to_retry), (20, 20));
+    assert!(m.waiting_retries <= 2);
+    consumer.close(WAIT).unwrap();
+}

@@ -235,7 +235,8 @@ impl TopicLoop {
                     }
                 }
             }
-            let wait = self.poll_wait(rebalancing);
+            let room = self.waiting.len() < max_waiting;
+            let wait = self.poll_wait(rebalancing || !room);
             self.update_pauses();
             let Some(sub) = self.subscription() else {
                 return;
@@ -284,11 +285,12 @@ impl TopicLoop {
     }
 
     /// How long the next poll may wait: not past the next due retry, held partition or
-    /// outbox write, and not at all while records are ready.
-    fn poll_wait(&self, rebalancing: bool) -> Duration {
+    /// outbox write, and not at all while records are ready to start (unless none may be
+    /// started now: `holding_back`, a rebalance or a full waiting room).
+    fn poll_wait(&self, holding_back: bool) -> Duration {
         let now = Instant::now();
         let stopped = self.outbox.stopped();
-        if !rebalancing && self.backlog.has_ready(now, &stopped) {
+        if !holding_back && self.backlog.has_ready(now, &stopped) {
             return Duration::ZERO;
         }
         let mut wait = self.shared.config.consumer.max_wait.min(POLL_SLICE);
