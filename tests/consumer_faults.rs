@@ -235,7 +235,7 @@ fn a_full_waiting_room_holds_new_records_back_and_everything_still_ends() {
     config.consumer.retry = quick_retries(3);
     let consumer = consumer(config, transport);
     consumer.register_handler("test", |m: &KafkaMessage| {
-        if m.payload["n"].as_u64().unwrap() % 2 == 0 {
+        if m.payload["n"].as_u64().unwrap().is_multiple_of(2) {
             return Err(HandlerError::retriable("every other one fails"));
         }
         Ok(())
