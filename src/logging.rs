@@ -67,7 +67,7 @@ pub fn init_with(format: LogFormat, default_filter: &str) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
     if format == LogFormat::Json {
-        builder.format(|buf, record| writeln!(buf, "{}", json_line(record)));
+        builder.format(|buf, record| writeln!(buf, "{}", ordered_line(record)));
     }
     let _ = builder.try_init();
 }
@@ -89,6 +89,35 @@ pub fn json_line(record: &log::Record<'_>) -> Json {
         line.entry(k).or_insert(v);
     }
     Json::Object(line)
+}
+
+/// [`json_line`] as text with `time`, `level`, `target` and `message` first, the other
+/// fields after them by name.
+pub fn ordered_line(record: &log::Record<'_>) -> String {
+    let Json::Object(mut map) = json_line(record) else {
+        return String::new();
+    };
+    let mut out = String::from("{");
+    let mut first = true;
+    let mut put = |k: &str, v: &Json| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&Json::String(k.to_string()).to_string());
+        out.push(':');
+        out.push_str(&v.to_string());
+    };
+    for k in ["time", "level", "target", "message"] {
+        if let Some(v) = map.remove(k) {
+            put(k, &v);
+        }
+    }
+    for (k, v) in &map {
+        put(k, v);
+    }
+    out.push('}');
+    out
 }
 
 fn now_rfc3339() -> String {
@@ -197,6 +226,20 @@ mod tests {
         );
         assert_eq!(l["level"], "INFO");
         assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn lines_start_with_time_level_target_message_and_parse() {
+        let text = ordered_line(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .target("t")
+                .args(format_args!("say \"hi\""))
+                .build(),
+        );
+        assert!(text.starts_with("{\"time\":"), "{text}");
+        let back: Json = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["message"], "say \"hi\"");
     }
 
     #[test]
