@@ -3,7 +3,7 @@
 //! consumer groups (ListGroups, DescribeGroups), a group's committed offsets (OffsetFetch),
 //! and reading a partition without joining a group (Fetch). Nothing here creates a topic:
 //! a topic the broker does not know is [`ErrorKind::UnknownTopic`], a group it does not know
-//! [`ErrorKind::Config`] naming the group.
+//! [`ErrorKind::Broker`] naming the group.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -251,13 +251,17 @@ pub(super) fn list_groups(cluster: &mut Cluster) -> Result<Vec<GroupListing>> {
 /// The error for a group the coordinator does not know.
 fn unknown_group(group: &str) -> Error {
     Error::new(
-        ErrorKind::Config,
+        ErrorKind::Broker,
         format!(
             "unknown consumer group {group:?}: the broker has no members and no committed \
              offsets for it (see `kafka-sync groups`)"
         ),
     )
+    .with_broker_code(GROUP_ID_NOT_FOUND)
 }
+
+/// Kafka's GroupIdNotFound.
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// `group`'s state and members; a group the coordinator does not know is an error naming it.
 pub(super) fn describe_group(cluster: &mut Cluster, group: &str) -> Result<GroupDescription> {
@@ -270,8 +274,8 @@ pub(super) fn describe_group(cluster: &mut Cluster, group: &str) -> Result<Group
         .into_iter()
         .find(|g| g.group_id.0.as_str() == group)
         .ok_or_else(|| unknown_group(group))?;
-    // 69: GroupIdNotFound (newer brokers); older ones answer the state "Dead".
-    if g.error_code == 69 || g.group_state.as_str() == "Dead" {
+    // GroupIdNotFound on newer brokers; older ones answer the state "Dead".
+    if g.error_code == GROUP_ID_NOT_FOUND || g.group_state.as_str() == "Dead" {
         return Err(unknown_group(group));
     }
     if g.error_code != code::NONE {
