@@ -29,8 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafka_sync::consumer::FileIdempotencyStore;
-/// use kafka_sync::IdempotencyStore;
+/// use kafka_sync::{FileIdempotencyStore, IdempotencyStore};
 ///
 /// let path = std::env::temp_dir().join(format!("ks-doc-{}.ids", uuid::Uuid::new_v4()));
 /// let id = uuid::Uuid::new_v4();

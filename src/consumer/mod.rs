@@ -105,7 +105,8 @@ pub use records::{DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecor
 pub use wrapper::KafkaConsumerWrapper;
 
 /// Consumes topics with a thread per topic and runs the handler registered for each
-/// message's type; see the [module docs](self) for what happens to each message.
+/// message's type; the README's table "What happens to each consumed message" says how each
+/// message ends.
 ///
 /// Get one from [`Kafka::consumer`](crate::Kafka::consumer), register handlers, then
 /// [`consume`](Self::consume). [`close`](Self::close) (or dropping the consumer, bounded by

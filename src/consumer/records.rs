@@ -5,7 +5,7 @@
 //! [`KafkaMessage::payload_as`].
 //!
 //! ```
-//! use kafka_sync::{DeadLetterKind, DeadLetterRecord, RawBytes};
+//! use kafka_sync::domain::{DeadLetterKind, DeadLetterRecord, RawBytes};
 //!
 //! // Raw bytes are kept losslessly: as text when they are UTF-8, else as numbers.
 //! assert_eq!(RawBytes::from_slice(b"{oops"), RawBytes::Utf8("{oops".into()));

@@ -172,6 +172,22 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
     /// A metadata round trip within `timeout`: `Ok` when a broker answered.
     fn health_check(&self, timeout: Duration) -> Result<()>;
+
+    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
+    /// either: the broker's default) unless it exists, and returns its partition count (an
+    /// existing topic is left as it is). Transports that cannot create topics (the `kafka`
+    /// crate speaks no CreateTopics) fail with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        let _ = (partitions, replication);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedBroker,
+            format!(
+                "the {} transport cannot create topic {topic}: create it with the broker's tools",
+                self.name()
+            ),
+        )
+        .with_topic(topic))
+    }
 }
 
 /// One thread's producing connection.

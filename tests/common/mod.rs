@@ -2,30 +2,24 @@
 //! and an independent reader (Apache Kafka's own Java consumer, not this crate's code).
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_sync::Config;
 
+#[path = "../reach/mod.rs"]
+pub mod reach;
+
 /// The brokers the tests use: `KAFKA_TEST_BROKERS` or `127.0.0.1:9092`. Panics with how to
 /// start one when none answers: a broker test never passes or skips without a broker.
 pub fn brokers() -> Vec<String> {
     let list = std::env::var("KAFKA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let brokers: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
-    let reachable = brokers.iter().any(|b| {
-        b.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-            .unwrap_or(false)
-    });
-    assert!(
-        reachable,
-        "no Kafka broker at {list}: run `make kafka-up` (or `make test`, which starts one)"
-    );
-    brokers
+    reach::require(
+        brokers,
+        "`make kafka-up` (or `make test`, which starts one)",
+    )
 }
 
 /// A topic name no other run uses.
@@ -156,4 +150,39 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         .collect();
     records.sort_by_key(|r| (r.partition, r.offset));
     records
+}
+
+/// Writes each of `lines` as one record value to `topic` with Apache Kafka's own Java
+/// producer (`kafka.tools.ConsoleProducer` from the broker's jars, acks=all): records
+/// exactly as a Java service would write them.
+pub fn java_produce(topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+        ])
+        .arg(reader_classpath())
+        .args(["kafka.tools.ConsoleProducer", "--bootstrap-server"])
+        .arg(brokers().join(","))
+        .args(["--topic", topic, "--producer-property", "acks=all"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in lines {
+            writeln!(stdin, "{line}").expect("the Java producer reads stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("the Java producer ends");
+    assert!(
+        out.status.success(),
+        "the Java producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

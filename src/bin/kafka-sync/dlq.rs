@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use clap::Subcommand;
 use kafka_sync::domain::{DeadLetterRecord, KafkaMessage, MessageType};
 use kafka_sync::transport::ConsumedRecord;
+use kafka_sync::transport::Transport;
 use kafka_sync::ErrorKind;
 use serde::{Deserialize, Serialize};
 

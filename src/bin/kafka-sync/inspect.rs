@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_sync::transport::Transport;
 use kafka_sync::ErrorKind;
 use serde::Serialize;
 
@@ -71,10 +72,12 @@ pub fn create_topic(
     };
     let (created, count) = match existing {
         Some(n) if if_not_exists => (false, n),
-        Some(n) => return Err(format!(
+        Some(n) => {
+            return Err(format!(
             "topic {name:?} already exists with {n} partition(s) (--if-not-exists to accept that)"
         )
-        .into()),
+            .into())
+        }
         None => (true, ctx.admin.ensure_topic(name, partitions, replication)?),
     };
     if ctx.cli_json {

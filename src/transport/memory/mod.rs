@@ -38,11 +38,11 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafka_sync::config::StartOffset;
 /// use kafka_sync::transport::{
 ///     Header, OutgoingRecord, ProduceOptions, SubscribeOptions, Transport,
 /// };
-/// use kafka_sync::{Acks, Compression, MemoryTransport};
+/// use kafka_sync::transport::MemoryTransport;
+/// use kafka_sync::{Acks, Compression, StartOffset};
 ///
 /// let broker = MemoryTransport::new();
 /// let mut session = broker.connect_producer().unwrap();
@@ -220,6 +220,23 @@ impl Transport for MemoryTransport {
     /// `Ok` unless the broker is marked unavailable; never waits.
     fn health_check(&self, _timeout: Duration) -> Result<()> {
         self.broker.lock().check_available()
+    }
+
+    /// Creates the topic unless it exists (`partitions` -1: the default count); the
+    /// replication is ignored.
+    fn ensure_topic(&self, topic: &str, partitions: i32, _replication: i16) -> Result<usize> {
+        let mut state = self.broker.lock();
+        state.check_available().map_err(|e| e.with_topic(topic))?;
+        if let Some(t) = state.topics.get(topic) {
+            return Ok(t.partition_count());
+        }
+        let count = if partitions < 1 {
+            state.default_partitions
+        } else {
+            partitions as usize
+        };
+        state.create_topic(topic, count)?;
+        Ok(count)
     }
 }
 

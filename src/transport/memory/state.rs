@@ -207,7 +207,7 @@ pub(super) struct State {
     /// Produce calls still to fail, and with which kind.
     pub(super) injected_failures: (usize, ErrorKind),
     pub(super) produce_calls: u64,
-    topics: BTreeMap<String, Topic>,
+    pub(super) topics: BTreeMap<String, Topic>,
     /// group → topic → group state.
     groups: HashMap<String, HashMap<String, Group>>,
     next_member: u64,

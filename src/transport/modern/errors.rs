@@ -50,7 +50,8 @@ pub(super) fn code_error_with(c: i16, what: &str, message: Option<&str>) -> Erro
         Some(m) => Error::new(
             code_kind(c),
             format!("{what}: broker answered {} (code {c}): {m}", code_name(c)),
-        ),
+        )
+        .with_broker_code(c),
         None => code_error(c, what),
     }
 }

@@ -295,15 +295,6 @@ impl ModernTransport {
         }
     }
 
-    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
-    /// either: the broker's default) unless it exists, and waits until every partition has a
-    /// leader. Returns the topic's partition count: an existing topic is left as it is, so the
-    /// count may differ from `partitions`. Bounded by about two `request_timeout`s.
-    pub fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
-        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        admin::ensure_topic(&mut admin, topic, partitions, replication)
-    }
-
     fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
         self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -361,6 +352,13 @@ impl ModernTransport {
 impl Transport for ModernTransport {
     fn name(&self) -> &'static str {
         "modern"
+    }
+
+    /// Creates the topic unless it exists and waits until every partition has a leader;
+    /// bounded by about two `request_timeout`s.
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        admin::ensure_topic(&mut admin, topic, partitions, replication)
     }
 
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
