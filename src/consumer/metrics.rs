@@ -37,6 +37,9 @@ pub struct ConsumerTopicMetrics {
     pub skipped_other_group: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Times this member's assignment changed (the first assignment included): a
+    /// rebalance that moved partitions.
+    pub rebalances: u64,
     /// Median handler call time over the recent calls, if any.
     pub handler_latency_p50: Option<Duration>,
     /// 99th percentile handler call time over the recent calls, if any.
@@ -67,9 +70,10 @@ pub(crate) enum Counter {
     SkippedUnknownType,
     SkippedOtherGroup,
     Commits,
+    Rebalances,
 }
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 11;
 
 /// The live state of one topic's consumer thread: counters and health.
 #[derive(Debug)]
@@ -175,6 +179,7 @@ impl TopicStats {
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
             commits: self.get(Counter::Commits),
+            rebalances: self.get(Counter::Rebalances),
             handler_latency_p50: percentile(&latencies, 50),
             handler_latency_p99: percentile(&latencies, 99),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

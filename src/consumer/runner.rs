@@ -255,6 +255,7 @@ impl TopicLoop {
             );
             self.tracker.retain(&assignment);
             self.assignment = assignment;
+            self.stats.add(Counter::Rebalances, 1);
         }
     }
 

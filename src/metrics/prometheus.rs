@@ -65,14 +65,15 @@ fn number(v: f64) -> String {
 /// | family | type | labels |
 /// |---|---|---|
 /// | `kafka_sync_messages_sent_total`, `kafka_sync_bytes_sent_total`, `kafka_sync_batches_sent_total`, `kafka_sync_send_errors_total`, `kafka_sync_send_retries_total` | counter | `topic` |
-/// | `kafka_sync_messages_sent_per_second`, `kafka_sync_bytes_sent_per_second` | gauge | `topic` |
-/// | `kafka_sync_messages_consumed_total`, `kafka_sync_messages_handled_total`, `kafka_sync_messages_dead_lettered_total`, `kafka_sync_duplicates_skipped_total`, `kafka_sync_commits_total` | counter | `group`, `topic` |
+/// | `kafka_sync_messages_sent_per_second`, `kafka_sync_bytes_sent_per_second`, `kafka_sync_send_errors_per_second`, `kafka_sync_producer_queue_depth` | gauge | `topic` |
+/// | `kafka_sync_messages_consumed_total`, `kafka_sync_messages_handled_total`, `kafka_sync_messages_dead_lettered_total`, `kafka_sync_duplicates_skipped_total`, `kafka_sync_commits_total`, `kafka_sync_consumer_rebalances_total` | counter | `group`, `topic` |
 /// | `kafka_sync_handler_retries_total` | counter | `group`, `topic`, `path` (`in_place`, `retry_topic`) |
 /// | `kafka_sync_consumer_errors_total` | counter | `group`, `topic`, `kind` (`decode`, `unknown_type`) |
 /// | `kafka_sync_messages_consumed_per_second`, `kafka_sync_messages_handled_per_second`, `kafka_sync_messages_dead_lettered_per_second` | gauge | `group`, `topic` |
 /// | `kafka_sync_consumer_lag` | gauge | `group`, `topic`, `partition` |
 /// | `kafka_sync_handler_latency_seconds` | gauge | `group`, `topic`, `quantile` (`0.5`, `0.99`) |
 /// | `kafka_sync_consumer_thread_restarts_total` | counter | `group` |
+/// | `kafka_sync_broker_reachable` | gauge | `client` (`producer`, `consumer`), `group` |
 /// | `kafka_sync_health_status` | gauge | `status` (1 for the current one) |
 pub fn render_prometheus(snapshot: &MetricsSnapshot) -> String {
     let mut f = Families(BTreeMap::new(), Vec::new());
@@ -128,6 +129,29 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot) -> String {
             t(),
             p.bytes_per_second,
         );
+        f.add(
+            "kafka_sync_send_errors_per_second",
+            "gauge",
+            "Failed sends per second over the last interval.",
+            t(),
+            p.errors_per_second,
+        );
+        f.add(
+            "kafka_sync_producer_queue_depth",
+            "gauge",
+            "Messages queued and not yet taken by the topic's writer thread.",
+            t(),
+            p.queue_depth as f64,
+        );
+    }
+    if let Some(up) = snapshot.producer_broker_reachable {
+        f.add(
+            "kafka_sync_broker_reachable",
+            "gauge",
+            "1 when a broker answered the client's metadata request.",
+            vec![("client", "producer".into())],
+            if up { 1.0 } else { 0.0 },
+        );
     }
     for g in &snapshot.consumers {
         for s in &g.topics {
@@ -172,6 +196,13 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot) -> String {
                 "Successful offset commits.",
                 gt(),
                 m.commits as f64,
+            );
+            f.add(
+                "kafka_sync_consumer_rebalances_total",
+                "counter",
+                "Times the member's assignment changed (the first assignment included).",
+                gt(),
+                m.rebalances as f64,
             );
             f.add(
                 "kafka_sync_handler_retries_total",
@@ -240,6 +271,13 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot) -> String {
                 }
             }
         }
+        f.add(
+            "kafka_sync_broker_reachable",
+            "gauge",
+            "1 when a broker answered the client's metadata request.",
+            vec![("client", "consumer".into()), ("group", g.group.clone())],
+            if g.broker_reachable { 1.0 } else { 0.0 },
+        );
         f.add(
             "kafka_sync_consumer_thread_restarts_total",
             "counter",

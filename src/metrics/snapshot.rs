@@ -32,6 +32,8 @@ pub struct ProducerTopicSample {
     pub bytes_per_second: f64,
     /// Failed sends per second over the last interval.
     pub errors_per_second: f64,
+    /// Messages queued and not yet taken by the topic's writer.
+    pub queue_depth: usize,
 }
 
 /// One partition's lag for a group.
@@ -74,6 +76,8 @@ pub struct ConsumerGroupSample {
     pub topics: Vec<ConsumerTopicSample>,
     /// Consumer threads restarted after a panic, over all topics.
     pub thread_restarts: u64,
+    /// Whether a broker answered this consumer's metadata request.
+    pub broker_reachable: bool,
 }
 
 /// Everything at one moment.
@@ -85,6 +89,9 @@ pub struct MetricsSnapshot {
     pub interval: Option<Duration>,
     /// The producer's topics, by name (empty without a producer).
     pub producer: Vec<ProducerTopicSample>,
+    /// Whether a broker answered the producer's metadata request (`None` without a
+    /// producer).
+    pub producer_broker_reachable: Option<bool>,
     /// Each consumer.
     pub consumers: Vec<ConsumerGroupSample>,
     /// The verdict over producer and consumers.
@@ -183,11 +190,17 @@ impl MetricsRecorder {
                 _ => 0.0,
             }
         };
+        let depths: HashMap<String, usize> = self
+            .producer
+            .iter()
+            .flat_map(|p| p.queue_depths())
+            .collect();
         let producer: Vec<ProducerTopicSample> = self
             .producer
             .iter()
             .flat_map(|p| p.metrics())
             .map(|m| ProducerTopicSample {
+                queue_depth: depths.get(&m.topic).copied().unwrap_or(0),
                 messages_per_second: rate(format!("p/{}/messages", m.topic), m.messages),
                 bytes_per_second: rate(format!("p/{}/bytes", m.topic), m.bytes),
                 errors_per_second: rate(format!("p/{}/errors", m.topic), m.errors),
@@ -203,6 +216,7 @@ impl MetricsRecorder {
         for (group, handle) in &self.consumers {
             let consumer_health = handle.health();
             let thread_restarts = consumer_health.threads.iter().map(|t| t.restarts).sum();
+            let broker_reachable = consumer_health.broker_reachable;
             health.consumers.push(consumer_health);
             let mut topics = Vec::new();
             for m in handle.metrics() {
@@ -247,6 +261,7 @@ impl MetricsRecorder {
                 group: group.clone(),
                 topics,
                 thread_restarts,
+                broker_reachable,
             });
         }
         if interval.is_none_or(|i| i >= MIN_INTERVAL) {
@@ -259,6 +274,7 @@ impl MetricsRecorder {
             taken_at: SystemTime::now(),
             interval,
             producer,
+            producer_broker_reachable: health.producer.as_ref().map(|p| p.broker_reachable),
             consumers,
             health: HealthReport::from_health(&health),
         }
