@@ -247,11 +247,12 @@ fn an_unknown_message_type_is_skipped_with_a_warning_when_configured() {
 }
 
 #[test]
-fn a_1_mb_payload_is_handled() {
+fn a_payload_near_the_1_mb_default_limit_is_handled() {
     let (broker, transport) = memory();
+    const SIZE: usize = 900_000;
     let big = KafkaMessage::from_json(
         MessageType::new("test"),
-        serde_json::json!("x".repeat(1 << 20)),
+        serde_json::json!("x".repeat(SIZE)),
     );
     send_all(&transport, T, vec![big]);
     let consumer = Kafka::with_transport(fast_config("g"), transport)
@@ -265,7 +266,7 @@ fn a_1_mb_payload_is_handled() {
     });
     consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
-    assert_eq!(size.load(Ordering::SeqCst), 1 << 20);
+    assert_eq!(size.load(Ordering::SeqCst), SIZE);
     assert!(broker.records(DLQ).is_empty());
 }
 

@@ -60,7 +60,25 @@ pub(super) const VARIABLES: &[Variable] = &[
         "20000",
         |c, v| c.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", v)?
     ),
+    var!(
+        "KAFKA_METADATA_MAX_AGE_MS",
+        "metadata_max_age",
+        "10000",
+        |c, v| c.metadata_max_age = millis("KAFKA_METADATA_MAX_AGE_MS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_RESPONSE_BYTES",
+        "max_response_bytes",
+        "2000000",
+        |c, v| c.max_response_bytes = number("KAFKA_MAX_RESPONSE_BYTES", v)?
+    ),
     // producer
+    var!(
+        "KAFKA_BATCH_BYTES",
+        "producer.batch_bytes",
+        "500000",
+        |c, v| c.producer.batch_bytes = number("KAFKA_BATCH_BYTES", v)?
+    ),
     var!("KAFKA_BATCH_SIZE", "producer.batch_size", "500", |c, v| c
         .producer
         .batch_size =
@@ -112,7 +130,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var!(
         "KAFKA_ENABLE_IDEMPOTENCE",
         "producer.idempotence",
-        "true",
+        "false",
         |c, v| c.producer.idempotence = boolean("KAFKA_ENABLE_IDEMPOTENCE", v)?
     ),
     // consumer

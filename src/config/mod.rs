@@ -191,6 +191,14 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Bound on one request to a broker, acknowledgement wait included. Default: 30 s.
     pub request_timeout: Duration,
+    /// Cached topic metadata (partitions, leaders) older than this is asked for again, so
+    /// partitions added to a topic are produced to and consumed (modern transport).
+    /// Default: 5 min (the Java client's `metadata.max.age.ms`).
+    pub metadata_max_age: Duration,
+    /// Largest broker answer accepted, checked against the size the answer announces before
+    /// anything is allocated; a bigger one breaks the connection with an error naming this
+    /// field (modern transport). Default: 100 MB (104,857,600 bytes).
+    pub max_response_bytes: usize,
     /// Producer settings.
     pub producer: ProducerConfig,
     /// Consumer settings.
@@ -204,11 +212,22 @@ pub struct Config {
 pub struct ProducerConfig {
     /// Most messages in one produce request per topic. Default: 100.
     pub batch_size: usize,
+    /// Most bytes (keys, values and headers) in one produce request per topic; a message
+    /// bigger than this goes alone. A batch the broker still refuses as too large is split
+    /// and sent again before any message fails. Default: 1 MB (1,000,000 bytes), under
+    /// Kafka's default `message.max.bytes` (1,048,588).
+    pub batch_bytes: usize,
     /// Longest a message waits for its batch to fill. A synchronous caller never waits this
     /// long when nothing else is queued: its batch ships at once. Default: 10 ms.
     pub batch_timeout: Duration,
     /// Acknowledgements required. Default: [`Acks::All`].
     pub acks: Acks,
+    /// The idempotent producer (modern transport): the broker recognises a batch sent again
+    /// after its answer was lost and writes it once, so retries do not duplicate. Needs
+    /// `acks` = [`Acks::All`]. The `kafka` crate transport cannot do it and ignores it.
+    /// Default: `true` (like the Java client since Kafka 3.0). Env:
+    /// `KAFKA_ENABLE_IDEMPOTENCE` (`true` / `false`).
+    pub idempotence: bool,
     /// Messages a topic's writer queue holds; a full queue blocks `send` (up to
     /// `enqueue_timeout`) and fails `try_send`. Default: 10,000.
     pub queue_capacity: usize,
@@ -219,21 +238,22 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// Compress only batches of more than this many bytes (0: always). Default: 0.
     pub compression_threshold: usize,
-    /// Largest encoded message accepted. Default: 10 MB (10,000,000 bytes).
+    /// Largest message accepted (key, encoded envelope and headers); a bigger one fails
+    /// alone with [`ErrorKind::MessageTooLarge`](crate::ErrorKind::MessageTooLarge) naming
+    /// its size and this limit. Default: 1 MB (1,000,000 bytes), like Kafka's own limit.
     pub max_message_bytes: usize,
-    /// Retries for connection and retriable broker errors; after `max_elapsed` the caller
-    /// gets the error. Default: [`RetryPolicy::default`] with `max_elapsed` 10 s.
+    /// Spacing of retries after connection and retriable broker errors (leader elections,
+    /// not enough replicas, timeouts). A message is retried until its `delivery_timeout`
+    /// runs out (or `max_attempts` / `max_elapsed`, if set lower). Default: 100 ms doubling
+    /// to 1 s, unlimited attempts, `max_elapsed` 120 s.
     pub retry: RetryPolicy,
-    /// Longest a message may take from `send` to its acknowledgement, queueing and retries
-    /// included; also bounds `flush` and `close`. A send that runs out gets
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (the message may still be written
-    /// later, as with the Java client's `delivery.timeout.ms`). Default: 120 s.
+    /// Longest a message may take from `send` to its answer, queueing and retries included;
+    /// also bounds `flush` and `close`. A message whose time runs out while queued or
+    /// between attempts fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and is
+    /// never sent afterwards; an attempt in flight is cut to the time left. Must be at least
+    /// `request_timeout + batch_timeout`. Default: 120 s (the Java client's
+    /// `delivery.timeout.ms`).
     pub delivery_timeout: Duration,
-    /// Whether the producer is idempotent (modern transport): the cluster hands it a producer
-    /// id and numbers each partition's batches, so a batch sent again after its answer was
-    /// lost is written once. Needs [`Acks::All`]. Default: `false`. Env:
-    /// `KAFKA_ENABLE_IDEMPOTENCE` (`true` / `false`).
-    pub idempotence: bool,
 }
 
 /// Consumer settings.
@@ -323,6 +343,8 @@ impl Default for Config {
             transport: TransportKind::Modern,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 104_857_600,
             producer: ProducerConfig::default(),
             consumer: ConsumerConfig::default(),
             security: Security::default(),
@@ -334,19 +356,22 @@ impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
             batch_size: 100,
+            batch_bytes: 1_000_000,
             batch_timeout: Duration::from_millis(10),
             acks: Acks::All,
+            idempotence: true,
             queue_capacity: 10_000,
             enqueue_timeout: Duration::from_secs(30),
             compression: Compression::None,
             compression_threshold: 0,
-            max_message_bytes: 10_000_000,
+            max_message_bytes: 1_000_000,
             retry: RetryPolicy {
-                max_elapsed: Duration::from_secs(10),
+                max_interval: Duration::from_secs(1),
+                max_elapsed: Duration::from_secs(120),
+                max_attempts: u32::MAX,
                 ..RetryPolicy::default()
             },
             delivery_timeout: Duration::from_secs(120),
-            idempotence: false,
         }
     }
 }

@@ -114,6 +114,16 @@ fn unhex(text: &str) -> Vec<u8> {
 /// crate's code) until `expected` records arrived or `timeout` passed; sorted by partition
 /// and offset.
 pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBack> {
+    read_back_from(&brokers().join(","), topic, expected, timeout)
+}
+
+/// Like [`read_back`], from the brokers `bootstrap` (comma-separated `host:port`).
+pub fn read_back_from(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<ReadBack> {
     let out = Command::new("java")
         .args([
             "-Xmx256m",
@@ -123,7 +133,7 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         ])
         .arg(reader_classpath())
         .arg("ReadBack")
-        .arg(brokers().join(","))
+        .arg(bootstrap)
         .arg(topic)
         .arg(expected.min(i64::MAX as usize).to_string())
         .arg(timeout.as_millis().to_string())
@@ -150,6 +160,20 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         .collect();
     records.sort_by_key(|r| (r.partition, r.offset));
     records
+}
+
+/// Creates `topic` on the test broker with `partitions` partitions and topic-level `configs`
+/// (e.g. `[("max.message.bytes", "2000000")]`: the test broker keeps Kafka's default 1 MB
+/// limit, so a test that needs more says so on its own topic).
+pub fn create_topic(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let config = Config {
+        brokers: brokers(),
+        transport: kafka_sync::TransportKind::Modern,
+        ..Config::default()
+    };
+    let t = kafka_sync::transport::ModernTransport::new(&config).expect("transport");
+    t.ensure_topic_with_configs(topic, partitions, -1, configs)
+        .expect("topic created");
 }
 
 /// Writes each of `lines` as one record value to `topic` with Apache Kafka's own Java

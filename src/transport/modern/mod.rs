@@ -137,6 +137,10 @@ struct Settings {
     assignor: Assignor,
     idempotent: bool,
     security: Security,
+    /// Cached topic metadata older than this is asked for again.
+    metadata_max_age: Duration,
+    /// Largest answer accepted (checked before allocating).
+    max_response_bytes: usize,
 }
 
 impl Settings {
@@ -155,6 +159,8 @@ impl Settings {
             assignor: c.assignor,
             idempotent: config.producer.idempotence,
             security: Security::new(&config.security)?,
+            metadata_max_age: config.metadata_max_age,
+            max_response_bytes: config.max_response_bytes,
         })
     }
 
@@ -172,6 +178,8 @@ impl Settings {
             assignor: Assignor::Range,
             idempotent: false,
             security: Security::default(),
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 100 << 20,
         }
     }
 }
@@ -347,6 +355,20 @@ impl ModernTransport {
     ) -> Result<Vec<ConsumedRecord>> {
         inspect::read(&mut self.admin(), topic, positions, wait)
     }
+
+    /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
+    /// (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing topic's configs
+    /// are left as they are.
+    pub fn ensure_topic_with_configs(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        admin::ensure_topic(&mut admin, topic, partitions, replication, configs)
+    }
 }
 
 impl Transport for ModernTransport {
@@ -357,8 +379,7 @@ impl Transport for ModernTransport {
     /// Creates the topic unless it exists and waits until every partition has a leader;
     /// bounded by about two `request_timeout`s.
     fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
-        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        admin::ensure_topic(&mut admin, topic, partitions, replication)
+        self.ensure_topic_with_configs(topic, partitions, replication, &[])
     }
 
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
