@@ -171,8 +171,14 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         for t in topics.all() {
             admin.ensure_topic(t, args.partitions as i32, -1)?;
         }
-        inspector = Some(admin);
-        Kafka::connect(config.clone())?.transport().clone()
+        inspector = Some(admin.clone());
+        if config.transport == TransportKind::Modern {
+            admin
+        } else {
+            // KAFKA_TRANSPORT=kafka-crate: that transport for the services, the modern one
+            // for creating topics and reading log starts.
+            Kafka::connect(config.clone())?.transport().clone()
+        }
     } else {
         let memory = MemoryTransport::new();
         for t in topics.all() {
