@@ -1,9 +1,11 @@
-//! What every scenario shares: the broker address, sizes, the 234-byte envelope, topics
-//! and the result row.
+//! What every scenario shares: the broker address, sizes, the 234-byte envelope, topics,
+//! the alternating duel of ours against a peer, and process CPU / memory readings.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_sync::{KafkaMessage, MessageType, Producer};
+use kafka_sync::{Config, Consumer, KafkaMessage, MessageType, Producer};
 
 pub const ENVELOPE_BYTES: usize = 234;
 
@@ -16,12 +18,34 @@ pub fn brokers() -> Vec<String> {
         .collect()
 }
 
+/// `n` shrunk by `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1` for a quick look).
 pub fn scaled(n: usize) -> usize {
     let scale: f64 = std::env::var("BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     ((n as f64 * scale) as usize).max(1)
+}
+
+/// How many times each duel runs (`BENCH_PASSES`, default 2); the best pass of each side
+/// counts.
+pub fn passes() -> usize {
+    std::env::var("BENCH_PASSES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2usize)
+        .max(1)
+}
+
+/// The one place the bench builds its clients (switches to `Kafka::connect` with the
+/// front door).
+pub fn connect_producer(config: &Config) -> Producer {
+    Producer::connect(config.clone()).expect("bench producer connects")
+}
+
+/// See [`connect_producer`].
+pub fn connect_consumer(config: &Config) -> Consumer {
+    Consumer::connect(config.clone()).expect("bench consumer connects")
 }
 
 /// A message whose encoded envelope is exactly `ENVELOPE_BYTES` long.
@@ -61,12 +85,60 @@ pub fn warm_topic(producer: &Producer, name: &str, msg: &KafkaMessage) -> String
     t
 }
 
-/// One line of the table: our rate next to the bare crate's.
-pub struct Row {
-    pub name: &'static str,
-    pub ours: f64,
-    pub bare: f64,
+pub fn group() -> String {
+    format!("bench-group-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One measurement: a rate and, for latency scenarios, p50 / p99.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    pub rate: f64,
     pub latency: Option<(Duration, Duration)>,
+    /// Process CPU seconds the measured work took (ours: this process; a Java tool: its
+    /// process), when measured.
+    pub cpu: Option<f64>,
+}
+
+impl Measured {
+    pub fn rate(rate: f64) -> Self {
+        Measured {
+            rate,
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs `ours` and `peer` [`passes`] times, alternating which goes first, and keeps each
+/// side's best pass (noise on a shared machine only ever slows a pass down). CPU is the
+/// least any pass took.
+pub fn duel(
+    mut ours: impl FnMut() -> Measured,
+    mut peer: impl FnMut() -> Measured,
+) -> (Measured, Measured) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for pass in 0..passes() {
+        if pass % 2 == 0 {
+            a.push(ours());
+            b.push(peer());
+        } else {
+            b.push(peer());
+            a.push(ours());
+        }
+    }
+    (best(a), best(b))
+}
+
+fn best(all: Vec<Measured>) -> Measured {
+    let cpu = all
+        .iter()
+        .filter_map(|m| m.cpu)
+        .min_by(|x, y| x.total_cmp(y));
+    let mut top = all
+        .into_iter()
+        .max_by(|x, y| x.rate.total_cmp(&y.rate))
+        .expect("at least one pass");
+    top.cpu = cpu;
+    top
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -75,4 +147,64 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
+}
+
+fn rusage(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(who, &mut u) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+/// User + system CPU seconds of this process so far (all its threads).
+pub fn cpu_self() -> f64 {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU seconds of this process's children that ended and were waited for.
+pub fn cpu_children() -> f64 {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// This process's resident set in bytes (`VmRSS`).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples the resident set every 5 ms until stopped; [`RssWatch::stop`] gives the peak.
+pub struct RssWatch {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssWatch {
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_bytes()));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        RssWatch { stop, peak, thread }
+    }
+
+    /// The peak resident set seen, in MB.
+    pub fn stop(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("rss watcher");
+        self.peak.load(Ordering::Relaxed) as f64 / 1e6
+    }
 }
