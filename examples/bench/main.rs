@@ -22,7 +22,8 @@
 //! | cpu | this process's CPU for (d) + (e), per 1M messages | the Java tools' process CPU |
 //!
 //! On the `kafka` crate transport (d) and (e) use 100,000 messages and the bare crate.
-//! Sizes shrink with `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1`) for a quick look.
+//! Sizes shrink with `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1`) for a quick look; `BENCH_ONLY=d,e`
+//! runs only those scenarios (the CPU row needs both).
 
 mod consumer;
 mod java;
@@ -95,6 +96,12 @@ fn row(
     }
 }
 
+/// Whether scenario `id` runs: `BENCH_ONLY` (e.g. `d,e`) names the scenarios to run; all
+/// run without it.
+fn only(id: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |v| v.split(',').any(|w| w.trim() == id))
+}
+
 fn main() {
     java::prepare();
     let sides = [side(TransportKind::KafkaCrate), side(TransportKind::Modern)];
@@ -103,206 +110,240 @@ fn main() {
     let (kc, m) = (&sides[0], &sides[1]);
     let mut rows = Vec::new();
 
+    let mut produce_cpu = None;
+    let mut consume_cpu = None;
     // (a)
-    let n = scaled(5_000);
-    let mut r = row(
-        "a-send",
-        &format!("(a) 1 thread send ×{n}"),
-        "bare-kafka-crate",
-        duel(
-            || producer::sequential(&m.producer, &msg, n),
-            || producer::sequential_bare(&m.producer, &msg, n),
-        ),
-    );
-    r.kafka_crate = on_crate(
-        || producer::sequential(&kc.producer, &msg, n),
-        || producer::sequential_bare(&kc.producer, &msg, n),
-    );
-    rows.push(r);
-
-    // (b)
-    let per = scaled(1_000);
-    let mut r = row(
-        "b-16-threads",
-        &format!("(b) 16 threads send ×{per} each"),
-        "bare-kafka-crate",
-        duel(
-            || producer::threads(&m.producer, &msg, 16, per),
-            || producer::threads_bare(&m.producer, &msg, 16, per),
-        ),
-    );
-    r.kafka_crate = on_crate(
-        || producer::threads(&kc.producer, &msg, 16, per),
-        || producer::threads_bare(&kc.producer, &msg, 16, per),
-    );
-    rows.push(r);
-
-    // (c)
-    let n = scaled(10_000);
-    let mut r = row(
-        "c-send-batch",
-        &format!("(c) send_batch {n}"),
-        "bare-kafka-crate",
-        duel(
-            || producer::batch(&m.producer, &msg, n),
-            || producer::batch_bare(&m.producer, &msg, n),
-        ),
-    );
-    r.kafka_crate = on_crate(
-        || producer::batch(&kc.producer, &msg, n),
-        || producer::batch_bare(&kc.producer, &msg, n),
-    );
-    rows.push(r);
-
-    // (d), with this process's CPU and peak RSS.
-    let n = scaled(1_000_000);
-    let mut peak_rss = 0f64;
-    let pair = duel(
-        || {
-            let (measured, rss) = producer::asynchronous(&m.producer, &msg, n);
-            peak_rss = peak_rss.max(rss);
-            measured
-        },
-        || {
-            let t = support::warm_topic(&m.producer, "java-pp", &msg);
-            java::producer_performance(&t, n)
-        },
-    );
-    let mut r = row(
-        "d-send-async",
-        &format!("(d) send_async {n}+flush"),
-        "java-ProducerPerformance",
-        pair,
-    );
-    let small = scaled(100_000);
-    r.kafka_crate = on_crate(
-        || producer::asynchronous(&kc.producer, &msg, small).0,
-        || producer::asynchronous_bare(&kc.producer, &msg, small, kc.config.producer.batch_size),
-    );
-    r.note = format!("rss_peak={peak_rss:.0}MB");
-    let produce_cpu = (r.ours.cpu, r.peer.cpu, n);
-    rows.push(r);
-
-    // (e) ours and Java's consumer read the same topic, each under a new group.
-    let t = consumer::prefill(&m.producer, "consume", &msg, n);
-    let pair = duel(
-        || consumer::noop(&m.config, &t, n, Duration::from_millis(100)),
-        || java::consumer_performance(&t, n, &support::group()),
-    );
-    let mut r = row(
-        "e-consume",
-        &format!("(e) consume {n}, commit every 100 ms"),
-        "java-ConsumerPerformance",
-        pair,
-    );
-    let t_small = consumer::prefill(&m.producer, "consume-kc", &msg, small);
-    r.kafka_crate = on_crate(
-        || consumer::noop(&kc.config, &t_small, small, Duration::from_millis(100)),
-        || consumer::noop_bare(&t_small, small),
-    );
-    let consume_cpu = (r.ours.cpu, r.peer.cpu, n);
-    rows.push(r);
-
-    // (f)
-    let n = scaled(10_000);
-    let t = consumer::prefill(&m.producer, "commit-each", &msg, n);
-    let mut r = row(
-        "f-consume-commit-each",
-        &format!("(f) consume {n}, commit each message"),
-        "bare-kafka-crate",
-        duel(
-            || consumer::noop(&m.config, &t, n, Duration::ZERO),
-            || consumer::noop_bare(&t, n),
-        ),
-    );
-    r.kafka_crate = on_crate(
-        || consumer::noop(&kc.config, &t, n, Duration::ZERO),
-        || consumer::noop_bare(&t, n),
-    );
-    rows.push(r);
-
-    // (g)
-    let t = consumer::prefill(&m.producer, "scrape-in", &msg, n);
-    let mut r = row(
-        "g-scraper",
-        &format!("(g) scraper: consume, handle, produce {n}"),
-        "bare-kafka-crate",
-        duel(
-            || consumer::scraper(&m.config, &m.producer, &msg, &t, n),
-            || consumer::scraper_bare(&m.producer, &msg, &t, n),
-        ),
-    );
-    r.kafka_crate = on_crate(
-        || consumer::scraper(&kc.config, &kc.producer, &msg, &t, n),
-        || consumer::scraper_bare(&kc.producer, &msg, &t, n),
-    );
-    rows.push(r);
-
-    // (h)
-    let n = scaled(400_000);
-    rows.push(row(
-        "h-8-topics",
-        &format!("(h) 8 topics from 8 threads, send_async {n} in all"),
-        "ours-1-topic",
-        duel(
-            || producer::many_topics(&m.producer, &msg, 8, n),
-            || producer::one_topic(&m.producer, &msg, n),
-        ),
-    ));
-
-    // (i)
-    let e2e = scaled(2_000);
-    for (id, per_sec, secs) in [("i-e2e-1k", 1_000, 5.0), ("i-e2e-10k", 10_000, 3.0)] {
-        let secs = secs * scaled(1_000) as f64 / 1_000.0;
+    if only("a") {
+        let n = scaled(5_000);
         let mut r = row(
-            id,
-            &format!("(i) send → handler at {per_sec}/s"),
-            "java-EndToEndLatency",
+            "a-send",
+            &format!("(a) 1 thread send ×{n}"),
+            "bare-kafka-crate",
             duel(
-                || latency::steady(&m.config, &m.producer, per_sec, secs),
-                || java::end_to_end_latency(&topic("java-e2e"), e2e),
+                || producer::sequential(&m.producer, &msg, n),
+                || producer::sequential_bare(&m.producer, &msg, n),
             ),
         );
-        r.note = format!(
-            "batch_timeout={}",
-            report::ms(m.config.producer.batch_timeout)
+        r.kafka_crate = on_crate(
+            || producer::sequential(&kc.producer, &msg, n),
+            || producer::sequential_bare(&kc.producer, &msg, n),
         );
         rows.push(r);
     }
 
+    // (b)
+    if only("b") {
+        let per = scaled(1_000);
+        let mut r = row(
+            "b-16-threads",
+            &format!("(b) 16 threads send ×{per} each"),
+            "bare-kafka-crate",
+            duel(
+                || producer::threads(&m.producer, &msg, 16, per),
+                || producer::threads_bare(&m.producer, &msg, 16, per),
+            ),
+        );
+        r.kafka_crate = on_crate(
+            || producer::threads(&kc.producer, &msg, 16, per),
+            || producer::threads_bare(&kc.producer, &msg, 16, per),
+        );
+        rows.push(r);
+    }
+
+    // (c)
+    if only("c") {
+        let n = scaled(10_000);
+        let mut r = row(
+            "c-send-batch",
+            &format!("(c) send_batch {n}"),
+            "bare-kafka-crate",
+            duel(
+                || producer::batch(&m.producer, &msg, n),
+                || producer::batch_bare(&m.producer, &msg, n),
+            ),
+        );
+        r.kafka_crate = on_crate(
+            || producer::batch(&kc.producer, &msg, n),
+            || producer::batch_bare(&kc.producer, &msg, n),
+        );
+        rows.push(r);
+    }
+
+    // (d), with this process's CPU and peak RSS.
+    if only("d") {
+        let n = scaled(1_000_000);
+        let mut peak_rss = 0f64;
+        let pair = duel(
+            || {
+                let (measured, rss) = producer::asynchronous(&m.producer, &msg, n);
+                peak_rss = peak_rss.max(rss);
+                measured
+            },
+            || {
+                let t = support::warm_topic(&m.producer, "java-pp", &msg);
+                java::producer_performance(&t, n)
+            },
+        );
+        let mut r = row(
+            "d-send-async",
+            &format!("(d) send_async {n}+flush"),
+            "java-ProducerPerformance",
+            pair,
+        );
+        let small = scaled(100_000);
+        r.kafka_crate = on_crate(
+            || producer::asynchronous(&kc.producer, &msg, small).0,
+            || {
+                producer::asynchronous_bare(
+                    &kc.producer,
+                    &msg,
+                    small,
+                    kc.config.producer.batch_size,
+                )
+            },
+        );
+        r.note = format!("rss_peak={peak_rss:.0}MB");
+        produce_cpu = Some((r.ours.cpu, r.peer.cpu, n));
+        rows.push(r);
+    }
+
+    // (e) ours and Java's consumer read the same topic, each under a new group.
+    if only("e") {
+        let n = scaled(1_000_000);
+        let small = scaled(100_000);
+        let t = consumer::prefill(&m.producer, "consume", &msg, n);
+        let pair = duel(
+            || consumer::noop(&m.config, &t, n, Duration::from_millis(100)),
+            || java::consumer_performance(&t, n, &support::group()),
+        );
+        let mut r = row(
+            "e-consume",
+            &format!("(e) consume {n}, commit every 100 ms"),
+            "java-ConsumerPerformance",
+            pair,
+        );
+        let t_small = consumer::prefill(&m.producer, "consume-kc", &msg, small);
+        r.kafka_crate = on_crate(
+            || consumer::noop(&kc.config, &t_small, small, Duration::from_millis(100)),
+            || consumer::noop_bare(&t_small, small),
+        );
+        consume_cpu = Some((r.ours.cpu, r.peer.cpu, n));
+        rows.push(r);
+    }
+
+    // (f)
+    if only("f") {
+        let n = scaled(10_000);
+        let t = consumer::prefill(&m.producer, "commit-each", &msg, n);
+        let mut r = row(
+            "f-consume-commit-each",
+            &format!("(f) consume {n}, commit each message"),
+            "bare-kafka-crate",
+            duel(
+                || consumer::noop(&m.config, &t, n, Duration::ZERO),
+                || consumer::noop_bare(&t, n),
+            ),
+        );
+        r.kafka_crate = on_crate(
+            || consumer::noop(&kc.config, &t, n, Duration::ZERO),
+            || consumer::noop_bare(&t, n),
+        );
+        rows.push(r);
+    }
+
+    // (g)
+    if only("g") {
+        let n = scaled(10_000);
+        let t = consumer::prefill(&m.producer, "scrape-in", &msg, n);
+        let mut r = row(
+            "g-scraper",
+            &format!("(g) scraper: consume, handle, produce {n}"),
+            "bare-kafka-crate",
+            duel(
+                || consumer::scraper(&m.config, &m.producer, &msg, &t, n),
+                || consumer::scraper_bare(&m.producer, &msg, &t, n),
+            ),
+        );
+        r.kafka_crate = on_crate(
+            || consumer::scraper(&kc.config, &kc.producer, &msg, &t, n),
+            || consumer::scraper_bare(&kc.producer, &msg, &t, n),
+        );
+        rows.push(r);
+    }
+
+    // (h)
+    if only("h") {
+        let n = scaled(400_000);
+        rows.push(row(
+            "h-8-topics",
+            &format!("(h) 8 topics from 8 threads, send_async {n} in all"),
+            "ours-1-topic",
+            duel(
+                || producer::many_topics(&m.producer, &msg, 8, n),
+                || producer::one_topic(&m.producer, &msg, n),
+            ),
+        ));
+    }
+
+    // (i)
+    if only("i") {
+        let e2e = scaled(2_000);
+        for (id, per_sec, secs) in [("i-e2e-1k", 1_000, 5.0), ("i-e2e-10k", 10_000, 3.0)] {
+            let secs = secs * scaled(1_000) as f64 / 1_000.0;
+            let mut r = row(
+                id,
+                &format!("(i) send → handler at {per_sec}/s"),
+                "java-EndToEndLatency",
+                duel(
+                    || latency::steady(&m.config, &m.producer, per_sec, secs),
+                    || java::end_to_end_latency(&topic("java-e2e"), e2e),
+                ),
+            );
+            r.note = format!(
+                "batch_timeout={}",
+                report::ms(m.config.producer.batch_timeout)
+            );
+            rows.push(r);
+        }
+    }
+
     // (j): one pass each (a failing run can take its whole bound), failure-free first.
-    let n = scaled(20_000);
-    let t = consumer::prefill(&m.producer, "failing", &msg, n);
-    let free = consumer::noop(&m.config, &t, n, Duration::from_millis(100));
-    let failing = consumer::failing(&m.config, &t, n, Duration::from_secs(60));
-    rows.push(row(
-        "j-consume-1pct-failing",
-        &format!("(j) consume {n}, 1% failing every attempt"),
-        "ours-failure-free",
-        (failing, free),
-    ));
+    if only("j") {
+        let n = scaled(20_000);
+        let t = consumer::prefill(&m.producer, "failing", &msg, n);
+        let free = consumer::noop(&m.config, &t, n, Duration::from_millis(100));
+        let failing = consumer::failing(&m.config, &t, n, Duration::from_secs(60));
+        rows.push(row(
+            "j-consume-1pct-failing",
+            &format!("(j) consume {n}, 1% failing every attempt"),
+            "ours-failure-free",
+            (failing, free),
+        ));
+    }
 
     // CPU per 1M messages produced and consumed.
-    let per_million = |(ours, peer, n): (Option<f64>, Option<f64>, usize)| {
-        (
-            ours.unwrap_or(f64::NAN) * 1e6 / n as f64,
-            peer.unwrap_or(f64::NAN) * 1e6 / n as f64,
-        )
-    };
-    let (op, jp) = per_million(produce_cpu);
-    let (oc, jc) = per_million(consume_cpu);
-    let (ours_cpu, java_cpu) = (op + oc, jp + jc);
-    let mut r = row(
-        "cpu-per-1M",
-        "CPU-seconds per 1M produced (d) + consumed (e); msg per CPU-second",
-        "java-tools",
-        (
-            Measured::rate(1e6 / ours_cpu),
-            Measured::rate(1e6 / java_cpu),
-        ),
-    );
-    r.note = format!("ours_cpu_s={ours_cpu:.2} (produce {op:.2} + consume {oc:.2}) peer_cpu_s={java_cpu:.2} (produce {jp:.2} + consume {jc:.2})");
-    rows.push(r);
+    if let (Some(p), Some(c)) = (produce_cpu, consume_cpu) {
+        let per_million = |(ours, peer, n): (Option<f64>, Option<f64>, usize)| {
+            (
+                ours.unwrap_or(f64::NAN) * 1e6 / n as f64,
+                peer.unwrap_or(f64::NAN) * 1e6 / n as f64,
+            )
+        };
+        let (op, jp) = per_million(p);
+        let (oc, jc) = per_million(c);
+        let (ours_cpu, java_cpu) = (op + oc, jp + jc);
+        let mut r = row(
+            "cpu-per-1M",
+            "CPU-seconds per 1M produced (d) + consumed (e); msg per CPU-second",
+            "java-tools",
+            (
+                Measured::rate(1e6 / ours_cpu),
+                Measured::rate(1e6 / java_cpu),
+            ),
+        );
+        r.note = format!("ours_cpu_s={ours_cpu:.2} (produce {op:.2} + consume {oc:.2}) peer_cpu_s={java_cpu:.2} (produce {jp:.2} + consume {jc:.2})");
+        rows.push(r);
+    }
 
     report::print(&rows, &brokers());
 }

@@ -201,7 +201,8 @@ impl RssWatch {
         RssWatch { stop, peak, thread }
     }
 
-    /// The peak resident set seen, in MB.
+    /// The peak resident set seen, in MB (the process's whole resident set, the bench's own
+    /// memory included).
     pub fn stop(self) -> f64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("rss watcher");
