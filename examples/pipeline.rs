@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_sync::domain::{topics, ParsedData, ScrapedData, ScrapingTask};
-use kafka_sync::{
-    Config, Consumer, HandlerError, KafkaMessage, KafkaProducer, KafkaProducerWrapper, MessageType,
-    Producer, RetryPolicy, StartOffset, Transport, TransportKind,
-};
+use kafka_sync::domain::{HandlerError, KafkaMessage, KafkaProducer, MessageType};
+use kafka_sync::transport::Transport;
+use kafka_sync::Kafka;
+use kafka_sync::{Config, Consumer, KafkaProducerWrapper, RetryPolicy, StartOffset, TransportKind};
 
 const TASKS: usize = 300;
 
@@ -90,7 +90,8 @@ fn scraper(
     transport: Arc<dyn Transport>,
     out: Arc<dyn KafkaProducer>,
 ) -> kafka_sync::Result<Consumer> {
-    let consumer = Consumer::new(stage_config(base, "demo-scraper"), transport)?;
+    let consumer = Kafka::with_transport(stage_config(base, "demo-scraper"), transport)
+        .and_then(|k| k.consumer())?;
     let attempts: Mutex<HashMap<uuid::Uuid, u32>> = Mutex::new(HashMap::new());
     consumer.register_typed(
         MessageType::SCRAPING_TASK,
@@ -137,7 +138,8 @@ fn parser(
     transport: Arc<dyn Transport>,
     out: Arc<dyn KafkaProducer>,
 ) -> kafka_sync::Result<Consumer> {
-    let consumer = Consumer::new(stage_config(base, "demo-parser"), transport)?;
+    let consumer = Kafka::with_transport(stage_config(base, "demo-parser"), transport)
+        .and_then(|k| k.consumer())?;
     consumer.register_typed(
         MessageType::SCRAPED_DATA,
         move |msg: &KafkaMessage, page: ScrapedData| {
@@ -171,15 +173,24 @@ fn parser(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
-    let config = Config::from_env()?;
+    // The embedded default: the in-memory broker, chosen by name, unless KAFKA_BROKERS
+    // names a real one.
+    let config = if std::env::var_os("KAFKA_BROKERS").is_some() {
+        Config::from_env()?
+    } else {
+        Config {
+            transport: TransportKind::Memory,
+            ..Config::from_env()?
+        }
+    };
     println!(
         "kafka-sync demo: transport {:?}, brokers {:?}",
         config.transport, config.brokers
     );
-    let transport = kafka_sync::transport::connect(&config)?;
-    let producer = Arc::new(Producer::new(config.clone(), transport.clone())?);
-    let service: Arc<dyn KafkaProducer> =
-        Arc::new(KafkaProducerWrapper::from_shared(producer.clone()));
+    let kafka = Kafka::connect(config.clone())?;
+    let transport = kafka.transport().clone();
+    let producer = kafka.producer();
+    let service: Arc<dyn KafkaProducer> = Arc::new(KafkaProducerWrapper::new(producer.clone()));
 
     // Consumers first, so that on a real broker they start at the latest offset before
     // anything of this run is sent.
@@ -221,8 +232,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
-    scraper.shutdown(Duration::from_secs(10))?;
-    parser.shutdown(Duration::from_secs(10))?;
+    scraper.close(Duration::from_secs(10))?;
+    parser.close(Duration::from_secs(10))?;
 
     println!("\npipeline finished in {elapsed:.2?}\n");
     println!("| stage   | consumed | handled | retried in place | dead-lettered | p50 handler |");

@@ -43,8 +43,6 @@ pub enum ErrorKind {
     WorkerStopped,
     /// The broker speaks a protocol version this transport cannot use.
     UnsupportedBroker,
-    /// A message handler failed (see the consumer).
-    Handler,
     /// A local file could not be read or written (the file-backed idempotency store).
     Io,
     /// The broker refused our credentials (SASL), or a TLS handshake failed (the broker's
@@ -79,7 +77,6 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::WorkerStopped => "worker thread stopped",
             ErrorKind::UnsupportedBroker => "unsupported broker",
-            ErrorKind::Handler => "handler error",
             ErrorKind::Io => "file error",
             ErrorKind::Authentication => "authentication failed",
         };
@@ -100,6 +97,9 @@ pub struct ErrorContext {
     pub field: Option<&'static str>,
     /// The offending value, as text.
     pub value: Option<String>,
+    /// Kafka's numeric error code, when a broker answered with one (`Errors.java`
+    /// numbering: 6 is `NOT_LEADER_OR_FOLLOWER`, 10 `MESSAGE_TOO_LARGE`, …).
+    pub broker_code: Option<i16>,
 }
 
 /// The crate's error: a kind, a human sentence, its context and an optional cause.
@@ -167,6 +167,18 @@ impl Error {
     pub fn with_broker(mut self, broker: impl Into<String>) -> Self {
         self.inner.context.broker = Some(broker.into());
         self
+    }
+
+    /// Records the error code the broker answered with.
+    pub fn with_broker_code(mut self, code: i16) -> Self {
+        self.inner.context.broker_code = Some(code);
+        self
+    }
+
+    /// Kafka's numeric error code where a broker sent one (the same on every network
+    /// transport), e.g. `Some(10)` for a record the broker found too large.
+    pub fn broker_code(&self) -> Option<i16> {
+        self.inner.context.broker_code
     }
 
     /// Attaches the underlying cause.

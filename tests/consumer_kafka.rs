@@ -12,12 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use common::{kafka_config, random_topic, read_back};
 use consumer_support::{message, quick_retries, wait_for};
-use kafka_sync::config::StartOffset;
-use kafka_sync::transport::{OutgoingRecord, ProduceOptions, SubscribeOptions, Transport};
-use kafka_sync::{
-    Acks, Compression, Config, Consumer, DeadLetterKind, DeadLetterRecord, HandlerError,
-    KafkaMessage, MessageType, Producer,
+use kafka_sync::domain::{
+    DeadLetterKind, DeadLetterRecord, HandlerError, KafkaMessage, MessageType,
 };
+use kafka_sync::transport::{OutgoingRecord, ProduceOptions, SubscribeOptions, Transport};
+use kafka_sync::Kafka;
+use kafka_sync::StartOffset;
+use kafka_sync::{Acks, Compression, Config};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -37,11 +38,16 @@ fn config() -> Config {
 }
 
 fn transport(c: &Config) -> Arc<dyn Transport> {
-    kafka_sync::transport::connect(c).expect("transport")
+    kafka_sync::Kafka::connect(c.clone())
+        .expect("transport")
+        .transport()
+        .clone()
 }
 
 fn produce(t: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {
-    let producer = Producer::new(kafka_config(), t.clone()).unwrap();
+    let producer = Kafka::with_transport(kafka_config(), t.clone())
+        .map(|k| k.producer())
+        .unwrap();
     for r in producer.send_batch(topic, messages) {
         r.expect("input is written");
     }
@@ -94,7 +100,9 @@ fn ten_thousand_messages_over_three_partitions_are_each_handled_exactly_once_and
     let t = transport(&c);
     let topic = random_topic("bulk");
     produce(&t, &topic, (0..10_000).map(message).collect());
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let seen = Arc::new(Mutex::new(HashMap::<uuid::Uuid, u32>::new()));
     let s = seen.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -109,7 +117,7 @@ fn ten_thousand_messages_over_three_partitions_are_each_handled_exactly_once_and
         let m = &handle.metrics()[0];
         m.lag.len() == 3 && m.total_lag() == 0
     });
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 10_000);
     assert!(
@@ -127,7 +135,9 @@ fn ten_percent_failing_their_first_two_attempts_are_all_handled_and_none_dead_le
     let t = transport(&c);
     let topic = random_topic("flaky");
     produce(&t, &topic, (0..500).map(message).collect());
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let attempts = Arc::new(Mutex::new(HashMap::<uuid::Uuid, u32>::new()));
     let a = attempts.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -141,7 +151,7 @@ fn ten_percent_failing_their_first_two_attempts_are_all_handled_and_none_dead_le
     });
     let handle = consumer.consume([topic.as_str()]).unwrap();
     wait_for("all handled", WAIT, || handle.metrics()[0].handled == 500);
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
     let m = &consumer.metrics()[0];
     assert_eq!(
         (m.retried_in_place, m.dead_lettered, m.sent_to_retry),
@@ -159,7 +169,9 @@ fn always_failing_and_panicking_handlers_end_in_dead_letters_that_carry_every_fi
     let messages: Vec<_> = (0..6).map(message).collect();
     produce(&t, &topic, messages.clone());
     let started = SystemTime::now();
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.register_handler("test", |m: &KafkaMessage| {
         if m.payload["n"].as_u64().unwrap().is_multiple_of(2) {
             panic!("handler bug on {}", m.id);
@@ -197,7 +209,7 @@ fn always_failing_and_panicking_handlers_end_in_dead_letters_that_carry_every_fi
     wait_for("committed", WAIT, || {
         group_lag(&t, &c.group_id, &topic).0 == 0
     });
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -224,7 +236,9 @@ fn bad_input_is_dead_lettered_as_raw_bytes_and_committed() {
     for r in session.produce(&topic, &records, &options) {
         r.unwrap();
     }
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handle = consumer.consume([topic.as_str()]).unwrap();
     let mut letters = dead_letters(&handle, &c.consumer.dead_letter_topic, 3);
     letters.sort_by_key(|dl| dl.origin.offset);
@@ -238,7 +252,7 @@ fn bad_input_is_dead_lettered_as_raw_bytes_and_committed() {
         group_lag(&t, &c.group_id, &topic).0 == 0
     });
     assert_eq!(handle.metrics()[0].decode_errors, 3);
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -251,7 +265,9 @@ fn a_parked_message_is_handled_after_its_due_time_by_its_own_group_only() {
     produce(&t, &topic, vec![message(1)]);
     let calls = Arc::new(AtomicUsize::new(0));
     let handled_at = Arc::new(Mutex::new(None));
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let (k, h) = (calls.clone(), handled_at.clone());
     consumer.register_handler("test", move |_m: &KafkaMessage| {
         if k.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -263,7 +279,9 @@ fn a_parked_message_is_handled_after_its_due_time_by_its_own_group_only() {
     // Another group reads the same retry topic and must pass over this group's entry.
     let mut other_config = c.clone();
     other_config.group_id = format!("{}-other", c.group_id);
-    let other = Consumer::new(other_config, t.clone()).unwrap();
+    let other = Kafka::with_transport(other_config, t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let other_calls = Arc::new(AtomicUsize::new(0));
     let oc = other_calls.clone();
     other.register_handler("test", move |_m: &KafkaMessage| {
@@ -278,7 +296,7 @@ fn a_parked_message_is_handled_after_its_due_time_by_its_own_group_only() {
         handled_at.lock().unwrap().is_some()
     });
     let parked = read_back(&c.consumer.retry_topic, 1, WAIT);
-    let entry: kafka_sync::RetryRecord = KafkaMessage::from_bytes(&parked[0].value)
+    let entry: kafka_sync::domain::RetryRecord = KafkaMessage::from_bytes(&parked[0].value)
         .unwrap()
         .payload_as()
         .unwrap();
@@ -294,8 +312,8 @@ fn a_parked_message_is_handled_after_its_due_time_by_its_own_group_only() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     let sent: u64 = handle.metrics().iter().map(|m| m.sent_to_retry).sum();
     assert_eq!(sent, 1);
-    consumer.shutdown(WAIT).unwrap();
-    other.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
+    other.close(WAIT).unwrap();
 }
 
 #[test]
@@ -315,7 +333,9 @@ fn a_1_mb_payload_is_handled_and_unknown_or_mistyped_messages_are_dead_lettered(
         serde_json::json!({"count": "no"}),
     );
     produce(&t, &topic, vec![big, stranger.clone(), mistyped.clone()]);
-    let consumer = Consumer::new(c.clone(), t.clone()).unwrap();
+    let consumer = Kafka::with_transport(c.clone(), t.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let big_len = Arc::new(AtomicUsize::new(0));
     let b = big_len.clone();
     consumer.register_handler("big", move |m: &KafkaMessage| {
@@ -334,5 +354,5 @@ fn a_1_mb_payload_is_handled_and_unknown_or_mistyped_messages_are_dead_lettered(
         group_lag(&t, &c.group_id, &topic).0 == 0
     });
     assert_eq!(big_len.load(Ordering::SeqCst), 1 << 20);
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }

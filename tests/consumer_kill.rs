@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use common::{kafka_config, random_topic};
 use consumer_support::{message, wait_for};
-use kafka_sync::{Consumer, KafkaMessage, Producer, Transport};
+use kafka_sync::domain::KafkaMessage;
+use kafka_sync::transport::Transport;
+use kafka_sync::Kafka;
 
 const CHILD_TOPIC: &str = "KS_KILL_CHILD_TOPIC";
 const CHILD_GROUP: &str = "KS_KILL_CHILD_GROUP";
@@ -50,7 +52,7 @@ fn child_consumer(topic: String, group: String) {
     config.consumer.max_wait = Duration::from_millis(100);
     // Commit after every message: at most the message in hand is handled twice.
     config.consumer.commit_interval = Duration::ZERO;
-    let consumer = Consumer::connect(config).unwrap();
+    let consumer = Kafka::connect(config).and_then(|k| k.consumer()).unwrap();
     consumer.register_handler("test", |m: &KafkaMessage| {
         std::thread::sleep(Duration::from_millis(1));
         let mut out = std::io::stdout().lock();
@@ -64,11 +66,16 @@ fn child_consumer(topic: String, group: String) {
 
 fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_group() {
     let config = kafka_config();
-    let transport: Arc<dyn Transport> = kafka_sync::transport::connect(&config).unwrap();
+    let transport: Arc<dyn Transport> = kafka_sync::Kafka::connect(config.clone())
+        .unwrap()
+        .transport()
+        .clone();
     let topic = random_topic("kill");
     let messages: Vec<_> = (0..MESSAGES).map(message).collect();
     let all: HashSet<_> = messages.iter().map(|m| m.id).collect();
-    let producer = Producer::new(config.clone(), transport.clone()).unwrap();
+    let producer = Kafka::with_transport(config.clone(), transport.clone())
+        .map(|k| k.producer())
+        .unwrap();
     for r in producer.send_batch(&topic, messages) {
         r.unwrap();
     }
@@ -103,7 +110,9 @@ fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_grou
     let mut config = config;
     config.consumer.min_bytes = 1;
     config.consumer.max_wait = Duration::from_millis(100);
-    let resumed = Consumer::new(config, transport).unwrap();
+    let resumed = Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let by_new = Arc::new(std::sync::Mutex::new(Vec::new()));
     let b = by_new.clone();
     resumed.register_handler("test", move |m: &KafkaMessage| {
@@ -119,7 +128,7 @@ fn a_killed_consumer_is_resumed_from_its_last_commit_by_a_new_member_of_its_grou
             m.lag.len() == 3 && m.total_lag() == 0
         },
     );
-    resumed.shutdown(Duration::from_secs(10)).unwrap();
+    resumed.close(Duration::from_secs(10)).unwrap();
 
     let by_new = by_new.lock().unwrap();
     let child_set: HashSet<_> = by_child.iter().copied().collect();

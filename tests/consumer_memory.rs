@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consumer_support::*;
-use kafka_sync::config::UnknownTypePolicy;
 use kafka_sync::domain::ScrapingTask;
-use kafka_sync::{Consumer, DeadLetterKind, HandlerError, KafkaMessage, MessageType, RawBytes};
+use kafka_sync::domain::{DeadLetterKind, HandlerError, KafkaMessage, MessageType, RawBytes};
+use kafka_sync::Kafka;
+use kafka_sync::UnknownTypePolicy;
 
 const T: &str = "input";
 const DLQ: &str = "dead-letter";
 const WAIT: Duration = Duration::from_secs(10);
 
-fn counting(calls: &Arc<AtomicUsize>) -> impl Fn(&KafkaMessage) -> kafka_sync::HandlerResult {
+fn counting(
+    calls: &Arc<AtomicUsize>,
+) -> impl Fn(&KafkaMessage) -> kafka_sync::domain::HandlerResult {
     let calls = calls.clone();
     move |_m: &KafkaMessage| {
         calls.fetch_add(1, Ordering::SeqCst);
@@ -28,7 +31,9 @@ fn counting(calls: &Arc<AtomicUsize>) -> impl Fn(&KafkaMessage) -> kafka_sync::H
 fn every_message_is_handled_once_and_every_offset_committed() {
     let (broker, transport) = memory();
     send_all(&transport, T, (0..300).map(message).collect());
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let s = seen.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -47,7 +52,7 @@ fn every_message_is_handled_once_and_every_offset_committed() {
     assert_eq!((m.consumed, m.handled, m.dead_lettered), (300, 300, 0));
     assert!(m.handler_latency_p50.is_some() && m.handler_latency_p99.is_some());
     assert!(m.last_poll.is_some());
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
     assert!(!handle.is_running());
 }
 
@@ -55,7 +60,9 @@ fn every_message_is_handled_once_and_every_offset_committed() {
 fn a_retriable_error_is_retried_in_place_until_it_succeeds() {
     let (broker, transport) = memory();
     send_all(&transport, T, vec![message(1)]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     consumer.register_handler("test", move |_m: &KafkaMessage| {
@@ -76,7 +83,9 @@ fn a_retriable_error_is_retried_in_place_until_it_succeeds() {
 fn a_handler_that_panics_is_retried_and_then_dead_lettered() {
     let (broker, transport) = memory();
     send_all(&transport, T, vec![message(1), message(2)]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -105,7 +114,9 @@ fn a_permanent_error_goes_straight_to_the_dead_letter_topic_with_every_field() {
     let (broker, transport) = memory();
     let original = message(7).with_key("k7");
     send_all(&transport, T, vec![original.clone()]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.register_handler("test", |_m: &KafkaMessage| {
         Err(HandlerError::permanent("invalid url"))
     });
@@ -138,7 +149,9 @@ fn ends_as_decode_dead_letter(value: &[u8], error_part: &str) {
     let (broker, transport) = memory();
     send_raw(&transport, T, 1, value);
     send_all(&transport, T, vec![message(1)]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     consumer.register_handler("test", counting(&calls));
     let handle = consumer.consume([T]).unwrap();
@@ -183,7 +196,9 @@ fn valid_json_of_the_wrong_shape_is_dead_lettered_with_its_ids_salvaged() {
     ends_as_decode_dead_letter(value.as_bytes(), "not a message envelope");
     let (broker, transport) = memory();
     send_raw(&transport, T, 0, value.as_bytes());
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
     let dl = dead_letters(&broker, DLQ).remove(0);
@@ -196,7 +211,9 @@ fn an_unknown_message_type_is_dead_lettered_by_default() {
     let (broker, transport) = memory();
     let stranger = KafkaMessage::from_json(MessageType::new("stranger"), serde_json::json!(1));
     send_all(&transport, T, vec![stranger.clone()]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.register_handler("test", |_m: &KafkaMessage| Ok(()));
     consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
@@ -220,7 +237,9 @@ fn an_unknown_message_type_is_skipped_with_a_warning_when_configured() {
     );
     let mut config = fast_config("g");
     config.consumer.unknown_type = UnknownTypePolicy::Skip;
-    let consumer = Consumer::new(config, transport).unwrap();
+    let consumer = Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handle = consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
     assert!(broker.records(DLQ).is_empty());
@@ -235,7 +254,9 @@ fn a_1_mb_payload_is_handled() {
         serde_json::json!("x".repeat(1 << 20)),
     );
     send_all(&transport, T, vec![big]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let size = Arc::new(AtomicUsize::new(0));
     let s = size.clone();
     consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -255,7 +276,9 @@ fn a_payload_that_does_not_decode_into_the_typed_handlers_type_is_dead_lettered(
         KafkaMessage::new(MessageType::SCRAPING_TASK, &ScrapingTask::new("https://a")).unwrap();
     let bad = KafkaMessage::from_json(MessageType::SCRAPING_TASK, serde_json::json!({"url": 5}));
     send_all(&transport, T, vec![good, bad.clone()]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let urls = Arc::new(Mutex::new(Vec::new()));
     let u = urls.clone();
     consumer.register_typed(
@@ -280,7 +303,9 @@ fn duplicate_ids_are_skipped_and_counted() {
     let (broker, transport) = memory();
     let m = message(1);
     send_all(&transport, T, vec![m.clone(), m.clone(), message(2), m]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     consumer.register_handler("test", counting(&calls));
     let handle = consumer.consume([T]).unwrap();
@@ -296,7 +321,9 @@ fn a_handler_running_past_its_timeout_counts_as_retriable_and_ends_as_timeout() 
     let mut config = fast_config("g");
     config.consumer.handler_timeout = Some(Duration::from_millis(50));
     config.consumer.retry.max_attempts = 2;
-    let consumer = Consumer::new(config, transport).unwrap();
+    let consumer = Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.register_handler("test", |_m: &KafkaMessage| {
         std::thread::sleep(Duration::from_millis(300));
         Ok(())
@@ -307,7 +334,7 @@ fn a_handler_running_past_its_timeout_counts_as_retriable_and_ends_as_timeout() 
     assert_eq!(dl.kind, DeadLetterKind::Timeout);
     assert_eq!(dl.attempts, 2);
     assert_eq!(handle.metrics()[0].handled, 0);
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
 }
 
 #[test]
@@ -316,7 +343,9 @@ fn a_dead_letter_write_that_fails_is_retried_and_the_offset_waits_for_it() {
     send_raw(&transport, T, 0, b"garbage");
     let calls_before = broker.produce_calls();
     broker.fail_next_produces(3, kafka_sync::ErrorKind::Broker);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handle = consumer.consume([T]).unwrap();
     wait_for("a failed write", WAIT, || {
         broker.produce_calls() >= calls_before + 2
@@ -343,12 +372,12 @@ fn a_batch_handler_gets_consecutive_messages_together_and_failures_are_retried_o
         sizes: Mutex<Vec<usize>>,
         singles: AtomicUsize,
     }
-    impl kafka_sync::MessageHandler for Batches {
-        fn handle(&self, _m: &KafkaMessage) -> kafka_sync::HandlerResult {
+    impl kafka_sync::domain::MessageHandler for Batches {
+        fn handle(&self, _m: &KafkaMessage) -> kafka_sync::domain::HandlerResult {
             self.singles.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
-        fn handle_batch(&self, ms: &[KafkaMessage]) -> Vec<kafka_sync::HandlerResult> {
+        fn handle_batch(&self, ms: &[KafkaMessage]) -> Vec<kafka_sync::domain::HandlerResult> {
             self.sizes.lock().unwrap().push(ms.len());
             ms.iter()
                 .map(|m| match m.payload["n"].as_u64().unwrap() % 3 {
@@ -361,17 +390,19 @@ fn a_batch_handler_gets_consecutive_messages_together_and_failures_are_retried_o
     let (broker, transport) = memory();
     broker.create_topic(T, 1).unwrap();
     send_all(&transport, T, (1..=10).map(message).collect());
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handler = Arc::new(Batches {
         sizes: Mutex::new(Vec::new()),
         singles: AtomicUsize::new(0),
     });
     struct Shared(Arc<Batches>);
-    impl kafka_sync::MessageHandler for Shared {
-        fn handle(&self, m: &KafkaMessage) -> kafka_sync::HandlerResult {
+    impl kafka_sync::domain::MessageHandler for Shared {
+        fn handle(&self, m: &KafkaMessage) -> kafka_sync::domain::HandlerResult {
             self.0.handle(m)
         }
-        fn handle_batch(&self, ms: &[KafkaMessage]) -> Vec<kafka_sync::HandlerResult> {
+        fn handle_batch(&self, ms: &[KafkaMessage]) -> Vec<kafka_sync::domain::HandlerResult> {
             self.0.handle_batch(ms)
         }
     }
@@ -391,7 +422,9 @@ fn a_second_copy_of_a_message_in_a_batch_is_skipped_as_a_duplicate() {
     broker.create_topic(T, 1).unwrap();
     let m = message(1);
     send_all(&transport, T, vec![m.clone(), m, message(2)]);
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     consumer.register_batch_handler("test", counting(&calls), 10);
     let handle = consumer.consume([T]).unwrap();

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use consumer_support::*;
-use kafka_sync::{
-    Consumer, DeadLetterKind, ErrorKind, HandlerError, KafkaConsumerWrapper, KafkaMessage,
-};
+use kafka_sync::domain::{DeadLetterKind, HandlerError, KafkaMessage};
+use kafka_sync::Kafka;
+use kafka_sync::{ErrorKind, KafkaConsumerWrapper};
 
 const T: &str = "input";
 const RETRY: &str = "retry";
@@ -32,7 +32,9 @@ fn a_message_failing_in_place_is_parked_and_handled_after_its_due_time_by_its_ow
     send_all(&transport, T, vec![message(1)]);
     // Group "a" fails the first two attempts (both in place), then succeeds from the retry
     // topic; group "b" handles everything at once and must ignore a's retry entry.
-    let a = Consumer::new(with_retry_topic("a", 2, 10), transport.clone()).unwrap();
+    let a = Kafka::with_transport(with_retry_topic("a", 2, 10), transport.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let handled_at = Arc::new(Mutex::new(None));
     let (c, h) = (calls.clone(), handled_at.clone());
@@ -43,7 +45,9 @@ fn a_message_failing_in_place_is_parked_and_handled_after_its_due_time_by_its_ow
         *h.lock().unwrap() = Some(SystemTime::now());
         Ok(())
     });
-    let b = Consumer::new(with_retry_topic("b", 2, 10), transport.clone()).unwrap();
+    let b = Kafka::with_transport(with_retry_topic("b", 2, 10), transport.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let b_calls = Arc::new(AtomicUsize::new(0));
     let bc = b_calls.clone();
     b.register_handler("test", move |_m: &KafkaMessage| {
@@ -87,7 +91,9 @@ fn a_message_failing_in_place_is_parked_and_handled_after_its_due_time_by_its_ow
 fn a_message_that_keeps_failing_is_dead_lettered_as_exhausted_at_the_attempt_limit() {
     let (broker, transport) = memory();
     send_all(&transport, T, vec![message(1)]);
-    let consumer = Consumer::new(with_retry_topic("g", 2, 5), transport).unwrap();
+    let consumer = Kafka::with_transport(with_retry_topic("g", 2, 5), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     consumer.register_handler("test", move |_m: &KafkaMessage| {
@@ -115,7 +121,9 @@ fn shutdown_while_handlers_are_busy_returns_within_the_timeout_and_commits_what_
     let (broker, transport) = memory();
     broker.create_topic(T, 1).unwrap();
     send_all(&transport, T, (0..50).map(message).collect());
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handled = Arc::new(AtomicUsize::new(0));
     let h = handled.clone();
     consumer.register_handler("test", move |_m: &KafkaMessage| {
@@ -126,7 +134,7 @@ fn shutdown_while_handlers_are_busy_returns_within_the_timeout_and_commits_what_
     let handle = consumer.consume([T]).unwrap();
     wait_for("some handled", WAIT, || handled.load(Ordering::SeqCst) >= 3);
     let started = Instant::now();
-    consumer.shutdown(Duration::from_secs(2)).unwrap();
+    consumer.close(Duration::from_secs(2)).unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
     let n = handled.load(Ordering::SeqCst);
     assert!(n < 50, "shutdown did not wait for the whole backlog");
@@ -147,7 +155,9 @@ fn shutdown_reports_a_timeout_when_a_handler_outlasts_it_and_wait_joins_later() 
     send_all(&transport, T, vec![message(1)]);
     let mut config = fast_config("g");
     config.consumer.handler_timeout = None;
-    let consumer = Consumer::new(config, transport).unwrap();
+    let consumer = Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let started = Arc::new(AtomicUsize::new(0));
     let s = started.clone();
     consumer.register_handler("test", move |_m: &KafkaMessage| {
@@ -160,7 +170,7 @@ fn shutdown_reports_a_timeout_when_a_handler_outlasts_it_and_wait_joins_later() 
         started.load(Ordering::SeqCst) == 1
     });
     let t = Instant::now();
-    let err = consumer.shutdown(Duration::from_millis(100)).unwrap_err();
+    let err = consumer.close(Duration::from_millis(100)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(t.elapsed() < Duration::from_millis(400));
     assert!(handle.wait_timeout(WAIT));
@@ -180,7 +190,9 @@ fn a_stop_during_in_place_retries_leaves_the_message_for_the_next_member() {
     config.consumer.retry.initial_interval = Duration::from_secs(30);
     config.consumer.retry.max_interval = Duration::from_secs(30);
     config.consumer.retry.max_elapsed = Duration::from_secs(60);
-    let first = Consumer::new(config, transport.clone()).unwrap();
+    let first = Kafka::with_transport(config, transport.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     first.register_handler("test", move |_m: &KafkaMessage| {
@@ -189,13 +201,15 @@ fn a_stop_during_in_place_retries_leaves_the_message_for_the_next_member() {
     });
     first.consume([T]).unwrap();
     wait_for("first attempt", WAIT, || calls.load(Ordering::SeqCst) == 1);
-    first.shutdown(Duration::from_secs(2)).unwrap();
+    first.close(Duration::from_secs(2)).unwrap();
     assert_eq!(
         broker.committed("g", T, 0),
         None,
         "not ended, not committed"
     );
-    let second = Consumer::new(fast_config("g"), transport).unwrap();
+    let second = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     second.register_handler("test", |_m: &KafkaMessage| Ok(()));
     second.consume([T]).unwrap();
     wait_for("committed by the next member", WAIT, || {
@@ -211,7 +225,9 @@ fn with_a_commit_interval_commits_are_batched_and_flushed_on_shutdown() {
     send_all(&transport, T, (0..200).map(message).collect());
     let mut config = fast_config("g");
     config.consumer.commit_interval = Duration::from_secs(60);
-    let consumer = Consumer::new(config, transport.clone()).unwrap();
+    let consumer = Kafka::with_transport(config, transport.clone())
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.register_handler("test", |_m: &KafkaMessage| Ok(()));
     let handle = consumer.consume([T]).unwrap();
     wait_for("handled", WAIT, || handle.metrics()[0].handled == 200);
@@ -223,7 +239,7 @@ fn with_a_commit_interval_commits_are_batched_and_flushed_on_shutdown() {
     );
     send_all(&transport, T, vec![message(999)]);
     wait_for("handled", WAIT, || handle.metrics()[0].handled == 201);
-    consumer.shutdown(WAIT).unwrap();
+    consumer.close(WAIT).unwrap();
     assert_eq!(broker.committed("g", T, 0), Some(201));
 }
 
@@ -233,7 +249,9 @@ fn two_members_of_a_group_share_the_partitions_and_handle_each_message_once() {
     send_all(&transport, T, (0..300).map(message).collect());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let make = |seen: &Arc<Mutex<Vec<uuid::Uuid>>>| {
-        let consumer = Consumer::new(fast_config("g"), transport.clone()).unwrap();
+        let consumer = Kafka::with_transport(fast_config("g"), transport.clone())
+            .and_then(|k| k.consumer())
+            .unwrap();
         let s = seen.clone();
         consumer.register_handler("test", move |m: &KafkaMessage| {
             s.lock().unwrap().push(m.id);
@@ -262,7 +280,9 @@ fn two_members_of_a_group_share_the_partitions_and_handle_each_message_once() {
 #[test]
 fn health_shows_failing_polls_and_an_unreachable_broker_then_recovers() {
     let (broker, transport) = memory();
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     let handle = consumer.consume([T]).unwrap();
     wait_for("healthy", WAIT, || {
         handle.health().is_healthy(Duration::from_secs(5))
@@ -288,7 +308,9 @@ fn health_shows_failing_polls_and_an_unreachable_broker_then_recovers() {
 #[test]
 fn consuming_a_topic_twice_or_no_topic_is_rejected() {
     let (_broker, transport) = memory();
-    let consumer = Consumer::new(fast_config("g"), transport).unwrap();
+    let consumer = Kafka::with_transport(fast_config("g"), transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
     consumer.consume([T]).unwrap();
     assert_eq!(consumer.consume([T]).unwrap_err().kind(), ErrorKind::Config);
     assert_eq!(
@@ -311,7 +333,11 @@ fn consuming_a_topic_twice_or_no_topic_is_rejected() {
 fn the_wrapper_registers_consumes_and_closes() {
     let (broker, transport) = memory();
     send_all(&transport, T, (0..5).map(message).collect());
-    let wrapper = KafkaConsumerWrapper::new(Consumer::new(fast_config("g"), transport).unwrap());
+    let wrapper = KafkaConsumerWrapper::new(
+        Kafka::with_transport(fast_config("g"), transport)
+            .and_then(|k| k.consumer())
+            .unwrap(),
+    );
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     wrapper.register_handler("test", move |_m: &KafkaMessage| {

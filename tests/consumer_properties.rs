@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consumer_support::*;
-use kafka_sync::{Consumer, DeadLetterKind, HandlerError, KafkaMessage, Producer, RetryPolicy};
+use kafka_sync::domain::{DeadLetterKind, HandlerError, KafkaMessage};
+use kafka_sync::Kafka;
+use kafka_sync::RetryPolicy;
 use proptest::prelude::*;
 
 const T: &str = "input";
@@ -165,7 +167,7 @@ proptest! {
         config.consumer.max_total_attempts = total;
         config.consumer.retry_topic_enabled = retry_topic;
         config.consumer.retry_topic_delay = Duration::from_millis(5);
-        let producer = Producer::new(fast_config("p"), transport.clone()).unwrap();
+        let producer = Kafka::with_transport(fast_config("p"), transport.clone()).map(|k| k.producer()).unwrap();
         let mut placed = HashMap::new();
         let mut by_id = HashMap::new();
         for (n, script) in scripts.iter().enumerate() {
@@ -177,7 +179,7 @@ proptest! {
         let attempts = Arc::new(Mutex::new(HashMap::<uuid::Uuid, u32>::new()));
         let handled = Arc::new(Mutex::new(HashMap::<uuid::Uuid, u32>::new()));
         let passed_unended = Arc::new(AtomicBool::new(false));
-        let consumer = Consumer::new(config, transport.clone()).unwrap();
+        let consumer = Kafka::with_transport(config, transport.clone()).and_then(|k| k.consumer()).unwrap();
         let scripted = by_id.clone();
         let (a, h, bad, b2) = (attempts.clone(), handled.clone(), passed_unended.clone(), broker.clone());
         consumer.register_handler("test", move |m: &KafkaMessage| {
@@ -211,7 +213,7 @@ proptest! {
                 && all_committed(&broker, "g", T)
                 && all_committed(&broker, "g", RETRY)
         });
-        consumer.shutdown(Duration::from_secs(5)).unwrap();
+        consumer.close(Duration::from_secs(5)).unwrap();
         prop_assert!(!passed_unended.load(Ordering::SeqCst), "a commit passed an unended message");
         let handled = handled.lock().unwrap().clone();
         let attempts = attempts.lock().unwrap().clone();

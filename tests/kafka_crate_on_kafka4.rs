@@ -5,15 +5,17 @@ mod modern_support;
 
 use std::time::{Duration, Instant};
 
-use kafka_sync::{Config, ErrorKind, KafkaMessage, MessageType, Producer, TransportKind};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::Kafka;
+use kafka_sync::{Config, ErrorKind, TransportKind};
 use modern_support::{random_name, Broker};
 
 fn kafka_crate_on_kafka4() -> Config {
-    Config::builder()
-        .brokers(Broker::Kafka4.addrs())
-        .transport(TransportKind::KafkaCrate)
-        .build()
-        .unwrap()
+    Config {
+        brokers: Broker::Kafka4.addrs(),
+        transport: TransportKind::KafkaCrate,
+        ..Config::default()
+    }
 }
 
 fn assert_too_new(e: &kafka_sync::Error) {
@@ -25,7 +27,10 @@ fn assert_too_new(e: &kafka_sync::Error) {
 
 #[test]
 fn health_check_fails_at_once_naming_the_modern_transport() {
-    let transport = kafka_sync::transport::connect(&kafka_crate_on_kafka4()).unwrap();
+    let transport = kafka_sync::Kafka::connect(kafka_crate_on_kafka4())
+        .unwrap()
+        .transport()
+        .clone();
     let started = Instant::now();
     let e = transport.health_check(Duration::from_secs(5)).unwrap_err();
     assert_too_new(&e);
@@ -38,7 +43,9 @@ fn health_check_fails_at_once_naming_the_modern_transport() {
 
 #[test]
 fn a_send_fails_at_once_naming_the_modern_transport() {
-    let producer = Producer::connect(kafka_crate_on_kafka4()).unwrap();
+    let producer = Kafka::connect(kafka_crate_on_kafka4())
+        .map(|k| k.producer())
+        .unwrap();
     let msg = KafkaMessage::from_json(MessageType::new("t"), serde_json::json!(1));
     let started = Instant::now();
     let e = producer.send(&random_name("too-new"), &msg).unwrap_err();

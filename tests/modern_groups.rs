@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kafka_sync::transport::{Assignor, ModernTransport, OutgoingRecord, ProduceOptions, Transport};
-use kafka_sync::{Acks, Compression, StartOffset};
+use kafka_sync::transport::{ModernTransport, OutgoingRecord, ProduceOptions, Transport};
+use kafka_sync::{Acks, Assignor, Compression, StartOffset};
 use modern_support::{random_name, subscribe, Broker};
 
 /// One member's view over time.
@@ -155,7 +155,9 @@ fn wait_for(what: &str, timeout: Duration, check: impl Fn() -> bool) -> Duration
 }
 
 fn rebalancing(broker: Broker, assignor: Assignor) {
-    let t = Arc::new(broker.transport().with_assignor(assignor));
+    let mut config = broker.config();
+    config.consumer.assignor = assignor;
+    let t = Arc::new(ModernTransport::new(&config).expect("transport"));
     let topic = random_name("groups");
     assert_eq!(t.ensure_topic(&topic, 6, 1).unwrap(), 6);
     let group = random_name("group");

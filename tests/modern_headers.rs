@@ -7,8 +7,10 @@ mod modern_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kafka_sync::domain::{KafkaMessage, MessageType};
 use kafka_sync::transport::Header;
-use kafka_sync::{KafkaMessage, MessageType, Producer, StartOffset};
+use kafka_sync::Kafka;
+use kafka_sync::StartOffset;
 use modern_support::{random_name, read, subscribe, Broker};
 
 /// Messages sent through [`Producer`] on the modern transport carry the envelope's id, type
@@ -17,7 +19,9 @@ fn producer_writes_envelope_headers(broker: Broker) {
     let t = broker.transport();
     let topic = random_name("envelope");
     t.ensure_topic(&topic, 2, 1).unwrap();
-    let producer = Producer::connect(broker.config()).unwrap();
+    let producer = Kafka::connect(broker.config())
+        .map(|k| k.producer())
+        .unwrap();
     let messages: Vec<KafkaMessage> = (0..5)
         .map(|n| {
             KafkaMessage::from_json(

@@ -65,12 +65,12 @@ fn ca() -> PathBuf {
 }
 
 fn config(protocol: SecurityProtocol, tls: Option<TlsConfig>, sasl: Option<Sasl>) -> Config {
-    let mut c = Config::builder()
-        .brokers([listener(protocol)])
-        .transport(TransportKind::Modern)
-        .client_id("ks-security-tests")
-        .build()
-        .expect("test config is valid");
+    let mut c = Config {
+        brokers: vec![listener(protocol)],
+        transport: TransportKind::Modern,
+        client_id: "ks-security-tests".into(),
+        ..Config::default()
+    };
     c.connect_timeout = Duration::from_secs(3);
     c.request_timeout = Duration::from_secs(10);
     c.security.protocol = protocol;

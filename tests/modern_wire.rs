@@ -405,7 +405,9 @@ fn produce_and_fetch_throughput_on_kafka_4() {
 /// With the idempotent producer, a batch whose answer was lost (a timeout after the broker
 /// wrote it) and that is sent again is stored once, with its first offsets.
 fn an_idempotent_retry_writes_once(broker: Broker) {
-    let t = broker.transport().with_idempotence(true);
+    let mut config = broker.config();
+    config.producer.idempotence = true;
+    let t = ModernTransport::new(&config).expect("transport");
     let normal = options(Compression::None);
     for attempt in 0..40u64 {
         let topic = random_name("idem");

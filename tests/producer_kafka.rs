@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::{kafka_config, random_topic, read_back};
 use kafka_sync::domain::{topics, ScrapingTask};
-use kafka_sync::{
-    Compression, ErrorKind, KafkaMessage, KafkaProducer, KafkaProducerWrapper, MessageType,
-    Producer, RetryPolicy,
-};
+use kafka_sync::domain::{KafkaMessage, KafkaProducer, MessageType};
+use kafka_sync::Kafka;
+use kafka_sync::{Compression, ErrorKind, KafkaProducerWrapper, RetryPolicy};
 
 fn task_message(n: usize) -> KafkaMessage {
     KafkaMessage::new(
@@ -26,7 +25,9 @@ fn task_message(n: usize) -> KafkaMessage {
 #[test]
 fn send_and_send_batch_round_trip_byte_equal_through_an_independent_reader() {
     let topic = random_topic("roundtrip");
-    let producer = Producer::connect(kafka_config()).unwrap();
+    let producer = Kafka::connect(kafka_config())
+        .map(|k| k.producer())
+        .unwrap();
     let mut sent: HashMap<(i32, i64), Vec<u8>> = HashMap::new();
     for n in 0..20 {
         let m = task_message(n);
@@ -82,7 +83,11 @@ fn send_and_send_batch_round_trip_byte_equal_through_an_independent_reader() {
 #[test]
 fn eight_threads_of_synchronous_sends_lose_nothing_and_keep_per_key_order() {
     let topic = random_topic("threads");
-    let producer = Arc::new(Producer::connect(kafka_config()).unwrap());
+    let producer = Arc::new(
+        Kafka::connect(kafka_config())
+            .map(|k| k.producer())
+            .unwrap(),
+    );
     const THREADS: usize = 8;
     const PER_THREAD: usize = 5_000;
     let workers: Vec<_> = (0..THREADS)
@@ -156,7 +161,7 @@ fn compressed_batches_round_trip() {
         let topic = random_topic("compressed");
         let mut config = kafka_config();
         config.producer.compression = compression;
-        let producer = Producer::connect(config).unwrap();
+        let producer = Kafka::connect(config).map(|k| k.producer()).unwrap();
         let msgs: Vec<_> = (0..100).map(task_message).collect();
         let bytes: HashSet<_> = msgs.iter().map(|m| m.to_bytes().unwrap()).collect();
         assert!(producer.send_batch(&topic, msgs).iter().all(|r| r.is_ok()));
@@ -168,7 +173,9 @@ fn compressed_batches_round_trip() {
 
 #[test]
 fn the_domain_wrapper_sends_pipeline_messages() {
-    let producer = Producer::connect(kafka_config()).unwrap();
+    let producer = Kafka::connect(kafka_config())
+        .map(|k| k.producer())
+        .unwrap();
     let service: Arc<dyn KafkaProducer> = Arc::new(KafkaProducerWrapper::new(producer));
     let task = ScrapingTask::new("https://example.com/wrapped");
     let d = service.send_scraping_task(&task, "wrapped-corr").unwrap();
@@ -187,7 +194,9 @@ fn the_domain_wrapper_sends_pipeline_messages() {
 
 #[test]
 fn health_reports_a_reachable_broker_and_live_writers() {
-    let producer = Producer::connect(kafka_config()).unwrap();
+    let producer = Kafka::connect(kafka_config())
+        .map(|k| k.producer())
+        .unwrap();
     producer
         .send(&random_topic("health"), &task_message(0))
         .unwrap();
@@ -248,7 +257,7 @@ fn a_send_to_a_stopped_broker_fails_within_its_bound_and_works_again_once_it_is_
         ..RetryPolicy::default()
     };
     let topic = random_topic("outage");
-    let producer = Producer::connect(config).unwrap();
+    let producer = Kafka::connect(config).map(|k| k.producer()).unwrap();
     producer
         .send(&topic, &task_message(1).with_key("outage"))
         .unwrap();

@@ -3,18 +3,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_sync::{
-    Config, ErrorKind, KafkaMessage, MemoryTransport, MessageType, Producer, RetryPolicy,
-};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::transport::MemoryTransport;
+use kafka_sync::Kafka;
+use kafka_sync::{Config, ErrorKind, Producer, RetryPolicy};
 
 fn message(n: usize) -> KafkaMessage {
     KafkaMessage::from_json(MessageType::new("test"), serde_json::json!({ "n": n }))
 }
 
-fn producer_with(memory: &MemoryTransport, change: impl FnOnce(&mut Config)) -> Producer {
+fn producer_with(memory: &MemoryTransport, change: impl FnOnce(&mut Config)) -> Arc<Producer> {
     let mut config = Config::default();
     change(&mut config);
-    Producer::new(config, Arc::new(memory.clone())).unwrap()
+    Kafka::with_transport(config, Arc::new(memory.clone()))
+        .map(|k| k.producer())
+        .unwrap()
 }
 
 fn quick_retries(max_elapsed_ms: u64) -> RetryPolicy {

@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_sync::{Config, KafkaMessage, MemoryTransport, MessageType, Producer};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::transport::MemoryTransport;
+use kafka_sync::Config;
+use kafka_sync::Kafka;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +48,7 @@ proptest! {
         let mut config = Config::default();
         config.producer.batch_size = batch_size;
         config.producer.batch_timeout = Duration::from_millis(batch_timeout_ms);
-        let producer = Arc::new(Producer::new(config, Arc::new(memory.clone())).unwrap());
+        let producer = Arc::new(Kafka::with_transport(config, Arc::new(memory.clone())).map(|k| k.producer()).unwrap());
         let threads: Vec<_> = plans.into_iter().enumerate().map(|(t, plan)| {
             let producer = producer.clone();
             std::thread::spawn(move || {

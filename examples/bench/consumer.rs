@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use kafka::client::GroupOffsetStorage;
 use kafka::consumer::{Consumer as BareConsumer, FetchOffset};
 use kafka::producer::{Producer as BareProducer, Record, RequiredAcks};
-use kafka_sync::{Config, Consumer, HandlerError, KafkaMessage, Producer};
+use kafka_sync::domain::{HandlerError, KafkaMessage};
+use kafka_sync::{Config, Consumer, Producer};
 
 use crate::support::{brokers, connect_consumer, cpu_self, fresh, group, rate, topic, Measured};
 
@@ -57,9 +58,7 @@ fn run_ours(consumer: Consumer, topic: &str, n: usize, bound: Duration) -> Measu
             "bench: consumer on {topic} did {finished} of {n} in {bound:?}; its rate counts those"
         );
     }
-    consumer
-        .shutdown(Duration::from_secs(30))
-        .expect("shutdown");
+    consumer.close(Duration::from_secs(30)).expect("close");
     Measured {
         rate: rate(finished as usize, took),
         latency: None,

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use kafka_sync::{Config, KafkaMessage, MessageType, Producer};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::{Config, Producer};
 
 use crate::support::{connect_consumer, group, percentile, topic, Measured};
 
@@ -70,9 +71,7 @@ pub fn steady(base: &Config, producer: &Producer, per_sec: u64, secs: f64) -> Me
     while (seen.lock().unwrap().len() as u64) < n && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    consumer
-        .shutdown(Duration::from_secs(30))
-        .expect("shutdown");
+    consumer.close(Duration::from_secs(30)).expect("close");
     let mut all = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(
         all.len() as u64,

@@ -35,7 +35,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_sync::{Config, KafkaMessage, Producer, TransportKind};
+use kafka_sync::domain::KafkaMessage;
+use kafka_sync::{Config, Producer, TransportKind};
 use report::Row;
 use support::{brokers, connect_producer, duel, envelope, scaled, topic, Measured};
 
@@ -46,13 +47,13 @@ struct Side {
 }
 
 fn side(kind: TransportKind) -> Side {
-    let config = Config::builder()
-        .brokers(brokers())
-        .transport(kind)
-        .client_id("kafka-sync-bench")
-        .build()
-        .expect("bench config");
-    let producer = Arc::new(connect_producer(&config));
+    let config = Config {
+        brokers: brokers(),
+        transport: kind,
+        client_id: "kafka-sync-bench".into(),
+        ..Config::default()
+    };
+    let producer = connect_producer(&config);
     producer
         .send(&topic("warmup"), &support::fresh(&envelope()))
         .expect("warm-up send");

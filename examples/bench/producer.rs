@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka::producer::{Producer as BareProducer, Record, RequiredAcks};
-use kafka_sync::{KafkaMessage, Producer};
+use kafka_sync::domain::KafkaMessage;
+use kafka_sync::Producer;
 
 use crate::support::{
     brokers, cpu_self, fresh, percentile, rate, topic, warm_topic, Measured, RssWatch,

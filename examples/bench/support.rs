@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_sync::{Config, Consumer, KafkaMessage, MessageType, Producer};
+use kafka_sync::domain::{KafkaMessage, MessageType};
+use kafka_sync::{Config, Consumer, Kafka, Producer};
 
 pub const ENVELOPE_BYTES: usize = 234;
 
@@ -37,15 +38,18 @@ pub fn passes() -> usize {
         .max(1)
 }
 
-/// The one place the bench builds its clients (switches to `Kafka::connect` with the
-/// front door).
-pub fn connect_producer(config: &Config) -> Producer {
-    Producer::connect(config.clone()).expect("bench producer connects")
+/// The one place the bench builds its producers: the front door's shared producer.
+pub fn connect_producer(config: &Config) -> Arc<Producer> {
+    Kafka::connect(config.clone())
+        .expect("bench producer connects")
+        .producer()
 }
 
-/// See [`connect_producer`].
+/// A consumer through the front door (group `config.group_id`).
 pub fn connect_consumer(config: &Config) -> Consumer {
-    Consumer::connect(config.clone()).expect("bench consumer connects")
+    Kafka::connect(config.clone())
+        .and_then(|k| k.consumer())
+        .expect("bench consumer connects")
 }
 
 /// A message whose encoded envelope is exactly `ENVELOPE_BYTES` long.

@@ -1,33 +1,275 @@
-//! [`Config::from_env`]: configuration from `KAFKA_*` environment variables.
+//! [`Config::from_env`]: configuration from `KAFKA_*` environment variables, one row of
+//! [`VARIABLES`] per setting.
 
 use std::time::Duration;
 
-use super::{Compression, Config, StartOffset, TransportKind};
+use super::{Acks, Assignor, Compression, Config, StartOffset, TransportKind, UnknownTypePolicy};
 use crate::error::{Error, Result};
 
+/// One environment variable: its name, the field it sets, how it is parsed, and a value the
+/// tests set it to (different from the default).
+pub(super) struct Variable {
+    pub(super) name: &'static str,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) field: &'static str,
+    apply: fn(&mut Config, &str) -> Result<()>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) sample: &'static str,
+}
+
+macro_rules! var {
+    ($name:literal, $field:literal, $sample:literal, |$c:ident, $v:ident| $body:expr) => {
+        Variable {
+            name: $name,
+            field: $field,
+            sample: $sample,
+            apply: |$c: &mut Config, $v: &str| -> Result<()> {
+                $body;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every variable [`Config::from_env`] reads, besides the security ones (read by
+/// [`Security::from_lookup`](super::Security)), in the order they are applied.
+pub(super) const VARIABLES: &[Variable] = &[
+    var!("KAFKA_BROKERS", "brokers", "a:1,b:2", |c, v| c.brokers =
+        list(v)),
+    var!("KAFKA_TRANSPORT", "transport", "kafka-crate", |c, v| c
+        .transport =
+        transport(v)?),
+    var!("KAFKA_CLIENT_ID", "client_id", "scraper-1", |c, v| c
+        .client_id =
+        v.to_string()),
+    var!("KAFKA_GROUP_ID", "group_id", "scrapers", |c, v| c
+        .group_id =
+        v.to_string()),
+    var!("KAFKA_SERVICE_NAME", "service_name", "scraper", |c, v| c
+        .service_name =
+        v.to_string()),
+    var!(
+        "KAFKA_CONNECT_TIMEOUT_MS",
+        "connect_timeout",
+        "2000",
+        |c, v| c.connect_timeout = millis("KAFKA_CONNECT_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_REQUEST_TIMEOUT_MS",
+        "request_timeout",
+        "20000",
+        |c, v| c.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", v)?
+    ),
+    // producer
+    var!("KAFKA_BATCH_SIZE", "producer.batch_size", "500", |c, v| c
+        .producer
+        .batch_size =
+        number("KAFKA_BATCH_SIZE", v)?),
+    var!(
+        "KAFKA_BATCH_TIMEOUT_MS",
+        "producer.batch_timeout",
+        "5",
+        |c, v| c.producer.batch_timeout = millis("KAFKA_BATCH_TIMEOUT_MS", v)?
+    ),
+    var!("KAFKA_ACKS", "producer.acks", "1", |c, v| c.producer.acks =
+        acks(v)?),
+    var!(
+        "KAFKA_QUEUE_CAPACITY",
+        "producer.queue_capacity",
+        "500",
+        |c, v| c.producer.queue_capacity = number("KAFKA_QUEUE_CAPACITY", v)?
+    ),
+    var!(
+        "KAFKA_ENQUEUE_TIMEOUT_MS",
+        "producer.enqueue_timeout",
+        "1000",
+        |c, v| c.producer.enqueue_timeout = millis("KAFKA_ENQUEUE_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_COMPRESSION",
+        "producer.compression",
+        "snappy",
+        |c, v| c.producer.compression = compression(v)?
+    ),
+    var!(
+        "KAFKA_COMPRESSION_THRESHOLD",
+        "producer.compression_threshold",
+        "1024",
+        |c, v| c.producer.compression_threshold = number("KAFKA_COMPRESSION_THRESHOLD", v)?
+    ),
+    var!(
+        "KAFKA_MAX_MESSAGE_BYTES",
+        "producer.max_message_bytes",
+        "500000",
+        |c, v| c.producer.max_message_bytes = number("KAFKA_MAX_MESSAGE_BYTES", v)?
+    ),
+    var!(
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        "producer.delivery_timeout",
+        "60000",
+        |c, v| c.producer.delivery_timeout = millis("KAFKA_DELIVERY_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_ENABLE_IDEMPOTENCE",
+        "producer.idempotence",
+        "true",
+        |c, v| c.producer.idempotence = boolean("KAFKA_ENABLE_IDEMPOTENCE", v)?
+    ),
+    // consumer
+    var!(
+        "KAFKA_FETCH_MIN_BYTES",
+        "consumer.min_bytes",
+        "1",
+        |c, v| c.consumer.min_bytes = number("KAFKA_FETCH_MIN_BYTES", v)?
+    ),
+    var!(
+        "KAFKA_FETCH_MAX_BYTES",
+        "consumer.max_bytes",
+        "2000000",
+        |c, v| c.consumer.max_bytes = number("KAFKA_FETCH_MAX_BYTES", v)?
+    ),
+    var!(
+        "KAFKA_FETCH_MAX_WAIT_MS",
+        "consumer.max_wait",
+        "200",
+        |c, v| c.consumer.max_wait = millis("KAFKA_FETCH_MAX_WAIT_MS", v)?
+    ),
+    var!(
+        "KAFKA_START_OFFSET",
+        "consumer.start_offset",
+        "latest",
+        |c, v| c.consumer.start_offset = start_offset(v)?
+    ),
+    var!(
+        "KAFKA_DEAD_LETTER_TOPIC",
+        "consumer.dead_letter_topic",
+        "dlq",
+        |c, v| c.consumer.dead_letter_topic = v.to_string()
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC",
+        "consumer.retry_topic",
+        "retry-later",
+        |c, v| c.consumer.retry_topic = v.to_string()
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_ENABLED",
+        "consumer.retry_topic_enabled",
+        "true",
+        |c, v| c.consumer.retry_topic_enabled = boolean("KAFKA_RETRY_TOPIC_ENABLED", v)?
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_DELAY_MS",
+        "consumer.retry_topic_delay",
+        "5000",
+        |c, v| c.consumer.retry_topic_delay = millis("KAFKA_RETRY_TOPIC_DELAY_MS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_TOTAL_ATTEMPTS",
+        "consumer.max_total_attempts",
+        "4",
+        |c, v| c.consumer.max_total_attempts = number("KAFKA_MAX_TOTAL_ATTEMPTS", v)?
+    ),
+    var!(
+        "KAFKA_HANDLER_TIMEOUT_MS",
+        "consumer.handler_timeout",
+        "none",
+        |c, v| c.consumer.handler_timeout = optional_millis("KAFKA_HANDLER_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_COMMIT_INTERVAL_MS",
+        "consumer.commit_interval",
+        "0",
+        |c, v| c.consumer.commit_interval = millis("KAFKA_COMMIT_INTERVAL_MS", v)?
+    ),
+    var!(
+        "KAFKA_UNKNOWN_TYPE",
+        "consumer.unknown_type",
+        "skip",
+        |c, v| c.consumer.unknown_type = unknown_type(v)?
+    ),
+    var!(
+        "KAFKA_DEDUPE_CAPACITY",
+        "consumer.dedupe_capacity",
+        "10",
+        |c, v| c.consumer.dedupe_capacity = number("KAFKA_DEDUPE_CAPACITY", v)?
+    ),
+    var!(
+        "KAFKA_DEDUPE_MAX_AGE_MS",
+        "consumer.dedupe_max_age",
+        "60000",
+        |c, v| c.consumer.dedupe_max_age = millis("KAFKA_DEDUPE_MAX_AGE_MS", v)?
+    ),
+    var!(
+        "KAFKA_SHUTDOWN_TIMEOUT_MS",
+        "consumer.shutdown_timeout",
+        "5000",
+        |c, v| c.consumer.shutdown_timeout = millis("KAFKA_SHUTDOWN_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_SESSION_TIMEOUT_MS",
+        "consumer.session_timeout",
+        "45000",
+        |c, v| c.consumer.session_timeout = millis("KAFKA_SESSION_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_HEARTBEAT_INTERVAL_MS",
+        "consumer.heartbeat_interval",
+        "3000",
+        |c, v| c.consumer.heartbeat_interval = millis("KAFKA_HEARTBEAT_INTERVAL_MS", v)?
+    ),
+    var!(
+        "KAFKA_REBALANCE_TIMEOUT_MS",
+        "consumer.rebalance_timeout",
+        "60000",
+        |c, v| c.consumer.rebalance_timeout = millis("KAFKA_REBALANCE_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_ASSIGNOR",
+        "consumer.assignor",
+        "roundrobin",
+        |c, v| c.consumer.assignor = assignor(v)?
+    ),
+];
+
+/// The security section's variables (read by `Security::from_lookup`).
+const SECURITY_VARIABLES: &[&str] = &[
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_TLS_CA",
+    "KAFKA_TLS_SERVER_NAME",
+];
+
 impl Config {
-    /// The defaults, overridden by whichever of these variables are set, then validated:
+    /// The defaults (a real broker at `localhost:9092`, modern transport), overridden by
+    /// whichever `KAFKA_*` variables are set, then validated. The README's configuration
+    /// table lists every variable with its field; among them:
     ///
     /// | variable | field | example |
     /// |---|---|---|
-    /// | `KAFKA_BROKERS` | `brokers` (comma-separated); also selects the modern transport | `127.0.0.1:9092` |
-    /// | `KAFKA_TRANSPORT` | `transport`: `memory`, `kafka-crate` or `modern` | `modern` |
-    /// | `KAFKA_CLIENT_ID` | `client_id` | `scraper-1` |
+    /// | `KAFKA_BROKERS` | `brokers` (comma-separated) | `127.0.0.1:9092` |
+    /// | `KAFKA_TRANSPORT` | `transport`: `modern`, `kafka-crate` or `memory` (the in-memory broker, only with `KAFKA_BROKERS` unset) | `memory` |
     /// | `KAFKA_GROUP_ID` | `group_id` | `scraper-group` |
-    /// | `KAFKA_SERVICE_NAME` | `service_name` | `scraper` |
-    /// | `KAFKA_BATCH_SIZE` | `producer.batch_size` | `100` |
     /// | `KAFKA_BATCH_TIMEOUT_MS` | `producer.batch_timeout` | `10` |
-    /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy`, `lz4`, `zstd` (the last two need their cargo feature) | `snappy` |
-    /// | `KAFKA_START_OFFSET` | `consumer.start_offset`: `earliest`, `latest` | `earliest` |
-    /// | `KAFKA_REQUEST_TIMEOUT_MS` | `request_timeout` | `30000` |
+    /// | `KAFKA_COMPRESSION` | `producer.compression`: `none`, `gzip`, `snappy`, `lz4`, `zstd` | `snappy` |
+    /// | `KAFKA_ENABLE_IDEMPOTENCE` | `producer.idempotence` | `true` |
+    /// | `KAFKA_HANDLER_TIMEOUT_MS` | `consumer.handler_timeout` (`none`: unbounded) | `30000` |
+    /// | `KAFKA_SESSION_TIMEOUT_MS` | `consumer.session_timeout` | `10000` |
     /// | `KAFKA_SECURITY_PROTOCOL` | `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL` | `SASL_SSL` |
-    /// | `KAFKA_SASL_MECHANISM` | `security.sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `SCRAM-SHA-512` |
-    /// | `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` | `security.sasl.username`, `.password` | `alice` |
-    /// | `KAFKA_TLS_CA` | `security.tls.ca_pem_path` | `/etc/kafka/ca.pem` |
-    /// | `KAFKA_TLS_SERVER_NAME` | `security.tls.server_name` | `kafka.internal` |
     ///
-    /// A variable that does not parse is an error naming the variable and its value.
+    /// A variable that does not parse is an error naming the variable and its value;
+    /// `KAFKA_TRANSPORT=memory` together with `KAFKA_BROKERS` is an error naming both. A set
+    /// variable with the `KAFKA_` prefix that is not one of these but close to one (a typo)
+    /// is logged at warn with the nearest known name.
     pub fn from_env() -> Result<Config> {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect();
+        for warning in unknown_variable_warnings(names.iter().map(String::as_str)) {
+            log::warn!("{warning}");
+        }
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -35,68 +277,18 @@ impl Config {
     /// for programs with their own settings source).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let mut c = Config::default();
-        if let Some(brokers) = lookup("KAFKA_BROKERS") {
-            c.brokers = brokers
-                .split(',')
-                .map(|b| b.trim().to_string())
-                .filter(|b| !b.is_empty())
-                .collect();
-            c.transport = TransportKind::Modern;
+        for var in VARIABLES {
+            if let Some(value) = lookup(var.name) {
+                (var.apply)(&mut c, &value)?;
+            }
         }
-        if let Some(t) = lookup("KAFKA_TRANSPORT") {
-            c.transport = match t.as_str() {
-                "memory" => TransportKind::Memory,
-                "kafka-crate" => TransportKind::KafkaCrate,
-                "modern" => TransportKind::Modern,
-                _ => {
-                    return Err(bad(
-                        "KAFKA_TRANSPORT",
-                        &t,
-                        "expected memory, kafka-crate or modern",
-                    ))
-                }
-            };
-        }
-        if let Some(v) = lookup("KAFKA_CLIENT_ID") {
-            c.client_id = v;
-        }
-        if let Some(v) = lookup("KAFKA_GROUP_ID") {
-            c.group_id = v;
-        }
-        if let Some(v) = lookup("KAFKA_SERVICE_NAME") {
-            c.service_name = v;
-        }
-        if let Some(v) = lookup("KAFKA_BATCH_SIZE") {
-            c.producer.batch_size = number("KAFKA_BATCH_SIZE", &v)? as usize;
-        }
-        if let Some(v) = lookup("KAFKA_BATCH_TIMEOUT_MS") {
-            c.producer.batch_timeout = Duration::from_millis(number("KAFKA_BATCH_TIMEOUT_MS", &v)?);
-        }
-        if let Some(v) = lookup("KAFKA_REQUEST_TIMEOUT_MS") {
-            c.request_timeout = Duration::from_millis(number("KAFKA_REQUEST_TIMEOUT_MS", &v)?);
-        }
-        if let Some(v) = lookup("KAFKA_COMPRESSION") {
-            c.producer.compression = match v.as_str() {
-                "none" => Compression::None,
-                "gzip" => Compression::Gzip,
-                "snappy" => Compression::Snappy,
-                "lz4" => Compression::Lz4,
-                "zstd" => Compression::Zstd,
-                _ => {
-                    return Err(bad(
-                        "KAFKA_COMPRESSION",
-                        &v,
-                        "expected none, gzip, snappy, lz4 or zstd",
-                    ))
-                }
-            };
-        }
-        if let Some(v) = lookup("KAFKA_START_OFFSET") {
-            c.consumer.start_offset = match v.as_str() {
-                "earliest" => StartOffset::Earliest,
-                "latest" => StartOffset::Latest,
-                _ => return Err(bad("KAFKA_START_OFFSET", &v, "expected earliest or latest")),
-            };
+        if c.transport == TransportKind::Memory && lookup("KAFKA_BROKERS").is_some() {
+            return Err(Error::config(
+                "KAFKA_TRANSPORT",
+                "memory",
+                "the in-memory transport never contacts a broker, but KAFKA_BROKERS is set: \
+                 unset one of KAFKA_TRANSPORT and KAFKA_BROKERS",
+            ));
         }
         c.security = super::Security::from_lookup(&lookup)?;
         c.validate()?;
@@ -104,77 +296,124 @@ impl Config {
     }
 }
 
+/// A warning for each name with the `KAFKA_` prefix that is not a known variable but is
+/// within two edits of one, naming the nearest.
+pub(crate) fn unknown_variable_warnings<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let known: Vec<&str> = VARIABLES
+        .iter()
+        .map(|v| v.name)
+        .chain(SECURITY_VARIABLES.iter().copied())
+        .collect();
+    names
+        .filter(|n| n.starts_with("KAFKA_") && !known.contains(n))
+        .filter_map(|n| {
+            let (distance, nearest) = known
+                .iter()
+                .map(|k| (strsim::levenshtein(n, k), *k))
+                .min()?;
+            (distance <= 2).then(|| {
+                format!(
+                    "environment variable {n} is not a kafka-sync setting; did you mean {nearest}?"
+                )
+            })
+        })
+        .collect()
+}
+
 fn bad(variable: &'static str, value: &str, why: &str) -> Error {
     Error::config(variable, value, why)
 }
 
-fn number(variable: &'static str, value: &str) -> Result<u64> {
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .collect()
+}
+
+fn number<T: std::str::FromStr>(variable: &'static str, value: &str) -> Result<T> {
     value
         .trim()
         .parse()
         .map_err(|_| bad(variable, value, "expected a whole number"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
+fn millis(variable: &'static str, value: &str) -> Result<Duration> {
+    Ok(Duration::from_millis(number(variable, value)?))
+}
 
-    fn from(vars: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+fn optional_millis(variable: &'static str, value: &str) -> Result<Option<Duration>> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
     }
+    millis(variable, value).map(Some)
+}
 
-    #[test]
-    fn no_variables_gives_the_defaults_on_the_memory_transport() {
-        let c = from(&[]).unwrap();
-        assert_eq!(c, Config::default());
-        assert_eq!(c.transport, TransportKind::Memory);
-    }
-
-    #[test]
-    fn brokers_select_the_modern_transport_and_are_split() {
-        let c = from(&[("KAFKA_BROKERS", "a:1, b:2"), ("KAFKA_GROUP_ID", "g")]).unwrap();
-        assert_eq!(c.brokers, vec!["a:1", "b:2"]);
-        assert_eq!(c.transport, TransportKind::Modern);
-        assert_eq!(c.group_id, "g");
-    }
-
-    #[test]
-    fn the_modern_transport_is_selected_by_name() {
-        let c = from(&[("KAFKA_BROKERS", "a:1"), ("KAFKA_TRANSPORT", "modern")]).unwrap();
-        assert_eq!(c.transport, TransportKind::Modern);
-        let e = from(&[("KAFKA_TRANSPORT", "modren")]).unwrap_err();
-        assert!(e.to_string().contains("modern"), "{e}");
-    }
-
-    #[test]
-    fn lz4_and_zstd_are_read_and_need_their_feature() {
-        for (name, c) in [("lz4", Compression::Lz4), ("zstd", Compression::Zstd)] {
-            let got = from(&[("KAFKA_BROKERS", "a:1"), ("KAFKA_COMPRESSION", name)]);
-            match got {
-                Ok(config) => assert_eq!(config.producer.compression, c),
-                Err(e) => {
-                    assert!(!c.is_available());
-                    assert!(
-                        e.to_string().contains(&format!("`{name}` cargo feature")),
-                        "{e}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn unparsable_variables_are_named() {
-        let e = from(&[("KAFKA_BATCH_SIZE", "lots")]).unwrap_err();
-        assert!(e.to_string().contains("KAFKA_BATCH_SIZE"), "{e}");
-        let e = from(&[("KAFKA_COMPRESSION", "lz5")]).unwrap_err();
-        assert!(e.to_string().contains("lz5"), "{e}");
-        let e = from(&[("KAFKA_BROKERS", "nohost")]).unwrap_err();
-        assert!(e.to_string().contains("brokers"), "{e}");
+fn boolean(variable: &'static str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(bad(variable, value, "expected true or false")),
     }
 }
+
+fn transport(v: &str) -> Result<TransportKind> {
+    match v {
+        "memory" => Ok(TransportKind::Memory),
+        "kafka-crate" => Ok(TransportKind::KafkaCrate),
+        "modern" => Ok(TransportKind::Modern),
+        _ => Err(bad(
+            "KAFKA_TRANSPORT",
+            v,
+            "expected modern, kafka-crate or memory",
+        )),
+    }
+}
+
+fn acks(v: &str) -> Result<Acks> {
+    match v {
+        "all" | "-1" => Ok(Acks::All),
+        "1" | "one" => Ok(Acks::One),
+        "0" | "none" => Ok(Acks::None),
+        _ => Err(bad("KAFKA_ACKS", v, "expected all, 1 or 0")),
+    }
+}
+
+fn compression(v: &str) -> Result<Compression> {
+    match v {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        _ => Err(bad(
+            "KAFKA_COMPRESSION",
+            v,
+            "expected none, gzip, snappy, lz4 or zstd",
+        )),
+    }
+}
+
+fn start_offset(v: &str) -> Result<StartOffset> {
+    match v {
+        "earliest" => Ok(StartOffset::Earliest),
+        "latest" => Ok(StartOffset::Latest),
+        _ => Err(bad("KAFKA_START_OFFSET", v, "expected earliest or latest")),
+    }
+}
+
+fn unknown_type(v: &str) -> Result<UnknownTypePolicy> {
+    match v {
+        "dead-letter" => Ok(UnknownTypePolicy::DeadLetter),
+        "skip" => Ok(UnknownTypePolicy::Skip),
+        _ => Err(bad("KAFKA_UNKNOWN_TYPE", v, "expected dead-letter or skip")),
+    }
+}
+
+fn assignor(v: &str) -> Result<Assignor> {
+    Assignor::from_protocol_name(v)
+        .ok_or_else(|| bad("KAFKA_ASSIGNOR", v, "expected range or roundrobin"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,8 @@
 //! Typed configuration: one [`Config`] with a [`ProducerConfig`] and a [`ConsumerConfig`]
-//! section, built with [`ConfigBuilder`] or [`Config::from_env`], checked by
-//! [`Config::validate`].
+//! section. Every setting is a public field with its default in its doc; start from
+//! [`Config::default`] (a real broker at `localhost:9092`, modern transport) or
+//! [`Config::from_env`] and change fields. [`Kafka::connect`](crate::Kafka::connect) checks
+//! the whole config once ([`Config::validate`]).
 //!
 //! Defaults follow the Go package this crate ports (kafka-go's writer and reader settings):
 //! batches of 100 messages or 10 ms, acks from all in-sync replicas, fetches of 10 KB to
@@ -10,21 +12,19 @@
 //! use std::time::Duration;
 //! use kafka_sync::{Compression, Config};
 //!
-//! let config = Config::builder()
-//!     .brokers(["127.0.0.1:9092"])
-//!     .client_id("url-manager")
-//!     .batch_size(500)
-//!     .batch_timeout(Duration::from_millis(5))
-//!     .compression(Compression::Snappy)
-//!     .build()
-//!     .unwrap();
-//! assert_eq!(config.producer.batch_size, 500);
+//! let mut config = Config::default();
+//! config.brokers = vec!["127.0.0.1:9092".into()];
+//! config.client_id = "url-manager".into();
+//! config.producer.batch_size = 500;
+//! config.producer.batch_timeout = Duration::from_millis(5);
+//! config.producer.compression = Compression::Snappy;
+//! config.validate().unwrap();
 //!
-//! let err = Config::builder().batch_size(0).build().unwrap_err();
+//! config.producer.batch_size = 0;
+//! let err = config.validate().unwrap_err();
 //! assert!(err.to_string().contains("producer.batch_size"));
 //! ```
 
-mod builder;
 mod env;
 mod security;
 mod validate;
@@ -33,23 +33,57 @@ use std::time::Duration;
 
 use crate::retry::RetryPolicy;
 
-pub use builder::ConfigBuilder;
 pub use security::{Sasl, SaslMechanism, Security, SecurityProtocol, TlsConfig};
-pub use validate::validate_topic_name;
+pub(crate) use validate::validate_topic_name;
 
 /// Which transport carries messages to a broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportKind {
-    /// The in-process broker: no network, for demos and tests. The default when no broker
-    /// is configured.
+    /// The in-process broker: no network, for demos and tests. Never a default: chosen only
+    /// by name (`TransportKind::Memory`, `KAFKA_TRANSPORT=memory`, or
+    /// [`Kafka::in_memory`](crate::Kafka::in_memory)); messages vanish when the process exits.
     Memory,
     /// The `kafka` crate (Kafka protocol v0 requests): brokers up to Kafka 3.9.
     KafkaCrate,
     /// Kafka's current protocol, negotiated per broker: brokers from Kafka 2.1 to 4.x, with
     /// consumer groups that rebalance (see
-    /// [`ModernTransport`](crate::transport::ModernTransport)).
+    /// [`ModernTransport`](crate::transport::ModernTransport)). The default.
     Modern,
+}
+
+/// How the group leader spreads partitions over members.
+///
+/// Each member offers both strategies, its preferred one first; the coordinator picks one
+/// every member offers (a group shared with Java consumers, whose default list is `range`
+/// then `cooperative-sticky`, ends up on `range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Assignor {
+    /// Per topic, consecutive ranges of partitions to members sorted by id; the first
+    /// `partitions % members` members get one more. The default (as in the Java client).
+    #[default]
+    Range,
+    /// All partitions, sorted, dealt to members in turn.
+    RoundRobin,
+}
+
+impl Assignor {
+    /// The strategy's name in the group protocol.
+    pub fn protocol_name(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+        }
+    }
+
+    /// The strategy called `name`, if we implement it.
+    pub fn from_protocol_name(name: &str) -> Option<Assignor> {
+        match name {
+            "range" => Some(Assignor::Range),
+            "roundrobin" => Some(Assignor::RoundRobin),
+            _ => None,
+        }
+    }
 }
 
 /// How many broker acknowledgements a produce request waits for.
@@ -134,8 +168,9 @@ pub enum StartOffset {
     Latest,
 }
 
-/// The whole configuration. Build it with [`Config::builder`] or [`Config::from_env`];
-/// components call [`Config::validate`] before they start.
+/// The whole configuration: start from [`Config::default`] or [`Config::from_env`], change
+/// the fields that differ, hand it to [`Kafka::connect`](crate::Kafka::connect) (which calls
+/// [`Config::validate`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Bootstrap brokers as `host:port`. Default: `["localhost:9092"]`.
@@ -147,9 +182,10 @@ pub struct Config {
     /// The service name stamped on messages the library writes (retries, dead letters).
     /// Default: `"kafka-sync"`.
     pub service_name: String,
-    /// The transport. Default: [`TransportKind::Memory`]; [`Config::from_env`] picks
-    /// [`TransportKind::Modern`] when `KAFKA_BROKERS` is set (Kafka 2.1 to 4.x, real
-    /// consumer groups).
+    /// The transport. Default: [`TransportKind::Modern`] (Kafka 2.1 to 4.x, real consumer
+    /// groups). [`TransportKind::Memory`] only when asked for by name, and then `brokers`
+    /// must stay at its default (a config naming brokers for the in-memory transport is an
+    /// error naming both fields). Env: `KAFKA_TRANSPORT` (`modern`, `kafka-crate`, `memory`).
     pub transport: TransportKind,
     /// Bound on opening a TCP connection to a broker. Default: 5 s.
     pub connect_timeout: Duration,
@@ -193,6 +229,11 @@ pub struct ProducerConfig {
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (the message may still be written
     /// later, as with the Java client's `delivery.timeout.ms`). Default: 120 s.
     pub delivery_timeout: Duration,
+    /// Whether the producer is idempotent (modern transport): the cluster hands it a producer
+    /// id and numbers each partition's batches, so a batch sent again after its answer was
+    /// lost is written once. Needs [`Acks::All`]. Default: `false`. Env:
+    /// `KAFKA_ENABLE_IDEMPOTENCE` (`true` / `false`).
+    pub idempotence: bool,
 }
 
 /// Consumer settings.
@@ -246,6 +287,20 @@ pub struct ConsumerConfig {
     pub dedupe_max_age: Duration,
     /// Bound on the graceful stop a dropped consumer performs. Default: 30 s.
     pub shutdown_timeout: Duration,
+    /// Group membership (modern transport): the coordinator drops a member it has not heard
+    /// from for this long (the broker accepts 6 s to 5 min by default). Default: 10 s. Env:
+    /// `KAFKA_SESSION_TIMEOUT_MS`.
+    pub session_timeout: Duration,
+    /// How often a member heartbeats (modern transport); at most a third of
+    /// `session_timeout`. Default: 1 s. Env: `KAFKA_HEARTBEAT_INTERVAL_MS`.
+    pub heartbeat_interval: Duration,
+    /// Longest a rebalance waits for every member to rejoin (modern transport). Default:
+    /// 30 s. Env: `KAFKA_REBALANCE_TIMEOUT_MS`.
+    pub rebalance_timeout: Duration,
+    /// The assignment strategy this member offers first (both are always offered; modern
+    /// transport). Default: [`Assignor::Range`], as the Java client. Env: `KAFKA_ASSIGNOR`
+    /// (`range`, `roundrobin`).
+    pub assignor: Assignor,
 }
 
 /// What the consumer does with a message whose type has no registered handler.
@@ -261,11 +316,11 @@ pub enum UnknownTypePolicy {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            brokers: vec!["localhost:9092".to_string()],
+            brokers: vec![DEFAULT_BROKER.to_string()],
             client_id: "kafka-sync".to_string(),
             group_id: "kafka-sync".to_string(),
             service_name: "kafka-sync".to_string(),
-            transport: TransportKind::Memory,
+            transport: TransportKind::Modern,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             producer: ProducerConfig::default(),
@@ -291,6 +346,7 @@ impl Default for ProducerConfig {
                 ..RetryPolicy::default()
             },
             delivery_timeout: Duration::from_secs(120),
+            idempotence: false,
         }
     }
 }
@@ -318,13 +374,29 @@ impl Default for ConsumerConfig {
             dedupe_capacity: 100_000,
             dedupe_max_age: Duration::from_secs(3600),
             shutdown_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(1),
+            rebalance_timeout: Duration::from_secs(30),
+            assignor: Assignor::Range,
         }
     }
 }
 
 impl Config {
-    /// A builder starting from the defaults.
-    pub fn builder() -> ConfigBuilder {
-        ConfigBuilder::default()
+    /// The defaults on the in-memory transport (no brokers: nothing leaves the process).
+    /// Used by [`Kafka::in_memory`](crate::Kafka::in_memory), demos and tests.
+    pub fn in_memory() -> Config {
+        Config {
+            transport: TransportKind::Memory,
+            ..Config::default()
+        }
+    }
+
+    /// Whether `brokers` is still the default list (`["localhost:9092"]`).
+    pub(crate) fn brokers_are_default(&self) -> bool {
+        self.brokers.len() == 1 && self.brokers[0] == DEFAULT_BROKER
     }
 }
+
+/// The broker every Kafka client targets when none is named.
+pub(crate) const DEFAULT_BROKER: &str = "localhost:9092";

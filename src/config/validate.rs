@@ -10,15 +10,9 @@ use crate::retry::RetryPolicy;
 /// The longest topic name Kafka accepts.
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
-/// and not `.` or `..`.
-///
-/// ```
-/// use kafka_sync::config::validate_topic_name;
-/// assert!(validate_topic_name("scraping-tasks").is_ok());
-/// assert!(validate_topic_name("bad topic").is_err());
-/// ```
-pub fn validate_topic_name(name: &str) -> Result<()> {
+/// Checks a topic name against Kafka's rules (see
+/// [`domain::topics::validate_topic_name`](crate::domain::topics::validate_topic_name)).
+pub(crate) fn validate_topic_name(name: &str) -> Result<()> {
     topic_rule("topic", name)
 }
 
@@ -150,6 +144,18 @@ impl Config {
             ));
         }
         self.brokers.iter().try_for_each(|b| broker_rule(b))?;
+        if self.transport == TransportKind::Memory && !self.brokers_are_default() {
+            return Err(Error::config(
+                "transport",
+                "Memory",
+                format!(
+                    "the in-memory transport never contacts a broker, but brokers names {}: \
+                     choose TransportKind::Modern (or KafkaCrate) for a real broker, or leave \
+                     brokers at its default for the in-memory one",
+                    self.brokers.join(",")
+                ),
+            ));
+        }
         if self.group_id.trim().is_empty() {
             return Err(Error::config("group_id", &self.group_id, "cannot be empty"));
         }
@@ -251,6 +257,29 @@ impl Config {
             positive("consumer.handler_timeout", t)?;
         }
         positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
+        positive("consumer.session_timeout", c.session_timeout)?;
+        positive("consumer.heartbeat_interval", c.heartbeat_interval)?;
+        positive("consumer.rebalance_timeout", c.rebalance_timeout)?;
+        if c.heartbeat_interval * 3 > c.session_timeout {
+            return Err(Error::config(
+                "consumer.heartbeat_interval",
+                format!("{:?}", c.heartbeat_interval),
+                format!(
+                    "must be at most a third of consumer.session_timeout ({:?})",
+                    c.session_timeout
+                ),
+            ));
+        }
+        if self.producer.idempotence && self.producer.acks != crate::config::Acks::All {
+            return Err(Error::config(
+                "producer.idempotence",
+                "true",
+                format!(
+                    "an idempotent producer needs producer.acks = All (it is {:?})",
+                    self.producer.acks
+                ),
+            ));
+        }
         self.security.validate()
     }
 }

@@ -42,17 +42,18 @@
 //!   that is on, else left uncommitted for the group to read again.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use std::time::Duration;
-//! use kafka_sync::domain::ScrapingTask;
-//! use kafka_sync::{Config, Consumer, HandlerError, KafkaMessage, MemoryTransport, MessageType, Producer};
+//! use kafka_sync::domain::{HandlerError, KafkaMessage, MessageType, ScrapingTask};
+//! use kafka_sync::Kafka;
+//! use kafka_sync::transport::MemoryTransport;
+//! use std::sync::Arc;
 //!
 //! let broker = Arc::new(MemoryTransport::new());
-//! let producer = Producer::new(Config::default(), broker.clone()).unwrap();
+//! let kafka = Kafka::with_transport(kafka_sync::Config::in_memory(), broker.clone()).unwrap();
 //! let task = KafkaMessage::new(MessageType::SCRAPING_TASK, &ScrapingTask::new("https://a.b")).unwrap();
-//! producer.send("scraping-tasks", &task).unwrap();
+//! kafka.producer().send("scraping-tasks", &task).unwrap();
 //!
-//! let consumer = Consumer::new(Config::default(), broker.clone()).unwrap();
+//! let consumer = kafka.consumer().unwrap();
 //! consumer.register_typed(MessageType::SCRAPING_TASK, |_msg: &KafkaMessage, task: ScrapingTask| {
 //!     if task.url.is_empty() {
 //!         return Err(HandlerError::permanent("no url"));
@@ -63,7 +64,7 @@
 //! while handle.metrics()[0].handled < 1 {
 //!     std::thread::sleep(Duration::from_millis(5));
 //! }
-//! consumer.shutdown(Duration::from_secs(5)).unwrap();
+//! consumer.close(Duration::from_secs(5)).unwrap();
 //! assert_eq!(broker.committed("kafka-sync", "scraping-tasks", 0).unwrap_or(0)
 //!     + broker.committed("kafka-sync", "scraping-tasks", 1).unwrap_or(0)
 //!     + broker.committed("kafka-sync", "scraping-tasks", 2).unwrap_or(0), 1);
@@ -93,10 +94,9 @@ use serde::de::DeserializeOwned;
 use crate::config::Config;
 use crate::domain::{HandlerResult, KafkaMessage, MessageHandler, MessageType};
 use crate::error::Result;
-use crate::transport::{self, Transport};
-use shared::Shared;
+use crate::transport::Transport;
+pub(crate) use shared::Shared;
 
-pub use crate::config::UnknownTypePolicy;
 pub use dedupe::{IdempotencyStore, MemoryIdempotencyStore};
 pub use dedupe_file::FileIdempotencyStore;
 pub use health::{ConsumerHealth, ThreadHealth};
@@ -107,16 +107,17 @@ pub use wrapper::KafkaConsumerWrapper;
 /// Consumes topics with a thread per topic and runs the handler registered for each
 /// message's type; see the [module docs](self) for what happens to each message.
 ///
-/// Register handlers, then [`consume`](Self::consume). [`shutdown`](Self::shutdown) (or
-/// dropping the consumer, bounded by `consumer.shutdown_timeout`) stops gracefully: each
-/// thread finishes the message in hand, commits, and leaves the group.
+/// Get one from [`Kafka::consumer`](crate::Kafka::consumer), register handlers, then
+/// [`consume`](Self::consume). [`close`](Self::close) (or dropping the consumer, bounded by
+/// `consumer.shutdown_timeout`, or [`Kafka::close`](crate::Kafka::close)) stops gracefully:
+/// each thread finishes the message in hand, commits, and leaves the group.
 pub struct Consumer {
     shared: Arc<Shared>,
 }
 
 /// A cheap, cloneable handle on a consumer's threads, returned by
-/// [`Consumer::consume`]: stop them, wait for them, read their metrics and health from any
-/// thread. The threads belong to the [`Consumer`]: dropping it stops them.
+/// [`Consumer::consume`]: wait for them, read their metrics and health from any thread.
+/// The threads belong to the [`Consumer`]: closing or dropping it stops them.
 #[derive(Clone)]
 pub struct ConsumerHandle {
     shared: Arc<Shared>,
@@ -145,7 +146,7 @@ impl Consumer {
     /// A consumer over `transport`, with the default [`MemoryIdempotencyStore`] sized by
     /// `consumer.dedupe_capacity` and `consumer.dedupe_max_age`. Fails if `config` is
     /// invalid.
-    pub fn new(config: Config, transport: Arc<dyn Transport>) -> Result<Self> {
+    pub(crate) fn new(config: Config, transport: Arc<dyn Transport>) -> Result<Self> {
         config.validate()?;
         let store = Arc::new(MemoryIdempotencyStore::new(
             config.consumer.dedupe_capacity,
@@ -154,12 +155,6 @@ impl Consumer {
         Ok(Consumer {
             shared: Arc::new(Shared::new(config, transport, store)?),
         })
-    }
-
-    /// A consumer over the transport `config` selects (see [`transport::connect`]).
-    pub fn connect(config: Config) -> Result<Self> {
-        let transport = transport::connect(&config)?;
-        Consumer::new(config, transport)
     }
 
     /// The configuration in use.
@@ -242,14 +237,26 @@ impl Consumer {
         }
     }
 
-    /// See [`ConsumerHandle::shutdown`].
-    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+    /// Stops every thread: each finishes the message in hand (a message waiting for a
+    /// retry backoff or a due time is left uncommitted, or parked on the retry topic if
+    /// that is on), commits what ended and leaves the group. Returns within `timeout`:
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if a thread is still busy then
+    /// (it stops on its own later; [`ConsumerHandle::wait`] joins it). Calling it again
+    /// does nothing.
+    pub fn close(&self, timeout: Duration) -> Result<()> {
         self.shared.shutdown(timeout)
     }
 
-    /// See [`ConsumerHandle::wait`].
-    pub fn wait(&self) {
-        self.shared.wait(None);
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    pub(crate) fn close_shared(shared: &Arc<Shared>, timeout: Duration) -> Result<()> {
+        shared.shutdown(timeout)
+    }
+
+    pub(crate) fn health_of(shared: &Arc<Shared>) -> ConsumerHealth {
+        shared.health()
     }
 
     /// See [`ConsumerHandle::metrics`].
@@ -264,16 +271,7 @@ impl Consumer {
 }
 
 impl ConsumerHandle {
-    /// Stops every thread: each finishes the message in hand (a message waiting for a
-    /// retry backoff or a due time is left uncommitted, or parked on the retry topic if
-    /// that is on), commits what ended and leaves the group. Returns within `timeout`:
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if a thread is still busy then
-    /// (it stops on its own later; [`wait`](Self::wait) joins it).
-    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
-        self.shared.shutdown(timeout)
-    }
-
-    /// Blocks until every thread stopped (after a shutdown from another thread). Not
+    /// Blocks until every thread stopped (after a close from another thread). Not
     /// bounded; see [`wait_timeout`](Self::wait_timeout).
     pub fn wait(&self) {
         self.shared.wait(None);

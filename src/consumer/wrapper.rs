@@ -1,7 +1,5 @@
 //! [`KafkaConsumerWrapper`]: the Go package's simplified consumer surface.
 
-use std::time::Duration;
-
 use super::Consumer;
 use crate::domain::{MessageHandler, MessageType};
 use crate::error::Result;
@@ -10,12 +8,11 @@ use crate::error::Result;
 /// consume topics, close.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use kafka_sync::domain::topics;
-/// use kafka_sync::{Config, Consumer, KafkaConsumerWrapper, KafkaMessage, MemoryTransport, MessageType};
+/// use kafka_sync::domain::{topics, KafkaMessage, MessageType};
+/// use kafka_sync::{Kafka, KafkaConsumerWrapper};
 ///
-/// let consumer = Consumer::new(Config::default(), Arc::new(MemoryTransport::new())).unwrap();
-/// let kafka_consumer = KafkaConsumerWrapper::new(consumer);
+/// let kafka = Kafka::in_memory().unwrap();
+/// let kafka_consumer = KafkaConsumerWrapper::new(kafka.consumer().unwrap());
 /// kafka_consumer.register_handler(MessageType::SCRAPING_TASK, |_msg: &KafkaMessage| Ok(()));
 /// kafka_consumer.consume(&[topics::SCRAPING_TASKS]).unwrap();
 /// kafka_consumer.close().unwrap();
@@ -48,12 +45,7 @@ impl KafkaConsumerWrapper {
     /// Stops gracefully, bounded by `consumer.shutdown_timeout`.
     pub fn close(&self) -> Result<()> {
         self.consumer
-            .shutdown(self.consumer.config().consumer.shutdown_timeout)
-    }
-
-    /// Stops gracefully within `timeout`.
-    pub fn close_within(&self, timeout: Duration) -> Result<()> {
-        self.consumer.shutdown(timeout)
+            .close(self.consumer.config().consumer.shutdown_timeout)
     }
 
     /// The wrapped consumer (metrics, health, typed handlers).

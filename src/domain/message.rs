@@ -75,7 +75,10 @@ pub struct KafkaMessage {
     pub message_type: MessageType,
     /// Ties together every message caused by one original request; logged on every line.
     pub correlation_id: String,
-    /// When the message was created.
+    /// When the message was created. On the wire an RFC 3339 timestamp in UTC with
+    /// nanoseconds (`"2026-01-01T00:00:00.123456789Z"`); any RFC 3339 offset and the struct
+    /// form earlier versions wrote (`{"secs_since_epoch":…,"nanos_since_epoch":…}`) are read.
+    #[serde(with = "crate::domain::timestamp")]
     pub created_at: SystemTime,
     /// How many times handling was attempted before this copy was sent (0 for a new message).
     #[serde(default)]
@@ -199,6 +202,49 @@ mod tests {
         let back = KafkaMessage::from_bytes(&msg.to_bytes().unwrap()).unwrap();
         assert_eq!(back, msg);
         assert_eq!(back.partition_key(), "k");
+    }
+
+    #[test]
+    fn created_at_is_written_as_rfc3339_utc_with_nanoseconds() {
+        let mut msg = KafkaMessage::from_json(MessageType::new("t"), serde_json::json!(1));
+        msg.created_at = std::time::UNIX_EPOCH + std::time::Duration::new(1_767_225_600, 5);
+        let json: serde_json::Value = serde_json::from_slice(&msg.to_bytes().unwrap()).unwrap();
+        assert_eq!(json["created_at"], "2026-01-01T00:00:00.000000005Z");
+    }
+
+    #[test]
+    fn an_envelope_written_by_a_go_or_java_service_decodes() {
+        let go = br#"{"id":"6f1c2a8e-3b4d-4c5e-8f9a-0b1c2d3e4f50","type":"scraping_task",
+            "correlation_id":"req-7","created_at":"2026-01-01T00:00:00Z","attempt":0,
+            "source_service":"url-manager","payload":{"url":"https://a.b"}}"#;
+        let msg = KafkaMessage::from_bytes(go).unwrap();
+        assert_eq!(msg.correlation_id, "req-7");
+        assert_eq!(
+            msg.created_at,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600)
+        );
+        let offset = br#"{"id":"6f1c2a8e-3b4d-4c5e-8f9a-0b1c2d3e4f50","type":"t",
+            "correlation_id":"c","created_at":"2026-01-01T02:00:00.5+02:00","payload":null}"#;
+        let msg = KafkaMessage::from_bytes(offset).unwrap();
+        assert_eq!(
+            msg.created_at,
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_767_225_600_500)
+        );
+    }
+
+    #[test]
+    fn the_struct_form_of_earlier_versions_still_decodes() {
+        let old = br#"{"id":"6f1c2a8e-3b4d-4c5e-8f9a-0b1c2d3e4f50","type":"t","correlation_id":"c",
+            "created_at":{"secs_since_epoch":1767225600,"nanos_since_epoch":7},"payload":null}"#;
+        let msg = KafkaMessage::from_bytes(old).unwrap();
+        assert_eq!(
+            msg.created_at,
+            std::time::UNIX_EPOCH + std::time::Duration::new(1_767_225_600, 7)
+        );
+        let bad = br#"{"id":"6f1c2a8e-3b4d-4c5e-8f9a-0b1c2d3e4f50","type":"t","correlation_id":"c",
+            "created_at":"last tuesday","payload":null}"#;
+        let e = KafkaMessage::from_bytes(bad).unwrap_err();
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
     }
 
     #[test]

@@ -19,3 +19,15 @@ pub const ALL: [&str; 5] = [
     DEAD_LETTER,
     RETRY,
 ];
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
+/// and not `.` or `..`; the error names the value and the rule it breaks.
+///
+/// ```
+/// use kafka_sync::domain::topics::validate_topic_name;
+/// assert!(validate_topic_name("scraping-tasks").is_ok());
+/// assert!(validate_topic_name("bad topic").is_err());
+/// ```
+pub fn validate_topic_name(name: &str) -> crate::Result<()> {
+    crate::config::validate_topic_name(name)
+}

@@ -13,10 +13,11 @@
 //! ```
 //!
 //! ```
-//! use std::sync::Arc;
-//! use kafka_sync::{Config, KafkaMessage, MemoryTransport, MessageType, Producer};
+//! use kafka_sync::domain::{KafkaMessage, MessageType};
+//! use kafka_sync::Kafka;
 //!
-//! let producer = Producer::new(Config::default(), Arc::new(MemoryTransport::new())).unwrap();
+//! let kafka = Kafka::in_memory().unwrap();
+//! let producer = kafka.producer();
 //! let msg = KafkaMessage::from_json(MessageType::new("greeting"), serde_json::json!("hi"));
 //! let delivery = producer.send("greetings", &msg).unwrap();
 //! assert_eq!(delivery.offset, 0);
@@ -39,7 +40,7 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use crate::config::{validate_topic_name, Config};
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
-use crate::transport::{self, Transport};
+use crate::transport::Transport;
 use delivery::{wait_reply, writer_gone, QueuedRecord, Reply, WriterCommand};
 use writer::WriterHandle;
 
@@ -70,8 +71,9 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// A producer over `transport`; fails if `config` is invalid.
-    pub fn new(config: Config, transport: Arc<dyn Transport>) -> Result<Self> {
+    /// A producer over `transport`; fails if `config` is invalid. Users get theirs from
+    /// [`Kafka::producer`](crate::Kafka::producer).
+    pub(crate) fn new(config: Config, transport: Arc<dyn Transport>) -> Result<Self> {
         config.validate()?;
         Ok(Producer {
             config,
@@ -79,12 +81,6 @@ impl Producer {
             writers: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         })
-    }
-
-    /// A producer over the transport `config` selects (see [`transport::connect`]).
-    pub fn connect(config: Config) -> Result<Self> {
-        let transport = transport::connect(&config)?;
-        Producer::new(config, transport)
     }
 
     /// The configuration in use.
@@ -234,9 +230,15 @@ impl Producer {
     /// Stops accepting sends, delivers everything queued and joins every writer thread,
     /// bounded by `delivery_timeout`. Calling it again does nothing.
     pub fn close(&self) -> Result<()> {
+        self.close_within(self.config.producer.delivery_timeout)
+    }
+
+    /// Like [`close`](Self::close), bounded by `timeout` instead (a writer still busy then
+    /// is reported as [`ErrorKind::Timeout`] and stops on its own later).
+    pub fn close_within(&self, timeout: std::time::Duration) -> Result<()> {
         self.closed.store(true, Ordering::SeqCst);
         let writers: Vec<(String, WriterHandle)> = self.lock_writers().drain().collect();
-        let deadline = Instant::now() + self.config.producer.delivery_timeout;
+        let deadline = Instant::now() + timeout;
         let mut first_error = None;
         for (topic, writer) in writers {
             let WriterHandle {
@@ -250,10 +252,10 @@ impl Producer {
             if finished.recv_timeout(left).is_ok() || thread.is_finished() {
                 let _ = thread.join();
             } else {
-                log::error!("writer for topic {topic} did not stop within the delivery timeout");
+                log::error!("writer for topic {topic} did not stop within {timeout:?}");
                 first_error.get_or_insert(Error::timeout(
                     format!("closing the writer thread kafka-writer-{topic}"),
-                    self.config.producer.delivery_timeout,
+                    timeout,
                 ));
             }
         }
@@ -389,6 +391,12 @@ impl Producer {
 
     fn lock_writers(&self) -> MutexGuard<'_, HashMap<String, WriterHandle>> {
         self.writers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl crate::domain::KafkaProducer for Producer {
+    fn send_message(&self, topic: &str, message: &KafkaMessage) -> Result<Delivery> {
+        self.send(topic, message)
     }
 }
 

@@ -14,6 +14,7 @@
 //!
 //! [`subscribe`]: Transport::subscribe
 
+mod broker_code;
 mod kafka_crate;
 mod memory;
 mod modern;
@@ -30,7 +31,7 @@ use crate::error::Result;
 
 pub use kafka_crate::KafkaCrateTransport;
 pub use memory::MemoryTransport;
-pub use modern::{Assignor, ModernTransport};
+pub use modern::ModernTransport;
 pub use partitioner::partition_for_key;
 
 /// A record header: a name and a value, carried beside the record's key and value.
@@ -218,9 +219,10 @@ pub trait Subscription: Send {
     }
 }
 
-/// The transport `config` selects: a new [`MemoryTransport`], or a [`KafkaCrateTransport`]
-/// or [`ModernTransport`] over `config.brokers`.
-pub fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
+/// The transport `config` selects: a [`ModernTransport`] or [`KafkaCrateTransport`] over
+/// `config.brokers`, or a new [`MemoryTransport`] when [`TransportKind::Memory`] is named.
+/// Reached through [`Kafka::connect`](crate::Kafka::connect).
+pub(crate) fn connect(config: &Config) -> Result<Arc<dyn Transport>> {
     config.validate()?;
     Ok(match config.transport {
         TransportKind::Memory => Arc::new(MemoryTransport::new()),

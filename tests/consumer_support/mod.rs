@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_sync::domain::{DeadLetterRecord, KafkaMessage, MessageType, RetryRecord};
+use kafka_sync::transport::MemoryTransport;
 use kafka_sync::transport::{OutgoingRecord, ProduceOptions, Transport};
-use kafka_sync::{
-    Acks, Compression, Config, DeadLetterRecord, KafkaMessage, MemoryTransport, MessageType,
-    Producer, RetryPolicy, RetryRecord,
-};
+use kafka_sync::Kafka;
+use kafka_sync::{Acks, Compression, Config, RetryPolicy};
 
 /// In-place retries that take milliseconds: 3 attempts, 5 ms doubling, no jitter.
 pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
@@ -25,18 +25,18 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
 
 /// A consumer config for `group` with fast polls and retries.
 pub fn fast_config(group: &str) -> Config {
-    Config::builder()
-        .group_id(group)
-        .service_name("consumer-tests")
-        .consumer_retry(quick_retries(3))
-        .max_wait(Duration::from_millis(50))
-        .with(|c| {
-            c.consumer.retry_topic_delay = Duration::from_millis(200);
-            c.consumer.handler_timeout = Some(Duration::from_secs(5));
-            c.consumer.shutdown_timeout = Duration::from_secs(5);
-        })
-        .build()
-        .expect("test config is valid")
+    let mut c = Config {
+        group_id: group.into(),
+        service_name: "consumer-tests".into(),
+        ..Config::in_memory()
+    };
+    c.consumer.retry = quick_retries(3);
+    c.consumer.max_wait = Duration::from_millis(50);
+    c.consumer.retry_topic_delay = Duration::from_millis(200);
+    c.consumer.handler_timeout = Some(Duration::from_secs(5));
+    c.consumer.shutdown_timeout = Duration::from_secs(5);
+    c.validate().expect("test config is valid");
+    c
 }
 
 /// A memory broker handle plus the same broker as a transport.
@@ -54,7 +54,9 @@ pub fn message(n: usize) -> KafkaMessage {
 
 /// Sends `messages` to `topic` through this crate's producer; returns them.
 pub fn send_all(transport: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {
-    let producer = Producer::new(Config::default(), transport.clone()).expect("producer");
+    let producer = Kafka::with_transport(Config::default(), transport.clone())
+        .map(|k| k.producer())
+        .expect("producer");
     for m in &messages {
         producer.send(topic, m).expect("input is written");
     }

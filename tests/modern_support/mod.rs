@@ -46,13 +46,13 @@ impl Broker {
 
     /// A config for this broker with test-friendly bounds.
     pub fn config(self) -> Config {
-        let mut c = Config::builder()
-            .brokers(self.addrs())
-            .transport(TransportKind::Modern)
-            .client_id("ks-modern-tests")
-            .group_id(random_name("group"))
-            .build()
-            .expect("test config is valid");
+        let mut c = Config {
+            brokers: self.addrs(),
+            transport: TransportKind::Modern,
+            client_id: "ks-modern-tests".into(),
+            group_id: random_name("group"),
+            ..Config::default()
+        };
         c.connect_timeout = Duration::from_secs(3);
         c.request_timeout = Duration::from_secs(15);
         c.consumer.min_bytes = 1;

@@ -14,26 +14,10 @@ pub(super) const TOO_NEW: &str = "the broker is too new for the kafka-crate tran
      use the modern transport for Kafka 4 (`TransportKind::Modern`, `KAFKA_TRANSPORT=modern`), \
      or a Kafka 3.9 or older broker with this one";
 
-/// The kind a broker error code maps to.
+/// The kind a broker error code maps to: the shared table
+/// ([`broker_code`](crate::transport::broker_code)) by the code's number.
 pub(super) fn code_kind(code: KafkaCode) -> ErrorKind {
-    use KafkaCode::*;
-    match code {
-        LeaderNotAvailable
-        | NotLeaderForPartition
-        | RequestTimedOut
-        | NetworkException
-        | NotEnoughReplicas
-        | NotEnoughReplicasAfterAppend
-        | GroupLoadInProgress
-        | GroupCoordinatorNotAvailable
-        | NotCoordinatorForGroup
-        | BrokerNotAvailable
-        | ReplicaNotAvailable => ErrorKind::BrokerRetriable,
-        UnknownTopicOrPartition => ErrorKind::UnknownTopic,
-        MessageSizeTooLarge | RecordListTooLarge | InvalidMessageSize => ErrorKind::MessageTooLarge,
-        UnsupportedVersion => ErrorKind::UnsupportedBroker,
-        _ => ErrorKind::Broker,
-    }
+    crate::transport::broker_code::code_kind(code as i16)
 }
 
 /// Whether `code` means this client's metadata is out of date (forget it and reload).
@@ -55,7 +39,7 @@ pub(super) fn code_error(code: KafkaCode, what: &str) -> Error {
     if kind == ErrorKind::UnsupportedBroker {
         message = format!("{message}; {TOO_NEW}");
     }
-    Error::new(kind, message)
+    Error::new(kind, message).with_broker_code(code as i16)
 }
 
 /// Whether an I/O error means "no answer in time" rather than "connection broken".
@@ -140,6 +124,9 @@ fn classify(err: &KError) -> (ErrorKind, String) {
 pub(super) fn map_error(err: KError, what: &str) -> Error {
     let (kind, sentence) = classify(&err);
     let mut e = Error::new(kind, format!("{what}: {sentence}"));
+    if let Some(code) = error_code(&err) {
+        e = e.with_broker_code(code as i16);
+    }
     if let KError::TopicPartitionError {
         topic_name,
         partition_id,
@@ -233,8 +220,11 @@ mod tests {
             kind(KafkaCode::InvalidMessageSize),
             ErrorKind::MessageTooLarge
         );
-        assert_eq!(kind(KafkaCode::CorruptMessage), ErrorKind::Broker);
+        // The shared table follows the Java client: a corrupt record is worth a retry.
+        assert_eq!(kind(KafkaCode::CorruptMessage), ErrorKind::BrokerRetriable);
         assert_eq!(kind(KafkaCode::Unknown), ErrorKind::Broker);
+        let e = map_error(KError::Kafka(KafkaCode::MessageSizeTooLarge), "produce");
+        assert_eq!(e.broker_code(), Some(10));
         let e = map_error(KError::Kafka(KafkaCode::UnsupportedVersion), "fetch");
         assert_eq!(e.kind(), ErrorKind::UnsupportedBroker);
         assert!(e.message().contains("KIP-896"), "{e}");

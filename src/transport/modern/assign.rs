@@ -12,39 +12,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::cluster::topic_name;
 
-/// How the group leader spreads partitions over members.
-///
-/// Each member offers both strategies, its preferred one first; the coordinator picks one
-/// every member offers (a group shared with Java consumers, whose default list is `range`
-/// then `cooperative-sticky`, ends up on `range`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Assignor {
-    /// Per topic, consecutive ranges of partitions to members sorted by id; the first
-    /// `partitions % members` members get one more. The default (as in the Java client).
-    #[default]
-    Range,
-    /// All partitions, sorted, dealt to members in turn.
-    RoundRobin,
-}
+pub(crate) use crate::config::Assignor;
 
 impl Assignor {
-    /// The strategy's name in the group protocol.
-    pub fn protocol_name(self) -> &'static str {
-        match self {
-            Assignor::Range => "range",
-            Assignor::RoundRobin => "roundrobin",
-        }
-    }
-
-    /// The strategy called `name`, if we implement it.
-    pub fn from_protocol_name(name: &str) -> Option<Assignor> {
-        match name {
-            "range" => Some(Assignor::Range),
-            "roundrobin" => Some(Assignor::RoundRobin),
-            _ => None,
-        }
-    }
-
     /// Both strategies, this one first.
     pub(super) fn preference(self) -> [Assignor; 2] {
         match self {

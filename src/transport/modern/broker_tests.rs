@@ -126,10 +126,11 @@ fn a_crashed_member_is_replaced_within_the_session_timeout_and_a_new_one_rebalan
         ..Config::default()
     };
     let session = Duration::from_secs(6); // the broker's smallest by default
-    let t = ModernTransport::new(&config)
-        .unwrap()
-        .with_group_timeouts(session, Duration::from_millis(500), Duration::from_secs(10))
-        .unwrap();
+    let mut config = config;
+    config.consumer.session_timeout = session;
+    config.consumer.heartbeat_interval = Duration::from_millis(500);
+    config.consumer.rebalance_timeout = Duration::from_secs(10);
+    let t = ModernTransport::new(&config).unwrap();
     let topic = format!("ks-crash-{}", uuid::Uuid::new_v4().simple());
     let group = format!("ks-crash-group-{}", uuid::Uuid::new_v4().simple());
     t.ensure_topic(&topic, 6, 1).unwrap();

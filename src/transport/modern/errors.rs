@@ -5,95 +5,10 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
 
 use crate::error::{Error, ErrorKind};
 
-/// The error codes this transport acts on (Kafka's `Errors.java` numbering).
-pub(super) mod code {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const BROKER_NOT_AVAILABLE: i16 = 8;
-    pub const REPLICA_NOT_AVAILABLE: i16 = 9;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const NETWORK_EXCEPTION: i16 = 13;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const NOT_CONTROLLER: i16 = 41;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
-}
-
-/// The code's name as Kafka spells it in Java (`NotLeaderOrFollower`), or its number.
-pub(super) fn code_name(c: i16) -> String {
-    match ResponseError::try_from_code(c) {
-        None => "None".to_string(),
-        Some(ResponseError::Unknown(n)) => format!("unknown error code {n}"),
-        Some(e) => format!("{e:?}"),
-    }
-}
-
-/// The kind a broker error code maps to.
-pub(super) fn code_kind(c: i16) -> ErrorKind {
-    use code::*;
-    match c {
-        UNKNOWN_TOPIC_OR_PARTITION => ErrorKind::UnknownTopic,
-        MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE => ErrorKind::MessageTooLarge,
-        UNSUPPORTED_VERSION => ErrorKind::UnsupportedBroker,
-        LEADER_NOT_AVAILABLE
-        | NOT_LEADER_OR_FOLLOWER
-        | REQUEST_TIMED_OUT
-        | BROKER_NOT_AVAILABLE
-        | REPLICA_NOT_AVAILABLE
-        | NETWORK_EXCEPTION
-        | COORDINATOR_LOAD_IN_PROGRESS
-        | COORDINATOR_NOT_AVAILABLE
-        | NOT_COORDINATOR
-        | NOT_ENOUGH_REPLICAS
-        | NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        | REBALANCE_IN_PROGRESS
-        | ILLEGAL_GENERATION
-        | UNKNOWN_MEMBER_ID
-        | NOT_CONTROLLER
-        | KAFKA_STORAGE_ERROR
-        | FENCED_LEADER_EPOCH
-        | UNKNOWN_LEADER_EPOCH
-        | OFFSET_NOT_AVAILABLE
-        | THROTTLING_QUOTA_EXCEEDED
-        // The idempotent producer starts over under a new producer id after these.
-        | OUT_OF_ORDER_SEQUENCE_NUMBER
-        | INVALID_PRODUCER_EPOCH
-        | INVALID_PRODUCER_ID_MAPPING
-        | UNKNOWN_PRODUCER_ID => ErrorKind::BrokerRetriable,
-        other => match ResponseError::try_from_code(other) {
-            Some(e) if e.is_retriable() => ErrorKind::BrokerRetriable,
-            _ => ErrorKind::Broker,
-        },
-    }
-}
+pub(super) use crate::transport::broker_code::{code, code_kind, code_name};
 
 /// Whether `c` means the client's metadata is out of date (a leader moved, a partition is
 /// new or gone): forget it and ask again.
@@ -127,6 +42,7 @@ pub(super) fn code_error(c: i16, what: &str) -> Error {
         code_kind(c),
         format!("{what}: broker answered {} (code {c})", code_name(c)),
     )
+    .with_broker_code(c)
 }
 
 /// Like [`code_error`], with the broker's own message when it sent one.
@@ -135,7 +51,8 @@ pub(super) fn code_error_with(c: i16, what: &str, message: Option<&str>) -> Erro
         Some(m) => Error::new(
             code_kind(c),
             format!("{what}: broker answered {} (code {c}): {m}", code_name(c)),
-        ),
+        )
+        .with_broker_code(c),
         None => code_error(c, what),
     }
 }
@@ -236,5 +153,12 @@ mod tests {
         assert_eq!(e.context().broker.as_deref(), Some("h:1"));
         let e = io_error(io::ErrorKind::ConnectionReset.into(), "fetch", "h:1", b);
         assert_eq!(e.kind(), ErrorKind::Connection);
+    }
+
+    #[test]
+    fn broker_errors_keep_kafkas_code() {
+        let e = code_error(code::NOT_LEADER_OR_FOLLOWER, "produce");
+        assert_eq!(e.broker_code(), Some(6));
+        assert_eq!(code_error_with(10, "produce", Some("too big")).broker_code(), Some(10));
     }
 }

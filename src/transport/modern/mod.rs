@@ -109,22 +109,16 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::MetadataRequest;
 
-pub use self::assign::Assignor;
 use self::cluster::Cluster;
 use self::conn::Connection;
 use self::stream::Security;
 use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
+use crate::config::Assignor;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Default [`ModernTransport::with_group_timeouts`] session timeout.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default heartbeat interval.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-/// Default rebalance timeout.
-const REBALANCE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every connection of this transport is built from.
+/// What every connection of this transport is built from: derived once from [`Config`]
+/// ([`Settings::from_config`]), the only place the transport reads settings.
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
     brokers: Vec<String>,
@@ -141,6 +135,24 @@ struct Settings {
 }
 
 impl Settings {
+    /// The transport's settings from `config` (already validated).
+    fn from_config(config: &Config) -> Result<Self> {
+        let c = &config.consumer;
+        Ok(Settings {
+            brokers: net::bootstrap_brokers(config, "modern")?,
+            client_id: config.client_id.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            fetch_max_wait: c.max_wait,
+            session_timeout: c.session_timeout,
+            heartbeat_interval: c.heartbeat_interval,
+            rebalance_timeout: c.rebalance_timeout,
+            assignor: c.assignor,
+            idempotent: config.producer.idempotence,
+            security: Security::new(&config.security)?,
+        })
+    }
+
     #[cfg(test)]
     fn for_tests(brokers: Vec<String>) -> Self {
         Settings {
@@ -149,7 +161,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
             fetch_max_wait: Duration::from_millis(100),
-            session_timeout: SESSION_TIMEOUT,
+            session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_millis(100),
             rebalance_timeout: Duration::from_secs(5),
             assignor: Assignor::Range,
@@ -175,7 +187,7 @@ impl Settings {
 ///   request per partition leader, requests to several leaders in flight at once. Record `i`
 ///   of a partition gets `base offset + i`. Not-leader and unknown-partition answers and
 ///   connection losses make the session ask for metadata again. Optionally idempotent
-///   ([`with_idempotence`](Self::with_idempotence)): retries never duplicate.
+///   (`producer.idempotence` in [`Config`]): retries never duplicate.
 /// - **Consume.** A [`Subscription`] is a member of a consumer group (JoinGroup / SyncGroup,
 ///   `range` or `roundrobin` assignment computed by the group leader, heartbeats on a thread
 ///   named `kafka-heartbeat-<group>`). It joins at its first poll, rejoins at the poll after
@@ -221,14 +233,11 @@ impl Settings {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use kafka_sync::{Config, Transport, TransportKind};
-/// use kafka_sync::transport::ModernTransport;
+/// use kafka_sync::Config;
+/// use kafka_sync::transport::{ModernTransport, Transport};
 ///
-/// let config = Config::builder()
-///     .brokers(["127.0.0.1:9092"])
-///     .transport(TransportKind::Modern)
-///     .build()
-///     .unwrap();
+/// let mut config = Config::default();
+/// config.brokers = vec!["127.0.0.1:9092".into()];
 /// let transport = ModernTransport::new(&config).unwrap();
 /// transport.health_check(Duration::from_secs(2)).unwrap();
 /// let partitions = transport.ensure_topic("scraping-tasks", 6, 1).unwrap();
@@ -262,27 +271,13 @@ impl fmt::Debug for ModernTransport {
 }
 
 impl ModernTransport {
-    /// A transport for `config.brokers`, with its client id, timeouts and consumer fetch wait;
-    /// group timeouts at their defaults (session 10 s, heartbeat every 1 s, rebalance 30 s)
-    /// and `range` assignment preferred. Does not connect. Fails with
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no broker, when
+    /// A transport for `config.brokers` with every setting from `config` (timeouts, group
+    /// membership, assignor, idempotence, security). Does not connect. Fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when `config` is invalid, when
     /// `config.security` is invalid or its CA bundle cannot be read.
     pub fn new(config: &Config) -> Result<Self> {
-        let brokers = net::bootstrap_brokers(config, "modern")?;
-        let security = Security::new(&config.security)?;
-        Ok(Self::from_settings(Settings {
-            brokers,
-            client_id: config.client_id.clone(),
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            fetch_max_wait: config.consumer.max_wait,
-            session_timeout: SESSION_TIMEOUT,
-            heartbeat_interval: HEARTBEAT_INTERVAL,
-            rebalance_timeout: REBALANCE_TIMEOUT,
-            assignor: Assignor::Range,
-            idempotent: false,
-            security,
-        }))
+        config.validate()?;
+        Ok(Self::from_settings(Settings::from_config(config)?))
     }
 
     fn from_settings(settings: Settings) -> Self {
@@ -293,50 +288,6 @@ impl ModernTransport {
             settings,
             admin: Mutex::new(admin),
         }
-    }
-
-    /// Sets the group timeouts of subscriptions made afterwards: the coordinator drops a
-    /// member it has not heard from for `session` (the broker accepts 6 s to 5 min by
-    /// default), heartbeats go every `heartbeat` (at most a third of `session`), and a
-    /// rebalance waits at most `rebalance` for every member to rejoin.
-    pub fn with_group_timeouts(
-        self,
-        session: Duration,
-        heartbeat: Duration,
-        rebalance: Duration,
-    ) -> Result<Self> {
-        heartbeat::check_interval(heartbeat, session)?;
-        if rebalance.is_zero() {
-            return Err(Error::config(
-                "rebalance_timeout",
-                format!("{rebalance:?}"),
-                "must be above zero",
-            ));
-        }
-        let mut s = (*self.settings).clone();
-        s.session_timeout = session;
-        s.heartbeat_interval = heartbeat;
-        s.rebalance_timeout = rebalance;
-        Ok(Self::from_settings(s))
-    }
-
-    /// Sets the assignment strategy subscriptions offer first (both are always offered).
-    pub fn with_assignor(self, assignor: Assignor) -> Self {
-        let mut s = (*self.settings).clone();
-        s.assignor = assignor;
-        Self::from_settings(s)
-    }
-
-    /// Makes producer sessions made afterwards idempotent (off by default): the transport
-    /// asks the cluster for a producer id and numbers each partition's batches, so a batch
-    /// the producer sends again after its answer was lost (a timeout, a dropped connection)
-    /// is written once. Needs [`Acks::All`](crate::Acks::All) (other acks fail with
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config)). The numbering lives in the
-    /// transport, per topic, so it survives a session rebuilt after a connection error.
-    pub fn with_idempotence(self, on: bool) -> Self {
-        let mut s = (*self.settings).clone();
-        s.idempotent = on;
-        Self::from_settings(s)
     }
 
     /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for

@@ -11,7 +11,7 @@ fn new_stores_settings_without_connecting_and_rejects_no_brokers() {
     };
     let t = ModernTransport::new(&config).unwrap();
     assert_eq!(t.name(), "modern");
-    assert_eq!(t.settings.session_timeout, SESSION_TIMEOUT);
+    assert_eq!(t.settings.session_timeout, Duration::from_secs(10));
     assert!(format!("{t:?}").contains("127.0.0.1:1"));
     let e = ModernTransport::new(&Config {
         brokers: vec![" ".into()],
@@ -22,25 +22,19 @@ fn new_stores_settings_without_connecting_and_rejects_no_brokers() {
 }
 
 #[test]
-fn group_timeouts_are_checked() {
-    let t = ModernTransport::new(&Config::default()).unwrap();
-    let t = t
-        .with_group_timeouts(
-            Duration::from_secs(6),
-            Duration::from_secs(2),
-            Duration::from_secs(10),
-        )
-        .unwrap()
-        .with_assignor(Assignor::RoundRobin);
+fn group_settings_come_from_the_config() {
+    let mut config = Config::default();
+    config.consumer.session_timeout = Duration::from_secs(6);
+    config.consumer.heartbeat_interval = Duration::from_secs(2);
+    config.consumer.assignor = Assignor::RoundRobin;
+    config.producer.idempotence = true;
+    let t = ModernTransport::new(&config).unwrap();
+    assert_eq!(t.settings.session_timeout, Duration::from_secs(6));
     assert_eq!(t.settings.heartbeat_interval, Duration::from_secs(2));
     assert_eq!(t.settings.assignor, Assignor::RoundRobin);
-    let e = t
-        .with_group_timeouts(
-            Duration::from_secs(6),
-            Duration::from_secs(3),
-            Duration::from_secs(10),
-        )
-        .unwrap_err();
+    assert!(t.idempotence.is_some());
+    config.consumer.heartbeat_interval = Duration::from_secs(3);
+    let e = ModernTransport::new(&config).unwrap_err();
     assert!(e.to_string().contains("heartbeat_interval"), "{e}");
 }
 
