@@ -23,7 +23,8 @@
 //!
 //! On the `kafka` crate transport (d) and (e) use 100,000 messages and the bare crate.
 //! Sizes shrink with `BENCH_SCALE` (e.g. `BENCH_SCALE=0.1`) for a quick look; `BENCH_ONLY=d,e`
-//! runs only those scenarios (the CPU row needs both).
+//! runs only those scenarios (the CPU row needs both); `BENCH_WARMUP=0` skips the warm-up.
+//! Progress goes to stderr.
 
 mod consumer;
 mod java;
@@ -105,9 +106,12 @@ fn only(id: &str) -> bool {
 
 fn main() {
     java::prepare();
+    let warm = std::env::var("BENCH_WARMUP").map_or(true, |v| v != "0");
     let sides = [side(TransportKind::KafkaCrate), side(TransportKind::Modern)];
     let msg = envelope();
-    warm_up(&sides, &msg);
+    if warm {
+        warm_up(&sides, &msg);
+    }
     let (kc, m) = (&sides[0], &sides[1]);
     let mut rows = Vec::new();
 
@@ -121,6 +125,7 @@ fn main() {
             &format!("(a) 1 thread send ×{n}"),
             "bare-kafka-crate",
             duel(
+                "a",
                 || producer::sequential(&m.producer, &msg, n),
                 || producer::sequential_bare(&m.producer, &msg, n),
             ),
@@ -140,6 +145,7 @@ fn main() {
             &format!("(b) 16 threads send ×{per} each"),
             "bare-kafka-crate",
             duel(
+                "b",
                 || producer::threads(&m.producer, &msg, 16, per),
                 || producer::threads_bare(&m.producer, &msg, 16, per),
             ),
@@ -159,6 +165,7 @@ fn main() {
             &format!("(c) send_batch {n}"),
             "bare-kafka-crate",
             duel(
+                "c",
                 || producer::batch(&m.producer, &msg, n),
                 || producer::batch_bare(&m.producer, &msg, n),
             ),
@@ -175,6 +182,7 @@ fn main() {
         let n = scaled(1_000_000);
         let mut peak_rss = 0f64;
         let pair = duel(
+            "d",
             || {
                 let (measured, rss) = producer::asynchronous(&m.producer, &msg, n);
                 peak_rss = peak_rss.max(rss);
@@ -214,6 +222,7 @@ fn main() {
         let small = scaled(100_000);
         let t = consumer::prefill(&m.producer, "consume", &msg, n);
         let pair = duel(
+            "e",
             || consumer::noop(&m.config, &t, n, Duration::from_millis(100)),
             || java::consumer_performance(&t, n, &support::group()),
         );
@@ -241,6 +250,7 @@ fn main() {
             &format!("(f) consume {n}, commit each message"),
             "bare-kafka-crate",
             duel(
+                "f",
                 || consumer::noop(&m.config, &t, n, Duration::ZERO),
                 || consumer::noop_bare(&t, n),
             ),
@@ -261,6 +271,7 @@ fn main() {
             &format!("(g) scraper: consume, handle, produce {n}"),
             "bare-kafka-crate",
             duel(
+                "g",
                 || consumer::scraper(&m.config, &m.producer, &msg, &t, n),
                 || consumer::scraper_bare(&m.producer, &msg, &t, n),
             ),
@@ -280,6 +291,7 @@ fn main() {
             &format!("(h) 8 topics from 8 threads, send_async {n} in all"),
             "ours-1-topic",
             duel(
+                "h",
                 || producer::many_topics(&m.producer, &msg, 8, n),
                 || producer::one_topic(&m.producer, &msg, n),
             ),
@@ -296,6 +308,7 @@ fn main() {
                 &format!("(i) send → handler at {per_sec}/s"),
                 "java-EndToEndLatency",
                 duel(
+                    "i",
                     || latency::steady(&m.config, &m.producer, per_sec, secs),
                     || java::end_to_end_latency(&topic("java-e2e"), e2e),
                 ),

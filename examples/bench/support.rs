@@ -112,21 +112,30 @@ impl Measured {
     }
 }
 
-/// Runs `ours` and `peer` [`passes`] times, alternating which goes first, and keeps each
+/// Runs `ours` and `peer` of `scenario` [`passes`] times, alternating which goes first, and keeps each
 /// side's best pass (noise on a shared machine only ever slows a pass down). CPU is the
 /// least any pass took.
 pub fn duel(
+    scenario: &str,
     mut ours: impl FnMut() -> Measured,
     mut peer: impl FnMut() -> Measured,
 ) -> (Measured, Measured) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut ours = |pass: usize| {
+        eprintln!("bench: ({scenario}) pass {pass}: ours");
+        ours()
+    };
+    let mut peer = |pass: usize| {
+        eprintln!("bench: ({scenario}) pass {pass}: peer");
+        peer()
+    };
     for pass in 0..passes() {
         if pass % 2 == 0 {
-            a.push(ours());
-            b.push(peer());
+            a.push(ours(pass));
+            b.push(peer(pass));
         } else {
-            b.push(peer());
-            a.push(ours());
+            b.push(peer(pass));
+            a.push(ours(pass));
         }
     }
     (best(a), best(b))
