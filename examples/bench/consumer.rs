@@ -1,6 +1,7 @@
 //! Consumer scenarios (e)–(g) and (j): ours, and the bare `kafka` crate consumer reading
 //! the same topic under its own group.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,28 +40,50 @@ fn done(consumer: &Consumer) -> u64 {
         .sum()
 }
 
-/// Runs `consumer` on `topic` until `n` messages are done or `bound` passed; the rate of
-/// those done (joining the group included) and this process's CPU for it.
-fn run_ours(consumer: Consumer, topic: &str, n: usize, bound: Duration) -> Measured {
+/// Counts a bench handler's successful calls (cheaper to watch than the consumer's metrics,
+/// whose percentiles are computed on each read).
+#[derive(Clone, Default)]
+struct Count(Arc<AtomicU64>);
+
+impl Count {
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `consumer` on `topic` until `finished` says `n` messages are done or `bound`
+/// passed, looking every `every`; the rate of those done (joining the group included) and
+/// this process's CPU for it.
+fn run_ours(
+    consumer: Consumer,
+    topic: &str,
+    n: usize,
+    bound: Duration,
+    every: Duration,
+    finished: impl Fn(&Consumer) -> u64,
+) -> Measured {
     let cpu = cpu_self();
     let started = Instant::now();
     let _handle = consumer.consume([topic.to_string()]).expect("consume");
     let deadline = started + bound;
-    let mut finished = done(&consumer);
-    while finished < n as u64 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-        finished = done(&consumer);
+    let mut got = finished(&consumer);
+    while got < n as u64 && Instant::now() < deadline {
+        std::thread::sleep(every);
+        got = finished(&consumer);
     }
     let took = started.elapsed();
     let cpu = cpu_self() - cpu;
-    if finished < n as u64 {
+    if got < n as u64 {
         eprintln!(
-            "bench: consumer on {topic} did {finished} of {n} in {bound:?}; its rate counts those"
+            "bench: consumer on {topic} did {got} of {n} in {bound:?}; its rate counts those"
         );
     }
     consumer.close(Duration::from_secs(30)).expect("close");
     Measured {
-        rate: rate(finished as usize, took),
+        rate: rate(got as usize, took),
         latency: None,
         cpu: Some(cpu),
     }
@@ -102,8 +125,14 @@ fn consumer_config(base: &Config, commit_interval: Duration) -> Config {
 /// (e)/(f): consume `n` of `topic` + decode + no-op handler + commit every `commit_interval`.
 pub fn noop(base: &Config, topic: &str, n: usize, commit_interval: Duration) -> Measured {
     let consumer = connect_consumer(&consumer_config(base, commit_interval));
-    consumer.register_handler("bench", |_m: &KafkaMessage| Ok(()));
-    run_ours(consumer, topic, n, CONSUME_BOUND)
+    let count = Count::default();
+    let c = count.clone();
+    consumer.register_handler("bench", move |_m: &KafkaMessage| {
+        c.add();
+        Ok(())
+    });
+    let every = Duration::from_millis(1);
+    run_ours(consumer, topic, n, CONSUME_BOUND, every, |_| count.get())
 }
 
 pub fn noop_bare(topic: &str, n: usize) -> Measured {
@@ -121,7 +150,7 @@ pub fn failing(base: &Config, topic: &str, n: usize, bound: Duration) -> Measure
             Ok(())
         }
     });
-    run_ours(consumer, topic, n, bound)
+    run_ours(consumer, topic, n, bound, Duration::from_millis(5), done)
 }
 
 /// (g): the scraper shape: consume, handle, produce the result to the next topic
@@ -139,14 +168,17 @@ pub fn scraper(
         .expect("create the output topic");
     let consumer = connect_consumer(&consumer_config(base, Duration::from_millis(100)));
     let p = producer.clone();
+    let count = Count::default();
+    let c = count.clone();
     consumer.register_handler("bench", move |m: &KafkaMessage| {
         let next = KafkaMessage::from_json("bench-out".into(), m.payload.clone())
             .with_correlation_id(m.correlation_id.clone());
         p.send(&output, &next)
-            .map(|_| ())
+            .map(|_| c.add())
             .map_err(HandlerError::retriable)
     });
-    run_ours(consumer, input, n, CONSUME_BOUND)
+    let every = Duration::from_millis(1);
+    run_ours(consumer, input, n, CONSUME_BOUND, every, |_| count.get())
 }
 
 pub fn scraper_bare(producer: &Producer, msg: &KafkaMessage, input: &str, n: usize) -> Measured {

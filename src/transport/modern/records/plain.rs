@@ -54,13 +54,53 @@ pub(super) fn effective_headers(headers: &[Header]) -> Vec<(&str, &[u8])> {
     out
 }
 
+/// A record's wire headers without a copy when no name repeats (the usual case).
+enum WireHeaders<'a> {
+    Distinct(&'a [Header]),
+    Merged(Vec<(&'a str, &'a [u8])>),
+}
+
+impl<'a> WireHeaders<'a> {
+    fn of(headers: &'a [Header]) -> Self {
+        let repeats = headers
+            .iter()
+            .enumerate()
+            .any(|(i, h)| headers[..i].iter().any(|e| e.key == h.key));
+        if repeats {
+            WireHeaders::Merged(effective_headers(headers))
+        } else {
+            WireHeaders::Distinct(headers)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            WireHeaders::Distinct(h) => h.len(),
+            WireHeaders::Merged(v) => v.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        let (distinct, merged) = match self {
+            WireHeaders::Distinct(h) => {
+                (Some(h.iter().map(|h| (h.key.as_str(), &h.value[..]))), None)
+            }
+            WireHeaders::Merged(v) => (None, Some(v.iter().copied())),
+        };
+        distinct
+            .into_iter()
+            .flatten()
+            .chain(merged.into_iter().flatten())
+    }
+}
+
 /// A length-prefixed optional byte string's size.
 fn bytes_len(b: Option<&[u8]>) -> usize {
     b.map_or(varint_len(-1), |b| varint_len(b.len() as i64) + b.len())
 }
 
 /// The record's body size (everything after its length varint).
-fn body_len(r: &OutgoingRecord, offset_delta: i64, headers: &[(&str, &[u8])]) -> usize {
+fn body_len(r: &OutgoingRecord, offset_delta: i64, headers: &WireHeaders<'_>) -> usize {
     1 + varint_len(0)
         + varint_len(offset_delta)
         + bytes_len(r.key.as_deref())
@@ -93,20 +133,14 @@ pub(super) fn encode(
         Some(s) => (s.producer_id, s.epoch, s.base),
         None => (-1, -1, -1),
     };
-    let headers: Vec<Vec<(&str, &[u8])>> = records
-        .iter()
-        .map(|r| effective_headers(&r.headers))
-        .collect();
-    let bodies: Vec<usize> = records
-        .iter()
-        .zip(&headers)
-        .enumerate()
-        .map(|(i, (r, h))| body_len(r, i as i64, h))
-        .collect();
     let size = BATCH_HEADER
-        + bodies
+        + records
             .iter()
-            .map(|&b| varint_len(b as i64) + b)
+            .enumerate()
+            .map(|(i, r)| {
+                let body = body_len(r, i as i64, &WireHeaders::of(&r.headers));
+                varint_len(body as i64) + body
+            })
             .sum::<usize>();
     let length = i32::try_from(size - 12)
         .map_err(|_| format!("a record batch of {size} bytes is too large to encode"))?;
@@ -124,15 +158,16 @@ pub(super) fn encode(
     buf.put_i16(epoch);
     buf.put_i32(base);
     buf.put_i32(count as i32);
-    for (i, ((r, h), &body)) in records.iter().zip(&headers).zip(&bodies).enumerate() {
-        put_varint(&mut buf, body as i64);
+    for (i, r) in records.iter().enumerate() {
+        let headers = WireHeaders::of(&r.headers);
+        put_varint(&mut buf, body_len(r, i as i64, &headers) as i64);
         buf.put_i8(0); // record attributes
         put_varint(&mut buf, 0); // timestamp delta
         put_varint(&mut buf, i as i64); // offset delta
         put_bytes(&mut buf, r.key.as_deref());
         put_bytes(&mut buf, Some(&r.value));
-        put_varint(&mut buf, h.len() as i64);
-        for (k, v) in h {
+        put_varint(&mut buf, headers.len() as i64);
+        for (k, v) in headers.iter() {
             put_bytes(&mut buf, Some(k.as_bytes()));
             put_bytes(&mut buf, Some(v));
         }
