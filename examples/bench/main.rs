@@ -14,6 +14,7 @@
 //! | (c) | `send_batch` of 10,000 | bare `send_all` of the same 10,000 (one request) |
 //! | (d) | `send_async` ×1,000,000 then `flush` | Java `ProducerPerformance` 1,000,000, acks=all, linger.ms=5 |
 //! | (e) | consume 1,000,000 + decode + no-op handler, commit every 100 ms | Java `ConsumerPerformance`, same topic |
+//! | (e) inline | as (e) with `handler_timeout: None` (handlers on the consumer thread) | the same |
 //! | (f) | as (e), 10,000, commit after every message | bare consumer, commit per poll |
 //! | (g) | 10,000: consume, handle, `send` to the next topic | bare: poll, decode, send, commit |
 //! | (h) | 8 threads `send_async` to 8 topics, 400,000 in all | ours, one thread, one topic |
@@ -180,12 +181,14 @@ fn main() {
     // (d), with this process's CPU and peak RSS.
     if only("d") {
         let n = scaled(1_000_000);
-        let mut peak_rss = 0f64;
+        let (mut rss_before, mut peak_rss) = (0f64, 0f64);
         let pair = duel(
             "d",
             || {
-                let (measured, rss) = producer::asynchronous(&m.producer, &msg, n);
-                peak_rss = peak_rss.max(rss);
+                let (measured, (before, peak)) = producer::asynchronous(&m.producer, &msg, n);
+                if peak > peak_rss {
+                    (rss_before, peak_rss) = (before, peak);
+                }
                 measured
             },
             || {
@@ -211,7 +214,7 @@ fn main() {
                 )
             },
         );
-        r.note = format!("rss_peak={peak_rss:.0}MB");
+        r.note = format!("rss_peak={peak_rss:.0}MB rss_before={rss_before:.0}MB");
         produce_cpu = Some((r.ours.cpu, r.peer.cpu, n));
         rows.push(r);
     }
@@ -239,6 +242,21 @@ fn main() {
         );
         consume_cpu = Some((r.ours.cpu, r.peer.cpu, n));
         rows.push(r);
+
+        // The same with handlers called on the consumer thread (`handler_timeout: None`),
+        // against Java's consumer reading the same topic again.
+        let mut inline = m.config.clone();
+        inline.consumer.handler_timeout = None;
+        rows.push(row(
+            "e-consume-inline-handler",
+            "(e) as above, handler_timeout: None (handlers inline)",
+            "java-ConsumerPerformance",
+            duel(
+                "e",
+                || consumer::noop(&inline, &t, n, Duration::from_millis(100)),
+                || java::consumer_performance(&t, n, &support::group()),
+            ),
+        ));
     }
 
     // (f)

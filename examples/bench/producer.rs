@@ -157,8 +157,9 @@ fn async_into(producer: &Producer, t: &str, msg: &KafkaMessage, n: usize) {
     assert_eq!(errors(producer), before, "an async send failed");
 }
 
-/// (d) `send_async` ×`n` then `flush`, with this process's CPU and peak resident set.
-pub fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize) -> (Measured, f64) {
+/// (d) `send_async` ×`n` then `flush`, with this process's CPU, and its resident set
+/// before and at its peak (MB).
+pub fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize) -> (Measured, (f64, f64)) {
     let t = warm_topic(producer, "async", msg);
     let rss = RssWatch::start();
     let cpu = cpu_self();
@@ -166,13 +167,14 @@ pub fn asynchronous(producer: &Producer, msg: &KafkaMessage, n: usize) -> (Measu
     async_into(producer, &t, msg, n);
     let took = started.elapsed();
     let cpu = cpu_self() - cpu;
+    let before = rss.before;
     let peak = rss.stop();
     let m = Measured {
         rate: rate(n, took),
         latency: None,
         cpu: Some(cpu),
     };
-    (m, peak)
+    (m, (before, peak))
 }
 
 /// (d) the bare crate: `send_all` in chunks of `chunk`.

@@ -195,6 +195,8 @@ fn rss_bytes() -> u64 {
 
 /// Samples the resident set every 5 ms until stopped; [`RssWatch::stop`] gives the peak.
 pub struct RssWatch {
+    /// The resident set when the watch started, in MB.
+    pub before: f64,
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<()>,
@@ -203,7 +205,8 @@ pub struct RssWatch {
 impl RssWatch {
     pub fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_bytes()));
+        let start = rss_bytes();
+        let peak = Arc::new(AtomicU64::new(start));
         let (s, p) = (stop.clone(), peak.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
@@ -211,7 +214,12 @@ impl RssWatch {
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
-        RssWatch { stop, peak, thread }
+        RssWatch {
+            before: start as f64 / 1e6,
+            stop,
+            peak,
+            thread,
+        }
     }
 
     /// The peak resident set seen, in MB (the process's whole resident set, the bench's own
