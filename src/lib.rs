@@ -74,8 +74,8 @@ pub mod transport;
 mod wait;
 
 pub use config::{
-    Acks, Assignor, Compression, Config, ConsumerConfig, ProducerConfig, StartOffset,
-    TransportKind, UnknownTypePolicy,
+    Acks, Assignor, Compression, Config, ConsumerConfig, IsolationLevel, ProducerConfig,
+    StartOffset, TransportKind, UnknownTypePolicy,
 };
 pub use consumer::{
     Consumer, ConsumerHandle, FileIdempotencyStore, IdempotencyStore, KafkaConsumerWrapper,

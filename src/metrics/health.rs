@@ -72,61 +72,32 @@ impl HealthReport {
             }
         }
         for (i, c) in health.consumers.iter().enumerate() {
-            if !c.broker_reachable {
+            // The consumer judges itself (stuck handlers, stopped partitions, failing
+            // polls); a stale last poll is worth a look on top.
+            let status = c.status();
+            for problem in c.problems() {
                 report.add(
-                    HealthStatus::Down,
-                    format!(
-                        "consumer {i}: broker unreachable ({})",
-                        c.broker_error.as_deref().unwrap_or("no answer")
-                    ),
-                );
-            }
-            if !c.threads.is_empty() && c.threads.iter().all(|t| !t.alive) {
-                report.add(
-                    HealthStatus::Down,
-                    format!("consumer {i}: every consumer thread is dead"),
+                    status.max(HealthStatus::Degraded),
+                    format!("consumer {i}: {problem}"),
                 );
             }
             for t in &c.threads {
-                let topic = &t.topic;
-                if !t.alive && c.threads.iter().any(|o| o.alive) {
-                    report.add(
-                        HealthStatus::Degraded,
-                        format!("consumer {i}: thread for {topic} is dead"),
-                    );
-                }
-                if t.consecutive_poll_errors > 0 {
-                    report.add(
-                        HealthStatus::Degraded,
-                        format!(
-                            "consumer {i}: {} poll error(s) in a row on {topic}: {}",
-                            t.consecutive_poll_errors,
-                            t.last_error.as_deref().unwrap_or("?")
-                        ),
-                    );
-                }
-                if t.stuck_handlers > 0 {
-                    report.add(
-                        HealthStatus::Degraded,
-                        format!(
-                            "consumer {i}: {} handler call(s) on {topic} ran past the handler timeout",
-                            t.stuck_handlers
-                        ),
-                    );
-                }
                 if t.restarts > 0 {
                     report.add(
                         HealthStatus::Degraded,
                         format!(
-                            "consumer {i}: thread for {topic} restarted {} time(s) after a panic",
-                            t.restarts
+                            "consumer {i}: thread for {} restarted {} time(s) after a panic",
+                            t.topic, t.restarts
                         ),
                     );
                 }
                 if t.alive && t.last_poll_age.is_some_and(|a| a > STALE_POLL) {
                     report.add(
                         HealthStatus::Degraded,
-                        format!("consumer {i}: last poll on {topic} is older than {STALE_POLL:?}"),
+                        format!(
+                            "consumer {i}: last poll on {} is older than {STALE_POLL:?}",
+                            t.topic
+                        ),
                     );
                 }
             }
@@ -163,6 +134,9 @@ mod tests {
             consecutive_poll_errors: poll_errors,
             restarts: 0,
             stuck_handlers: 0,
+            running_call: None,
+            stuck: None,
+            stopped_partitions: Vec::new(),
             last_error: Some("boom".into()),
         }
     }
@@ -184,11 +158,20 @@ mod tests {
         };
         assert_eq!(HealthReport::from_health(&ok).status, HealthStatus::Ok);
         let mut degraded = ok.clone();
-        degraded.consumers[0].threads = vec![thread(true, 3), thread(false, 0)];
+        degraded.consumers[0].threads = vec![thread(true, 3)];
         let r = HealthReport::from_health(&degraded);
         assert_eq!(r.status, HealthStatus::Degraded);
-        assert_eq!(r.reasons.len(), 2, "{r}");
-        assert!(r.reasons[0].contains("3 poll error(s)"), "{r}");
+        assert_eq!(r.reasons.len(), 1, "{r}");
+        assert!(r.reasons[0].contains("3 poll(s) failed"), "{r}");
+        let mut stopped = ok.clone();
+        stopped.consumers[0].threads = vec![thread(true, 0), thread(false, 0)];
+        let r = HealthReport::from_health(&stopped);
+        assert_eq!(
+            r.status,
+            HealthStatus::Down,
+            "a stopped thread stalls its topic"
+        );
+        assert!(r.reasons[0].contains("thread stopped"), "{r}");
         let mut down = degraded.clone();
         down.producer.as_mut().unwrap().broker_reachable = false;
         down.producer.as_mut().unwrap().broker_error = Some("refused".into());

@@ -24,7 +24,7 @@ mod prometheus;
 mod serve;
 mod snapshot;
 
-pub use crate::consumer::{ConsumerHealth, ConsumerTopicMetrics, ThreadHealth};
+pub use crate::consumer::{ConsumerHealth, ConsumerTopicMetrics, RunningCall, ThreadHealth};
 pub use crate::producer::{ProducerHealth, ProducerTopicMetrics};
 pub use health::{HealthReport, HealthStatus};
 pub use prometheus::render_prometheus;

@@ -349,6 +349,7 @@ pub(super) fn read(
             max_wait: left.min(Duration::from_millis(500)),
             min_bytes: 1,
             partition_max_bytes: 1 << 20,
+            read_committed: true,
         };
         let round = fetch_round(cluster, topic, positions, limits)?;
         if let Some(e) = round.errors.into_iter().next() {

@@ -202,6 +202,7 @@ mod tests {
             offset: 9,
             key: None,
             value: original.to_bytes().unwrap(),
+            null_value: false,
             headers: vec![
                 Header::new("dead-letter-kind", "permanent"),
                 Header::new("dead_letter_error", "gone"),
