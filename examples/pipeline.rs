@@ -245,10 +245,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         tally: tally.clone(),
     });
     let (k4, dead_letters) = stage(&config, &transport, prefix, "dead-letters")?;
-    dead_letters.register_typed(
-        MessageType::DEAD_LETTER,
-        move |m: &_, r: DeadLetterRecord| dead.handle(m, r),
-    );
+    dead_letters.register_dead_letter_handler(move |r: &DeadLetterRecord| dead.handle(r));
     let stages = [
         (&k1, &scraping, &topics.scraping_tasks),
         (&k2, &parsing, &topics.scraped_data),

@@ -1,5 +1,7 @@
 //! The one module that knows what a dead letter looks like on the wire, so a change of
-//! format is a change here only. Two forms are read:
+//! format is a change here only. Two forms are read, through the library's own
+//! `DeadLetterRecord::from_record` first, then by the tolerant header reading below (for
+//! records other tools wrote):
 //!
 //! - the envelope form: a [`KafkaMessage`] of type `dead_letter` whose payload is a
 //!   [`DeadLetterRecord`] (what the consumer writes today);
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use kafka_sync::domain::{DeadLetterRecord, KafkaMessage, MessageType};
+use kafka_sync::domain::{DeadLetterRecord, KafkaMessage};
 use kafka_sync::transport::ConsumedRecord;
 use serde::{Deserialize, Serialize};
 
@@ -102,10 +104,14 @@ pub fn decode(r: &ConsumedRecord) -> Option<Entry> {
         original: None,
         original_key: None,
     };
-    if let Ok(envelope) = KafkaMessage::from_bytes(&r.value) {
-        if envelope.message_type == MessageType::DEAD_LETTER {
-            let d: DeadLetterRecord = envelope.payload_as().ok()?;
-            let mut e = base("envelope");
+    // The library's own reader first: both forms the consumer writes.
+    if let Ok(d) = DeadLetterRecord::from_record(r) {
+        let original_form = r
+            .headers
+            .iter()
+            .any(|h| h.key == "dlt-form" && h.value == b"original");
+        {
+            let mut e = base(if original_form { "headers" } else { "envelope" });
             e.kind = d.kind.to_string();
             e.error = d.error.clone();
             e.message_id = d.message_id.map(|i| i.to_string());
@@ -190,6 +196,7 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_sync::domain::MessageType;
     use kafka_sync::transport::Header;
 
     #[test]
