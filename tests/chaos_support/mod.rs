@@ -57,8 +57,9 @@ pub struct Report {
 impl Report {
     /// Prints the scenario's line (the runner adds them up).
     pub fn print(&self) {
+        // On a line of its own whatever the test harness printed before it.
         println!(
-            "chaos-scenario: name={} acked={} lost={} errors={}",
+            "\nchaos-scenario: name={} acked={} lost={} errors={}",
             self.name, self.acked, self.lost, self.errors
         );
     }
