@@ -32,6 +32,8 @@ stage() {
 stage "all tests; broker suites on kafka-crate / Kafka 3.9.1" \
   env KAFKA_TEST_TRANSPORT=kafka-crate KAFKA_TEST_BROKERS=127.0.0.1:9092 KAFKA_TEST_VERSION=3.9.1 \
   cargo test --no-fail-fast
+stage "broker tests beside the code (--ignored in cargo test --lib) on Kafka 4.1.2" \
+  cargo test --no-fail-fast --lib -- --ignored
 stage "the README's quick start (examples/quickstart.rs) against Kafka 3.9.1" \
   env KAFKA_BROKERS=127.0.0.1:9092 timeout 180 cargo run --quiet --example quickstart
 stage "broker suites on modern / Kafka 3.9.1" \

@@ -173,7 +173,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var!(
         "KAFKA_RETRY_TOPIC_ENABLED",
         "consumer.retry_topic_enabled",
-        "true",
+        "false",
         |c, v| c.consumer.retry_topic_enabled = boolean("KAFKA_RETRY_TOPIC_ENABLED", v)?
     ),
     var!(
@@ -241,6 +241,54 @@ pub(super) const VARIABLES: &[Variable] = &[
         "consumer.rebalance_timeout",
         "60000",
         |c, v| c.consumer.rebalance_timeout = millis("KAFKA_REBALANCE_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_PER_GROUP",
+        "consumer.retry_topic_per_group",
+        "true",
+        |c, v| c.consumer.retry_topic_per_group = boolean("KAFKA_RETRY_TOPIC_PER_GROUP", v)?
+    ),
+    var!(
+        "KAFKA_GROUP_INSTANCE_ID",
+        "consumer.group_instance_id",
+        "scraper-7",
+        |c, v| c.consumer.group_instance_id = Some(v.to_string())
+    ),
+    var!(
+        "KAFKA_ISOLATION_LEVEL",
+        "consumer.isolation_level",
+        "read_uncommitted",
+        |c, v| c.consumer.isolation_level = isolation_level(v)?
+    ),
+    var!(
+        "KAFKA_MAX_POLL_RECORDS",
+        "consumer.max_poll_records",
+        "50",
+        |c, v| c.consumer.max_poll_records = number("KAFKA_MAX_POLL_RECORDS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_POLL_INTERVAL_MS",
+        "consumer.max_poll_interval",
+        "60000",
+        |c, v| c.consumer.max_poll_interval = millis("KAFKA_MAX_POLL_INTERVAL_MS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_WAITING_RETRIES",
+        "consumer.max_waiting_retries",
+        "7",
+        |c, v| c.consumer.max_waiting_retries = number("KAFKA_MAX_WAITING_RETRIES", v)?
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_MAX_DELAY_MS",
+        "consumer.retry_topic_max_delay",
+        "120000",
+        |c, v| c.consumer.retry_topic_max_delay = millis("KAFKA_RETRY_TOPIC_MAX_DELAY_MS", v)?
+    ),
+    var!(
+        "KAFKA_DIVERT_TIMEOUT_MS",
+        "consumer.divert_timeout",
+        "2500",
+        |c, v| c.consumer.divert_timeout = millis("KAFKA_DIVERT_TIMEOUT_MS", v)?
     ),
     var!(
         "KAFKA_ASSIGNOR",
@@ -336,6 +384,18 @@ pub(crate) fn unknown_variable_warnings<'a>(names: impl Iterator<Item = &'a str>
             })
         })
         .collect()
+}
+
+fn isolation_level(v: &str) -> Result<super::IsolationLevel> {
+    match v.trim() {
+        "read_committed" => Ok(super::IsolationLevel::ReadCommitted),
+        "read_uncommitted" => Ok(super::IsolationLevel::ReadUncommitted),
+        _ => Err(bad(
+            "KAFKA_ISOLATION_LEVEL",
+            v,
+            "expected read_committed or read_uncommitted",
+        )),
+    }
 }
 
 fn bad(variable: &'static str, value: &str, why: &str) -> Error {

@@ -322,6 +322,41 @@ impl Config {
             positive("consumer.handler_timeout", t)?;
         }
         positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
+        if c.max_poll_records == 0 {
+            return Err(Error::config(
+                "consumer.max_poll_records",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.max_poll_interval", c.max_poll_interval)?;
+        if c.max_waiting_retries == 0 {
+            return Err(Error::config(
+                "consumer.max_waiting_retries",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.divert_timeout", c.divert_timeout)?;
+        if let Some(id) = &c.group_instance_id {
+            if id.trim().is_empty() || id.len() > 200 || id.contains(char::is_control) {
+                return Err(Error::config(
+                    "consumer.group_instance_id",
+                    id,
+                    "must be 1 to 200 characters without control characters",
+                ));
+            }
+        }
+        if c.retry_topic_max_delay < c.retry_topic_delay {
+            return Err(Error::config(
+                "consumer.retry_topic_max_delay",
+                format!("{:?}", c.retry_topic_max_delay),
+                format!(
+                    "must not be below consumer.retry_topic_delay ({:?})",
+                    c.retry_topic_delay
+                ),
+            ));
+        }
         positive("consumer.session_timeout", c.session_timeout)?;
         positive("consumer.heartbeat_interval", c.heartbeat_interval)?;
         positive("consumer.rebalance_timeout", c.rebalance_timeout)?;
@@ -454,6 +489,31 @@ mod tests {
                 Box::new(|c| c.consumer.shutdown_timeout = Duration::ZERO),
                 "`consumer.shutdown_timeout`",
                 "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_records = 0),
+                "`consumer.max_poll_records`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_interval = Duration::ZERO),
+                "`consumer.max_poll_interval`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_waiting_retries = 0),
+                "`consumer.max_waiting_retries`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.divert_timeout = Duration::ZERO),
+                "`consumer.divert_timeout`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic_max_delay = Duration::from_secs(1)),
+                "`consumer.retry_topic_max_delay`",
+                "must not be below",
             ),
             (
                 Box::new(|c| c.producer.batch_bytes = 0),

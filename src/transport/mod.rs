@@ -111,6 +111,9 @@ pub struct ConsumedRecord {
     pub key: Option<Vec<u8>>,
     /// Its value (empty if the record had none).
     pub value: Vec<u8>,
+    /// Whether the value was null (a tombstone, as log compaction uses them), not merely
+    /// empty. Only the modern transport can tell; the others report `false`.
+    pub null_value: bool,
     /// Its headers, in order (always empty on the `kafka` crate transport; on the modern
     /// transport, of several headers with one name only the last is kept).
     pub headers: Vec<Header>,
@@ -206,6 +209,20 @@ pub trait ProducerSession: Send {
     fn refresh_metadata(&mut self) {}
 }
 
+/// The header a transport puts on the stand-in record of a record batch it could not decode
+/// (its value is the batch's bytes as fetched, the header's value the reason); the consumer
+/// dead-letters it and goes on past the batch.
+pub(crate) const UNDECODABLE_BATCH: &str = "kafka-sync-undecodable-batch";
+
+/// Takes a group member out of its group from another thread, while the member's own
+/// consumer thread is busy (a handler call past its timeout): the member leaves (or stops
+/// heartbeating) so its partitions move to the other members; its next poll joins again as
+/// a new member, reading from the group's commits.
+pub trait GroupExit: Send + Sync {
+    /// Leaves the group now; `reason` is for the broker's and our logs.
+    fn leave(&self, reason: &str);
+}
+
 /// A group member's view of one topic.
 pub trait Subscription: Send {
     /// The partitions this member currently reads.
@@ -232,6 +249,32 @@ pub trait Subscription: Send {
     /// without group membership (the default).
     fn rebalance_pending(&self) -> bool {
         false
+    }
+
+    /// Stops fetching `partitions` (they stay assigned; their positions are kept) until
+    /// [`resume`](Self::resume)d: the consumer pauses a partition while it still holds
+    /// records of it, or while it waits for a retry entry's due time, so the others go on.
+    /// The default does nothing (polls then return records of paused partitions too).
+    fn pause(&mut self, partitions: &[i32]) {
+        let _ = partitions;
+    }
+
+    /// Fetches `partitions` again after a [`pause`](Self::pause).
+    fn resume(&mut self, partitions: &[i32]) {
+        let _ = partitions;
+    }
+
+    /// Partitions whose reading restarted from the group's committed offset since the last
+    /// call, though they stayed assigned (the member rejoined the group as a new member):
+    /// records of them the caller still holds will be read again. Default: none.
+    fn take_restarted(&mut self) -> Vec<i32> {
+        Vec::new()
+    }
+
+    /// A handle another thread can take this member out of its group with (see
+    /// [`GroupExit`]). Default: `None` (no group membership).
+    fn group_exit(&self) -> Option<Arc<dyn GroupExit>> {
+        None
     }
 }
 

@@ -2,30 +2,24 @@
 //! and an independent reader (Apache Kafka's own Java consumer, not this crate's code).
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_sync::Config;
 
+#[path = "../reach/mod.rs"]
+pub mod reach;
+
 /// The brokers the tests use: `KAFKA_TEST_BROKERS` or `127.0.0.1:9092`. Panics with how to
 /// start one when none answers: a broker test never passes or skips without a broker.
 pub fn brokers() -> Vec<String> {
     let list = std::env::var("KAFKA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let brokers: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
-    let reachable = brokers.iter().any(|b| {
-        b.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-            .unwrap_or(false)
-    });
-    assert!(
-        reachable,
-        "no Kafka broker at {list}: run `make kafka-up` (or `make test`, which starts one)"
-    );
-    brokers
+    reach::require(
+        brokers,
+        "`make kafka-up` (or `make test`, which starts one)",
+    )
 }
 
 /// A topic name no other run uses.

@@ -12,7 +12,7 @@ mod producer;
 mod subscription;
 
 #[cfg(test)]
-mod broker_tests;
+mod fake_broker_tests;
 
 use std::fmt;
 use std::sync::Mutex;

@@ -129,6 +129,19 @@ impl MemoryTransport {
         self.broker.notify();
     }
 
+    /// Appends a record whose value is null (a tombstone, as other clients write for log
+    /// compaction) to `partition` of `topic`, creating the topic if auto-creation is on;
+    /// returns its offset. The producer never writes null values; this is for tests of what
+    /// consumers do with them.
+    pub fn append_tombstone(&self, topic: &str, partition: i32, key: Option<&[u8]>) -> Result<i64> {
+        let offset =
+            self.broker
+                .lock()
+                .append_tombstone(topic, partition, key.map(<[u8]>::to_vec))?;
+        self.broker.notify();
+        Ok(offset)
+    }
+
     /// How many produce calls this broker received, failed ones included.
     pub fn produce_calls(&self) -> u64 {
         self.broker.lock().produce_calls

@@ -132,6 +132,10 @@ struct Settings {
     assignor: Assignor,
     idempotent: bool,
     security: Security,
+    /// Static membership: the consumer's `group_instance_id`.
+    group_instance_id: Option<String>,
+    /// The consumer's isolation level is read_committed.
+    read_committed: bool,
     /// Cached topic metadata older than this is asked for again.
     metadata_max_age: Duration,
     /// Largest answer accepted (checked before allocating).
@@ -154,6 +158,8 @@ impl Settings {
             assignor: c.assignor,
             idempotent: config.producer.idempotence,
             security: Security::new(&config.security)?,
+            group_instance_id: c.group_instance_id.clone(),
+            read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
             metadata_max_age: config.metadata_max_age,
             max_response_bytes: config.max_response_bytes,
         })
@@ -173,6 +179,8 @@ impl Settings {
             assignor: Assignor::Range,
             idempotent: false,
             security: Security::default(),
+            group_instance_id: None,
+            read_committed: true,
             metadata_max_age: Duration::from_secs(300),
             max_response_bytes: 100 << 20,
         }
