@@ -1,6 +1,11 @@
 //! Record batches (message format v2): one batch per partition on produce, and the records
 //! of a fetch answer back out (control batches skipped, a batch cut short at the end of the
 //! answer left for the next fetch). Pure functions, tested without a broker.
+//!
+//! Uncompressed batches (the default) are written and read by hand ([`plain`]); compressed
+//! ones through `kafka-protocol`'s codec.
+
+mod plain;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +28,8 @@ const LAST_OFFSET_DELTA_AT: usize = 23;
 /// Header bytes before the records (`baseOffset` … `recordCount`).
 const BATCH_HEADER: usize = 61;
 const CONTROL_BIT: u16 = 0x20;
+/// The attributes' compression codec (0: none).
+const CODEC_BITS: u16 = 0x07;
 
 /// The idempotent producer's identity for one batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,20 @@ pub(super) fn now_millis() -> i64 {
 /// compiled in), stamped with `timestamp` (ms).
 /// Without `sequence` the batch carries no producer id (not idempotent).
 pub(super) fn encode_batch<'a>(
+    records: impl IntoIterator<Item = &'a OutgoingRecord>,
+    compression: Compression,
+    timestamp: i64,
+    sequence: Option<Sequence>,
+) -> Result<Bytes, String> {
+    let records: Vec<&OutgoingRecord> = records.into_iter().collect();
+    match compression {
+        Compression::None => plain::encode(&records, timestamp, sequence),
+        _ => encode_with_codec(records, compression, timestamp, sequence),
+    }
+}
+
+/// [`encode_batch`] through `kafka-protocol`'s encoder (any codec).
+fn encode_with_codec<'a>(
     records: impl IntoIterator<Item = &'a OutgoingRecord>,
     compression: Compression,
     timestamp: i64,
@@ -245,42 +266,16 @@ pub(super) fn decode_committed(
         } else if transactional && aborting.contains(&producer_id) {
             log::debug!("modern: {topic}/{partition}: skipping aborted batch {base}..{end}");
         } else if end > position {
-            let mut batch = data.slice(at..at + total);
-            match RecordBatchDecoder::decode(&mut batch) {
-                Ok(set) => {
-                    for r in set.records {
-                        if r.offset < position || r.control {
-                            continue;
-                        }
-                        out.records.push(ConsumedRecord {
-                            topic: topic.to_string(),
-                            partition,
-                            offset: r.offset,
-                            key: r.key.map(|k| k.to_vec()),
-                            null_value: r.value.is_none(),
-                            value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
-                            headers: r
-                                .headers
-                                .into_iter()
-                                .map(|(k, v)| Header {
-                                    key: k.to_string(),
-                                    value: v.map(|v| v.to_vec()).unwrap_or_default(),
-                                })
-                                .collect(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    let why = format!("{e:#}");
-                    let why = if why.contains("not enabled") {
-                        format!(
-                            "{why} (build kafka-sync with the `lz4` / `zstd` feature to read it)"
-                        )
-                    } else {
-                        why
-                    };
-                    stand_in(&mut out, base.max(position), bytes, why);
-                }
+            let batch = data.slice(at..at + total);
+            let mut records = Vec::new();
+            let decoded = if attributes & CODEC_BITS == 0 {
+                plain::decode(topic, partition, &batch, position, &mut records)
+            } else {
+                decode_with_codec(topic, partition, batch, position, &mut records)
+            };
+            match decoded {
+                Ok(()) => out.records.append(&mut records),
+                Err(why) => stand_in(&mut out, base.max(position), bytes, why),
             }
         }
         out.next_offset = Some(out.next_offset.map_or(end, |n: i64| n.max(end)));
@@ -301,6 +296,47 @@ fn is_abort_marker(batch: &[u8]) -> bool {
         }),
         Err(_) => false,
     }
+}
+
+/// Appends the records of the whole batch `batch` at or after `position` to `out`, through
+/// `kafka-protocol`'s decoder (any codec).
+fn decode_with_codec(
+    topic: &str,
+    partition: i32,
+    mut batch: Bytes,
+    position: i64,
+    out: &mut Vec<ConsumedRecord>,
+) -> Result<(), String> {
+    let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
+        let why = format!("{e:#}");
+        if why.contains("not enabled") {
+            format!("{why} (build kafka-sync with the `lz4` / `zstd` feature to read it)")
+        } else {
+            why
+        }
+    })?;
+    for r in set.records {
+        if r.offset < position || r.control {
+            continue;
+        }
+        out.push(ConsumedRecord {
+            topic: topic.to_string(),
+            partition,
+            offset: r.offset,
+            key: r.key.map(|k| k.to_vec()),
+            null_value: r.value.is_none(),
+            value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: v.map(|v| v.to_vec()).unwrap_or_default(),
+                })
+                .collect(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
