@@ -354,6 +354,7 @@ fn apply_answer(
                 .with_broker(f.addr.clone());
                 let e = if c == code::UNKNOWN_TOPIC_OR_PARTITION {
                     Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
+                        .with_broker_code(c)
                         .with_topic(topic)
                         .with_partition(p)
                         .with_broker(f.addr.clone())
@@ -458,6 +459,7 @@ mod tests {
             let e = r.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BrokerRetriable, "{e}");
             assert_eq!(e.context().partition, Some(0));
+            assert_eq!(e.broker_code(), Some(code::UNKNOWN_TOPIC_OR_PARTITION));
         }
         for r in apply(code::MESSAGE_TOO_LARGE, -1) {
             assert_eq!(r.unwrap_err().kind(), ErrorKind::MessageTooLarge);
