@@ -501,6 +501,24 @@ mod tests {
     }
 
     #[test]
+    fn brokers_learned_from_metadata_are_tried_and_refused_ones_back_off() {
+        let settings = Arc::new(Settings::for_tests(vec!["127.0.0.1:1".to_string()]));
+        let mut c = Cluster::new(settings, "t");
+        c.nodes.insert(2, "127.0.0.1:2".to_string());
+        c.nodes.insert(3, "127.0.0.1:1".to_string());
+        assert_eq!(c.known_addrs(), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+        let e = c.any_addr().unwrap_err();
+        assert!(
+            e.message().contains("127.0.0.1:2"),
+            "learned broker tried: {e}"
+        );
+        let (until, first) = c.backoff["127.0.0.1:2"];
+        assert!(until > Instant::now() && first == RECONNECT_START);
+        let _ = c.any_addr();
+        assert_eq!(c.backoff["127.0.0.1:2"].1, RECONNECT_START * 2, "doubles");
+    }
+
+    #[test]
     fn no_reachable_broker_names_each() {
         let settings = Arc::new(Settings::for_tests(vec![
             "127.0.0.1:1".to_string(),
