@@ -1,7 +1,11 @@
 # kafka-sync: the two commands are `make demo` and `make test` (see README.md).
-.PHONY: demo test test-unit lint bench kafka-up kafka-down kafka-status
+.PHONY: demo test test-unit lint bench chaos kafka-up kafka-down kafka-status
 
 BROKER := tests/broker/kafka.sh
+CLUSTER := tests/broker/cluster.sh
+## NODES=3: kafka-up / kafka-down / kafka-status act on the 3-node cluster
+## (127.0.0.1:9192, 9292, 9392; replication 3, min.insync.replicas 2) instead.
+NODES ?= 1
 WITH_BROKER := bash tests/broker/with-broker.sh
 
 ## The pipeline demo on the embedded in-memory transport (no broker needed).
@@ -25,6 +29,12 @@ lint:
 	cargo clippy --all-targets --quiet -- -D warnings
 	cargo clippy --all-targets --quiet --all-features -- -D warnings
 
+## The fault suite (tests/chaos/run.sh): a 3-node cluster (started here unless running) with
+## leaders killed, brokers restarted, the network stalled, bad bootstrap lists, partitions
+## added; ends with `chaos: N scenarios, M messages acknowledged, L lost, E errors`.
+chaos:
+	bash tests/chaos/run.sh
+
 ## Throughput, latency and CPU against a local Kafka 3.9.1 (started here if not running),
 ## each scenario beside a peer in the same run: Kafka's own Java tools (kafka-tools jars
 ## fetched with Maven), the bare `kafka` crate. BENCH_SCALE=0.1 for a quick look;
@@ -36,13 +46,26 @@ bench:
 	KAFKA_BROKERS_UP=3.9.1:$(BENCH_PORT) KAFKA_TEST_BROKERS=127.0.0.1:$(BENCH_PORT) \
 	  $(WITH_BROKER) cargo run --release --quiet --example bench
 
-## Start the local broker (jars fetched from Maven Central on first use).
+## Start the local broker (jars fetched from Maven Central on first use); NODES=3: the
+## 3-node cluster.
 kafka-up:
+ifeq ($(NODES),3)
+	bash $(CLUSTER) up
+else
 	bash $(BROKER) up
+endif
 
-## Stop the broker started by kafka-up.
+## Stop the broker (NODES=3: the cluster) started by kafka-up.
 kafka-down:
+ifeq ($(NODES),3)
+	bash $(CLUSTER) down
+else
 	bash $(BROKER) down
+endif
 
 kafka-status:
+ifeq ($(NODES),3)
+	bash $(CLUSTER) status
+else
 	bash $(BROKER) status
+endif

@@ -71,8 +71,8 @@ pub mod transport;
 mod wait;
 
 pub use config::{
-    Acks, Assignor, Compression, Config, ConsumerConfig, ProducerConfig, StartOffset,
-    TransportKind, UnknownTypePolicy,
+    Acks, Assignor, Compression, Config, ConsumerConfig, IsolationLevel, ProducerConfig,
+    StartOffset, TransportKind, UnknownTypePolicy,
 };
 pub use consumer::{
     Consumer, ConsumerHandle, FileIdempotencyStore, IdempotencyStore, KafkaConsumerWrapper,
@@ -85,7 +85,9 @@ pub use retry::{RetryPolicy, RetrySchedule};
 
 /// Health reports and counters of producers and consumers.
 pub mod metrics {
-    pub use crate::consumer::{ConsumerHealth, ConsumerTopicMetrics, ThreadHealth};
+    pub use crate::consumer::{
+        ConsumerHealth, ConsumerTopicMetrics, HealthStatus, RunningCall, ThreadHealth,
+    };
     pub use crate::producer::{ProducerHealth, ProducerTopicMetrics};
 }
 

@@ -8,8 +8,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// Records every message sent through it, in order, and can be told to fail the next sends.
 ///
 /// ```
-/// use kafka_sync::domain::{topics, ScrapingTask};
-/// use kafka_sync::{ErrorKind, KafkaProducer, MockKafkaProducer};
+/// use kafka_sync::domain::{topics, KafkaProducer, ScrapingTask};
+/// use kafka_sync::testing::MockKafkaProducer;
+/// use kafka_sync::ErrorKind;
 ///
 /// let mock = MockKafkaProducer::new();
 /// mock.fail_next(1, ErrorKind::Connection);

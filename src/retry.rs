@@ -71,17 +71,6 @@ impl RetryPolicy {
             attempts: 1,
         }
     }
-
-    /// The upper bound of the wait before attempt `attempt + 1` (no jitter above it):
-    /// `min(max_interval, initial · multiplier^(attempt-1)) · (1 + randomization_factor)`.
-    pub fn max_delay_after(&self, attempt: u32) -> Duration {
-        let base = self.initial_interval.as_secs_f64()
-            * self
-                .multiplier
-                .powi(attempt.saturating_sub(1).min(64) as i32);
-        let capped = base.min(self.max_interval.as_secs_f64());
-        Duration::from_secs_f64(capped * (1.0 + self.randomization_factor))
-    }
 }
 
 /// The state of one operation's retries: ask it for the next wait after each failure.
@@ -157,5 +146,49 @@ mod tests {
             Some(Duration::from_millis(100))
         );
         assert_eq!(s.next_delay(Duration::from_millis(100)), None);
+    }
+}
+
+/// The waits of a plain retry loop inside the transports (metadata, coordinator, group
+/// calls): `initial`, then doubling up to `max`, no jitter. The one place such a loop's
+/// arithmetic lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Doubling {
+    next: Duration,
+    max: Duration,
+}
+
+impl Doubling {
+    /// Waits starting at `initial`, never above `max`.
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+        Doubling {
+            next: initial.min(max),
+            max,
+        }
+    }
+
+    /// The wait to take now; the following one doubles (up to `max`).
+    pub(crate) fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    /// The wait [`next_wait`](Self::next_wait) would return, without advancing.
+    pub(crate) fn peek(&self) -> Duration {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod doubling_tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_up_to_the_cap() {
+        let mut d = Doubling::new(Duration::from_millis(50), Duration::from_millis(300));
+        let waits: Vec<u128> = (0..5).map(|_| d.next_wait().as_millis()).collect();
+        assert_eq!(waits, vec![50, 100, 200, 300, 300]);
+        assert_eq!(d.peek(), Duration::from_millis(300));
     }
 }

@@ -34,6 +34,8 @@ fn config() -> Config {
     c.consumer.retry_topic = random_topic("retry");
     c.consumer.retry_topic_delay = Duration::from_millis(500);
     c.consumer.shutdown_timeout = Duration::from_secs(10);
+    // In-place retries ending in the dead-letter topic; the retry topic has tests of its own.
+    c.consumer.retry_topic_enabled = false;
     c
 }
 
@@ -45,7 +47,9 @@ fn transport(c: &Config) -> Arc<dyn Transport> {
 }
 
 fn produce(t: &Arc<dyn Transport>, topic: &str, messages: Vec<KafkaMessage>) {
-    let producer = Kafka::with_transport(kafka_config(), t.clone())
+    let mut config = kafka_config();
+    config.producer.max_message_bytes = 2_000_000;
+    let producer = Kafka::with_transport(config, t.clone())
         .map(|k| k.producer())
         .unwrap();
     for r in producer.send_batch(topic, messages) {
@@ -326,6 +330,8 @@ fn a_1_mb_payload_is_handled_and_unknown_or_mistyped_messages_are_dead_lettered(
     let c = config();
     let t = transport(&c);
     let topic = random_topic("shapes");
+    // The broker's default limit is 1 MB: this topic takes up to 2 MB.
+    common::create_topic(&topic, 3, &[("max.message.bytes", "2000000")]);
     let big = KafkaMessage::from_json(MessageType::new("big"), "x".repeat(1 << 20).into());
     let stranger = KafkaMessage::from_json(MessageType::new("stranger"), 1.into());
     let mistyped = KafkaMessage::from_json(

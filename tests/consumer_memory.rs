@@ -247,11 +247,12 @@ fn an_unknown_message_type_is_skipped_with_a_warning_when_configured() {
 }
 
 #[test]
-fn a_1_mb_payload_is_handled() {
+fn a_payload_near_the_1_mb_default_limit_is_handled() {
     let (broker, transport) = memory();
+    const SIZE: usize = 900_000;
     let big = KafkaMessage::from_json(
         MessageType::new("test"),
-        serde_json::json!("x".repeat(1 << 20)),
+        serde_json::json!("x".repeat(SIZE)),
     );
     send_all(&transport, T, vec![big]);
     let consumer = Kafka::with_transport(fast_config("g"), transport)
@@ -265,7 +266,7 @@ fn a_1_mb_payload_is_handled() {
     });
     consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
-    assert_eq!(size.load(Ordering::SeqCst), 1 << 20);
+    assert_eq!(size.load(Ordering::SeqCst), SIZE);
     assert!(broker.records(DLQ).is_empty());
 }
 
@@ -315,7 +316,7 @@ fn duplicate_ids_are_skipped_and_counted() {
 }
 
 #[test]
-fn a_handler_running_past_its_timeout_counts_as_retriable_and_ends_as_timeout() {
+fn a_handler_running_past_its_timeout_that_then_fails_ends_as_timeout() {
     let (broker, transport) = memory();
     send_all(&transport, T, vec![message(1)]);
     let mut config = fast_config("g");
@@ -325,15 +326,47 @@ fn a_handler_running_past_its_timeout_counts_as_retriable_and_ends_as_timeout() 
         .and_then(|k| k.consumer())
         .unwrap();
     consumer.register_handler("test", |_m: &KafkaMessage| {
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(())
+        std::thread::sleep(Duration::from_millis(120));
+        Err(HandlerError::retriable("slow and failing"))
     });
     let handle = consumer.consume([T]).unwrap();
     wait_for("committed", WAIT, || all_committed(&broker, "g", T));
     let dl = dead_letters(&broker, DLQ).remove(0);
     assert_eq!(dl.kind, DeadLetterKind::Timeout);
     assert_eq!(dl.attempts, 2);
+    assert!(dl.error.contains("slow and failing"), "{}", dl.error);
     assert_eq!(handle.metrics()[0].handled, 0);
+    consumer.close(WAIT).unwrap();
+}
+
+#[test]
+fn a_late_success_counts_as_handled_and_is_never_run_twice_at_once() {
+    let (broker, transport) = memory();
+    send_all(&transport, T, vec![message(1), message(2)]);
+    let mut config = fast_config("g");
+    config.consumer.handler_timeout = Some(Duration::from_millis(30));
+    let consumer = Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (r, m, c) = (running.clone(), most.clone(), calls.clone());
+    consumer.register_handler("test", move |_m: &KafkaMessage| {
+        let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+        m.fetch_max(now, Ordering::SeqCst);
+        c.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(150));
+        r.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    });
+    let handle = consumer.consume([T]).unwrap();
+    wait_for("committed", WAIT, || all_committed(&broker, "g", T));
+    let m = &handle.metrics()[0];
+    assert_eq!((m.handled, m.dead_lettered), (2, 0), "late successes count");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one call per message");
+    assert_eq!(most.load(Ordering::SeqCst), 1, "never two calls at once");
+    assert!(broker.records(DLQ).is_empty());
     consumer.close(WAIT).unwrap();
 }
 

@@ -290,3 +290,114 @@ fn three_members_share_six_partitions_and_two_take_over_when_one_leaves_on_kafka
 fn three_members_share_six_partitions_and_two_take_over_when_one_leaves_on_kafka_4() {
     rebalancing(Broker::Kafka4, Assignor::RoundRobin);
 }
+
+/// A member polling on its own thread: its assignment after each poll, whether it saw a
+/// rebalance after `watch` was set.
+struct Polling {
+    assignment: Arc<Mutex<Vec<i32>>>,
+    rebalanced: Arc<AtomicBool>,
+    watch: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Polling {
+    fn start(t: ModernTransport, topic: &str, group: &str) -> Polling {
+        let mut sub = subscribe(&t, topic, group, StartOffset::Earliest);
+        let assignment: Arc<Mutex<Vec<i32>>> = Arc::default();
+        let (rebalanced, watch, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let thread = thread::spawn({
+            let (assignment, rebalanced, watch, stop) = (
+                assignment.clone(),
+                rebalanced.clone(),
+                watch.clone(),
+                stop.clone(),
+            );
+            move || {
+                let _t = t;
+                while !stop.load(Ordering::SeqCst) {
+                    sub.poll(Duration::from_millis(100)).expect("poll");
+                    if watch.load(Ordering::SeqCst) && sub.rebalance_pending() {
+                        rebalanced.store(true, Ordering::SeqCst);
+                    }
+                    let now = sub.assignment();
+                    let mut a = assignment.lock().unwrap();
+                    if watch.load(Ordering::SeqCst) && *a != now {
+                        rebalanced.store(true, Ordering::SeqCst);
+                    }
+                    *a = now;
+                }
+                sub.close().expect("close");
+            }
+        });
+        Polling {
+            assignment,
+            rebalanced,
+            watch,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn assignment(&self) -> Vec<i32> {
+        self.assignment.lock().unwrap().clone()
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("member thread");
+        }
+    }
+}
+
+/// Two static members on a 4-partition topic; one closes (static members do not leave)
+/// and comes back under the same instance id within the session timeout: it gets the same
+/// partitions and the other member never rebalances. (With dynamic members the close is a
+/// LeaveGroup and the other member takes all four partitions.)
+fn static_member_comes_back(broker: Broker) {
+    let topic = random_name("static");
+    let group = random_name("group");
+    let transport_for = |instance: &str| {
+        let mut config = broker.config();
+        config.consumer.session_timeout = Duration::from_secs(10);
+        config.consumer.group_instance_id = Some(instance.to_string());
+        ModernTransport::new(&config).expect("transport")
+    };
+    let admin = transport_for("admin");
+    assert_eq!(admin.ensure_topic(&topic, 4, 1).unwrap(), 4);
+    let a = Polling::start(transport_for("a"), &topic, &group);
+    let b = Polling::start(transport_for("b"), &topic, &group);
+    wait_for("a 2 + 2 split", Duration::from_secs(40), || {
+        a.assignment().len() == 2 && b.assignment().len() == 2
+    });
+    let (before_a, before_b) = (a.assignment(), b.assignment());
+    b.watch.store(true, Ordering::SeqCst);
+    a.close();
+    thread::sleep(Duration::from_secs(2));
+    let again = Polling::start(transport_for("a"), &topic, &group);
+    wait_for("a back", Duration::from_secs(20), || {
+        !again.assignment().is_empty()
+    });
+    assert_eq!(
+        again.assignment(),
+        before_a,
+        "the same partitions, no reassignment"
+    );
+    assert_eq!(b.assignment(), before_b);
+    assert!(
+        !b.rebalanced.load(Ordering::SeqCst),
+        "b saw a rebalance while a was away and back"
+    );
+    again.close();
+    b.close();
+}
+
+#[test]
+fn a_static_member_restarted_within_the_session_gets_its_partitions_back_on_kafka_3() {
+    static_member_comes_back(Broker::Kafka3);
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_sync::domain::{KafkaMessage, MessageType};
-use kafka_sync::transport::Header;
+use kafka_sync::transport::{Header, Transport};
 use kafka_sync::Kafka;
 use kafka_sync::StartOffset;
 use modern_support::{random_name, read, subscribe, Broker};

@@ -8,11 +8,10 @@
 
 mod modern_support;
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kafka_sync::config::{Sasl, SaslMechanism, SecurityProtocol, TlsConfig};
+use kafka_sync::security::{Sasl, SaslMechanism, SecurityProtocol, TlsConfig};
 use kafka_sync::transport::{ModernTransport, OutgoingRecord, ProduceOptions, Transport};
 use kafka_sync::{Acks, Compression, Config, Error, ErrorKind, StartOffset, TransportKind};
 use modern_support::{random_name, read, subscribe};
@@ -43,11 +42,7 @@ fn listener(protocol: SecurityProtocol) -> String {
             SecurityProtocol::SaslSsl => 4,
         };
     let addr = format!("{host}:{port}");
-    let up = addr
-        .parse()
-        .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    assert!(up, "no Kafka broker at {addr} ({protocol}): run {HOW}");
-    addr
+    modern_support::reach::require(vec![addr], &format!("{HOW} ({protocol})")).remove(0)
 }
 
 /// The test CA (`KAFKA_SECURE_TEST_CA`, default the harness's).

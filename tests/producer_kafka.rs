@@ -206,7 +206,7 @@ fn health_reports_a_reachable_broker_and_live_writers() {
 }
 
 /// A second broker on its own port, so stopping it leaves the shared one alone: the
-/// version under test (`KAFKA_TEST_VERSION`, default 3.9.1) on port 9192 (3.x) or 9196 (4.x).
+/// version under test (`KAFKA_TEST_VERSION`, default 3.9.1) on port 9110 (3.x) or 9114 (4.x).
 struct SpareBroker {
     port: u16,
     version: String,
@@ -215,7 +215,7 @@ struct SpareBroker {
 impl SpareBroker {
     fn new() -> Self {
         let version = std::env::var("KAFKA_TEST_VERSION").unwrap_or_else(|_| "3.9.1".into());
-        let port = if version.starts_with('3') { 9192 } else { 9196 };
+        let port = if version.starts_with('3') { 9110 } else { 9114 };
         SpareBroker { port, version }
     }
 

@@ -60,7 +60,25 @@ pub(super) const VARIABLES: &[Variable] = &[
         "20000",
         |c, v| c.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", v)?
     ),
+    var!(
+        "KAFKA_METADATA_MAX_AGE_MS",
+        "metadata_max_age",
+        "10000",
+        |c, v| c.metadata_max_age = millis("KAFKA_METADATA_MAX_AGE_MS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_RESPONSE_BYTES",
+        "max_response_bytes",
+        "2000000",
+        |c, v| c.max_response_bytes = number("KAFKA_MAX_RESPONSE_BYTES", v)?
+    ),
     // producer
+    var!(
+        "KAFKA_BATCH_BYTES",
+        "producer.batch_bytes",
+        "500000",
+        |c, v| c.producer.batch_bytes = number("KAFKA_BATCH_BYTES", v)?
+    ),
     var!("KAFKA_BATCH_SIZE", "producer.batch_size", "500", |c, v| c
         .producer
         .batch_size =
@@ -112,7 +130,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var!(
         "KAFKA_ENABLE_IDEMPOTENCE",
         "producer.idempotence",
-        "true",
+        "false",
         |c, v| c.producer.idempotence = boolean("KAFKA_ENABLE_IDEMPOTENCE", v)?
     ),
     // consumer
@@ -155,7 +173,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var!(
         "KAFKA_RETRY_TOPIC_ENABLED",
         "consumer.retry_topic_enabled",
-        "true",
+        "false",
         |c, v| c.consumer.retry_topic_enabled = boolean("KAFKA_RETRY_TOPIC_ENABLED", v)?
     ),
     var!(
@@ -223,6 +241,54 @@ pub(super) const VARIABLES: &[Variable] = &[
         "consumer.rebalance_timeout",
         "60000",
         |c, v| c.consumer.rebalance_timeout = millis("KAFKA_REBALANCE_TIMEOUT_MS", v)?
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_PER_GROUP",
+        "consumer.retry_topic_per_group",
+        "true",
+        |c, v| c.consumer.retry_topic_per_group = boolean("KAFKA_RETRY_TOPIC_PER_GROUP", v)?
+    ),
+    var!(
+        "KAFKA_GROUP_INSTANCE_ID",
+        "consumer.group_instance_id",
+        "scraper-7",
+        |c, v| c.consumer.group_instance_id = Some(v.to_string())
+    ),
+    var!(
+        "KAFKA_ISOLATION_LEVEL",
+        "consumer.isolation_level",
+        "read_uncommitted",
+        |c, v| c.consumer.isolation_level = isolation_level(v)?
+    ),
+    var!(
+        "KAFKA_MAX_POLL_RECORDS",
+        "consumer.max_poll_records",
+        "50",
+        |c, v| c.consumer.max_poll_records = number("KAFKA_MAX_POLL_RECORDS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_POLL_INTERVAL_MS",
+        "consumer.max_poll_interval",
+        "60000",
+        |c, v| c.consumer.max_poll_interval = millis("KAFKA_MAX_POLL_INTERVAL_MS", v)?
+    ),
+    var!(
+        "KAFKA_MAX_WAITING_RETRIES",
+        "consumer.max_waiting_retries",
+        "7",
+        |c, v| c.consumer.max_waiting_retries = number("KAFKA_MAX_WAITING_RETRIES", v)?
+    ),
+    var!(
+        "KAFKA_RETRY_TOPIC_MAX_DELAY_MS",
+        "consumer.retry_topic_max_delay",
+        "120000",
+        |c, v| c.consumer.retry_topic_max_delay = millis("KAFKA_RETRY_TOPIC_MAX_DELAY_MS", v)?
+    ),
+    var!(
+        "KAFKA_DIVERT_TIMEOUT_MS",
+        "consumer.divert_timeout",
+        "2500",
+        |c, v| c.consumer.divert_timeout = millis("KAFKA_DIVERT_TIMEOUT_MS", v)?
     ),
     var!(
         "KAFKA_ASSIGNOR",
@@ -318,6 +384,18 @@ pub(crate) fn unknown_variable_warnings<'a>(names: impl Iterator<Item = &'a str>
             })
         })
         .collect()
+}
+
+fn isolation_level(v: &str) -> Result<super::IsolationLevel> {
+    match v.trim() {
+        "read_committed" => Ok(super::IsolationLevel::ReadCommitted),
+        "read_uncommitted" => Ok(super::IsolationLevel::ReadUncommitted),
+        _ => Err(bad(
+            "KAFKA_ISOLATION_LEVEL",
+            v,
+            "expected read_committed or read_uncommitted",
+        )),
+    }
 }
 
 fn bad(variable: &'static str, value: &str, why: &str) -> Error {

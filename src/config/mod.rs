@@ -191,6 +191,14 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Bound on one request to a broker, acknowledgement wait included. Default: 30 s.
     pub request_timeout: Duration,
+    /// Cached topic metadata (partitions, leaders) older than this is asked for again, so
+    /// partitions added to a topic are produced to and consumed (modern transport).
+    /// Default: 5 min (the Java client's `metadata.max.age.ms`).
+    pub metadata_max_age: Duration,
+    /// Largest broker answer accepted, checked against the size the answer announces before
+    /// anything is allocated; a bigger one breaks the connection with an error naming this
+    /// field (modern transport). Default: 100 MB (104,857,600 bytes).
+    pub max_response_bytes: usize,
     /// Producer settings.
     pub producer: ProducerConfig,
     /// Consumer settings.
@@ -204,11 +212,22 @@ pub struct Config {
 pub struct ProducerConfig {
     /// Most messages in one produce request per topic. Default: 100.
     pub batch_size: usize,
+    /// Most bytes (keys, values and headers) in one produce request per topic; a message
+    /// bigger than this goes alone. A batch the broker still refuses as too large is split
+    /// and sent again before any message fails. Default: 1 MB (1,000,000 bytes), under
+    /// Kafka's default `message.max.bytes` (1,048,588).
+    pub batch_bytes: usize,
     /// Longest a message waits for its batch to fill. A synchronous caller never waits this
     /// long when nothing else is queued: its batch ships at once. Default: 10 ms.
     pub batch_timeout: Duration,
     /// Acknowledgements required. Default: [`Acks::All`].
     pub acks: Acks,
+    /// The idempotent producer (modern transport): the broker recognises a batch sent again
+    /// after its answer was lost and writes it once, so retries do not duplicate. Needs
+    /// `acks` = [`Acks::All`]. The `kafka` crate transport cannot do it and ignores it.
+    /// Default: `true` (like the Java client since Kafka 3.0). Env:
+    /// `KAFKA_ENABLE_IDEMPOTENCE` (`true` / `false`).
+    pub idempotence: bool,
     /// Messages a topic's writer queue holds; a full queue blocks `send` (up to
     /// `enqueue_timeout`) and fails `try_send`. Default: 10,000.
     pub queue_capacity: usize,
@@ -219,21 +238,22 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// Compress only batches of more than this many bytes (0: always). Default: 0.
     pub compression_threshold: usize,
-    /// Largest encoded message accepted. Default: 10 MB (10,000,000 bytes).
+    /// Largest message accepted (key, encoded envelope and headers); a bigger one fails
+    /// alone with [`ErrorKind::MessageTooLarge`](crate::ErrorKind::MessageTooLarge) naming
+    /// its size and this limit. Default: 1 MB (1,000,000 bytes), like Kafka's own limit.
     pub max_message_bytes: usize,
-    /// Retries for connection and retriable broker errors; after `max_elapsed` the caller
-    /// gets the error. Default: [`RetryPolicy::default`] with `max_elapsed` 10 s.
+    /// Spacing of retries after connection and retriable broker errors (leader elections,
+    /// not enough replicas, timeouts). A message is retried until its `delivery_timeout`
+    /// runs out (or `max_attempts` / `max_elapsed`, if set lower). Default: 100 ms doubling
+    /// to 1 s, unlimited attempts, `max_elapsed` 120 s.
     pub retry: RetryPolicy,
-    /// Longest a message may take from `send` to its acknowledgement, queueing and retries
-    /// included; also bounds `flush` and `close`. A send that runs out gets
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (the message may still be written
-    /// later, as with the Java client's `delivery.timeout.ms`). Default: 120 s.
+    /// Longest a message may take from `send` to its answer, queueing and retries included;
+    /// also bounds `flush` and `close`. A message whose time runs out while queued or
+    /// between attempts fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and is
+    /// never sent afterwards; an attempt in flight is cut to the time left. Must be at least
+    /// `request_timeout + batch_timeout`. Default: 120 s (the Java client's
+    /// `delivery.timeout.ms`).
     pub delivery_timeout: Duration,
-    /// Whether the producer is idempotent (modern transport): the cluster hands it a producer
-    /// id and numbers each partition's batches, so a batch sent again after its answer was
-    /// lost is written once. Needs [`Acks::All`]. Default: `false`. Env:
-    /// `KAFKA_ENABLE_IDEMPOTENCE` (`true` / `false`).
-    pub idempotence: bool,
 }
 
 /// Consumer settings.
@@ -256,9 +276,54 @@ pub struct ConsumerConfig {
     /// The retry topic. Default: `"retry"`.
     pub retry_topic: String,
     /// Whether a message whose in-place retries ran out is parked on `retry_topic` for a
-    /// later attempt (else it is dead-lettered). Only useful when the service also consumes
-    /// `retry_topic`. Default: `false`.
+    /// later attempt (else it is dead-lettered). When on, [`Consumer::consume`](crate::Consumer::consume)
+    /// also consumes `retry_topic` (a thread of its own) if it is not among the topics given.
+    /// Default: `true` (the seed's non-blocking retries: a failing message never holds up
+    /// the healthy ones). Env: `KAFKA_RETRY_TOPIC_ENABLED`.
     pub retry_topic_enabled: bool,
+    /// Most records a consumer thread takes from one poll before it looks at the group
+    /// again (rebalances are also seen between any two records). Default: 500, as Kafka's
+    /// `max.poll.records`. Env: `KAFKA_MAX_POLL_RECORDS`.
+    pub max_poll_records: usize,
+    /// Whether each consumer group parks its messages on a retry topic of its own,
+    /// `<retry_topic>.<group_id>` (characters a topic name cannot hold become `_`), instead
+    /// of the shared `retry_topic`. Shared (the default, the seed's design): one topic for
+    /// every group; each group reads every entry and skips other groups' entries by their
+    /// `retry-group` header without decoding them. Per group: no group reads another's
+    /// entries (for deployments with many groups), at the cost of a topic per group.
+    /// Default: `false`. Env: `KAFKA_RETRY_TOPIC_PER_GROUP`.
+    pub retry_topic_per_group: bool,
+    /// Static membership (KIP-345, modern transport, Kafka 2.3+): this process's stable
+    /// identity in the group. Each consumed topic's member joins as `<id>-<topic>`; a member
+    /// that restarts within `session_timeout` gets its partitions back without a rebalance,
+    /// and closing does not leave the group (its partitions wait for it until the session
+    /// expires). Give every process its own id. Default: `None` (dynamic members).
+    /// Env: `KAFKA_GROUP_INSTANCE_ID`.
+    pub group_instance_id: Option<String>,
+    /// Which records of transactional producers are read (modern transport; the others
+    /// read with fetch versions that know no transactions). Default:
+    /// [`IsolationLevel::ReadCommitted`]. Env: `KAFKA_ISOLATION_LEVEL`
+    /// (`read_committed`, `read_uncommitted`).
+    pub isolation_level: IsolationLevel,
+    /// Longest a consumer thread may stay away from its poll loop (one handler call)
+    /// before its member leaves the group, so its partitions move to a member that works
+    /// (reported in health as `stuck`). Default: 5 min, as Kafka's `max.poll.interval.ms`.
+    /// Env: `KAFKA_MAX_POLL_INTERVAL_MS`.
+    pub max_poll_interval: Duration,
+    /// Most messages a consumer thread keeps in memory waiting for an in-place retry (each
+    /// waits without holding up the others); when full, the thread waits for the earliest
+    /// one. Default: 1,000. Env: `KAFKA_MAX_WAITING_RETRIES`.
+    pub max_waiting_retries: usize,
+    /// Longest a retry-topic entry is held back: an entry due later than this from now (a
+    /// skewed or crafted clock) is clamped to it and logged. Default: 1 h.
+    /// Env: `KAFKA_RETRY_TOPIC_MAX_DELAY_MS`.
+    pub retry_topic_max_delay: Duration,
+    /// How long a retry or dead-letter write may keep failing (retried with backoff, other
+    /// messages go on meanwhile) before the next fallback is tried: retry topic, then the
+    /// dead-letter record, then the original bytes with the error in headers; if all fail
+    /// the partition stops (health `down`, nothing committed past the message) and the
+    /// writes are tried again slowly. Default: 30 s. Env: `KAFKA_DIVERT_TIMEOUT_MS`.
+    pub divert_timeout: Duration,
     /// How long a message parked on the retry topic waits before it is handled again (its
     /// due time is the moment it was parked plus this delay). Default: 30 s.
     pub retry_topic_delay: Duration,
@@ -303,6 +368,17 @@ pub struct ConsumerConfig {
     pub assignor: Assignor,
 }
 
+/// Which records of transactional producers a consumer reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IsolationLevel {
+    /// Only records of committed transactions (and non-transactional ones), up to the last
+    /// stable offset. The default, as Spring Kafka's; Kafka's Java consumer defaults to
+    /// `read_uncommitted`.
+    ReadCommitted,
+    /// Every record, aborted transactions included.
+    ReadUncommitted,
+}
+
 /// What the consumer does with a message whose type has no registered handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnknownTypePolicy {
@@ -323,6 +399,8 @@ impl Default for Config {
             transport: TransportKind::Modern,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 104_857_600,
             producer: ProducerConfig::default(),
             consumer: ConsumerConfig::default(),
             security: Security::default(),
@@ -334,20 +412,53 @@ impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
             batch_size: 100,
+            batch_bytes: 1_000_000,
             batch_timeout: Duration::from_millis(10),
             acks: Acks::All,
+            idempotence: true,
             queue_capacity: 10_000,
             enqueue_timeout: Duration::from_secs(30),
             compression: Compression::None,
             compression_threshold: 0,
-            max_message_bytes: 10_000_000,
+            max_message_bytes: 1_000_000,
             retry: RetryPolicy {
-                max_elapsed: Duration::from_secs(10),
+                max_interval: Duration::from_secs(1),
+                max_elapsed: Duration::from_secs(120),
+                max_attempts: u32::MAX,
                 ..RetryPolicy::default()
             },
             delivery_timeout: Duration::from_secs(120),
-            idempotence: false,
         }
+    }
+}
+
+impl ConsumerConfig {
+    /// The retry topic members of `group` park on and read: `retry_topic`, or
+    /// `<retry_topic>.<group>` with [`retry_topic_per_group`](Self::retry_topic_per_group).
+    ///
+    /// ```
+    /// let mut c = kafka_sync::ConsumerConfig::default();
+    /// assert_eq!(c.retry_topic_of("scrapers"), "retry");
+    /// c.retry_topic_per_group = true;
+    /// assert_eq!(c.retry_topic_of("scrapers/eu"), "retry.scrapers_eu");
+    /// ```
+    pub fn retry_topic_of(&self, group: &str) -> String {
+        if !self.retry_topic_per_group {
+            return self.retry_topic.clone();
+        }
+        let safe: String = group
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut topic = format!("{}.{safe}", self.retry_topic);
+        topic.truncate(249);
+        topic
     }
 }
 
@@ -365,7 +476,15 @@ impl Default for ConsumerConfig {
             },
             dead_letter_topic: crate::domain::topics::DEAD_LETTER.to_string(),
             retry_topic: crate::domain::topics::RETRY.to_string(),
-            retry_topic_enabled: false,
+            retry_topic_enabled: true,
+            max_poll_records: 500,
+            retry_topic_per_group: false,
+            group_instance_id: None,
+            isolation_level: IsolationLevel::ReadCommitted,
+            max_poll_interval: Duration::from_secs(300),
+            max_waiting_retries: 1_000,
+            retry_topic_max_delay: Duration::from_secs(3600),
+            divert_timeout: Duration::from_secs(30),
             retry_topic_delay: Duration::from_secs(30),
             max_total_attempts: 10,
             handler_timeout: Some(Duration::from_secs(30)),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Config, TransportKind};
+use super::{Acks, Config, TransportKind};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 
@@ -67,6 +67,25 @@ fn broker_rule(broker: &str) -> Result<()> {
             "the port must be a number from 1 to 65535",
         )),
     }
+}
+
+/// Kafka's largest request by default (`socket.request.max.bytes`, 100 MiB).
+const MAX_REQUEST_BYTES: usize = 104_857_600;
+
+/// The longest bound a duration setting may have: a day (longer is a typo or "forever").
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Above zero and at most `max`.
+fn within(field: &'static str, value: Duration, max: Duration) -> Result<()> {
+    positive(field, value)?;
+    if value > max {
+        return Err(Error::config(
+            field,
+            format!("{value:?}"),
+            format!("must be at most {max:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn positive(field: &'static str, value: Duration) -> Result<()> {
@@ -166,8 +185,23 @@ impl Config {
                 "has control characters",
             ));
         }
-        positive("connect_timeout", self.connect_timeout)?;
-        positive("request_timeout", self.request_timeout)?;
+        within("connect_timeout", self.connect_timeout, MAX_DURATION)?;
+        within("request_timeout", self.request_timeout, MAX_DURATION)?;
+        within("metadata_max_age", self.metadata_max_age, MAX_DURATION)?;
+        if self.metadata_max_age < Duration::from_millis(100) {
+            return Err(Error::config(
+                "metadata_max_age",
+                format!("{:?}", self.metadata_max_age),
+                "must be at least 100 ms (every request would ask for metadata first)",
+            ));
+        }
+        if self.max_response_bytes < 1024 || self.max_response_bytes > i32::MAX as usize {
+            return Err(Error::config(
+                "max_response_bytes",
+                self.max_response_bytes,
+                format!("must be from 1024 to {} bytes", i32::MAX),
+            ));
+        }
 
         let p = &self.producer;
         if p.batch_size == 0 {
@@ -191,14 +225,45 @@ impl Config {
                 "must be at least 64 bytes",
             ));
         }
+        if p.max_message_bytes > MAX_REQUEST_BYTES {
+            return Err(Error::config(
+                "producer.max_message_bytes",
+                p.max_message_bytes,
+                format!("must not exceed {MAX_REQUEST_BYTES} bytes (Kafka's largest request)"),
+            ));
+        }
+        if p.batch_bytes == 0 || p.batch_bytes > MAX_REQUEST_BYTES {
+            return Err(Error::config(
+                "producer.batch_bytes",
+                p.batch_bytes,
+                format!("must be from 1 to {MAX_REQUEST_BYTES} bytes (Kafka's largest request)"),
+            ));
+        }
+        if p.idempotence && p.acks != Acks::All {
+            return Err(Error::config(
+                "producer.idempotence",
+                true,
+                format!(
+                    "the idempotent producer needs producer.acks = All (it is {:?}); set \
+                     producer.idempotence = false to use other acks",
+                    p.acks
+                ),
+            ));
+        }
         positive("producer.enqueue_timeout", p.enqueue_timeout)?;
-        if p.delivery_timeout <= p.retry.max_elapsed {
+        within(
+            "producer.delivery_timeout",
+            p.delivery_timeout,
+            MAX_DURATION,
+        )?;
+        if p.delivery_timeout < self.request_timeout + p.batch_timeout {
             return Err(Error::config(
                 "producer.delivery_timeout",
                 format!("{:?}", p.delivery_timeout),
                 format!(
-                    "must exceed producer.retry.max_elapsed ({:?}) so retries can finish",
-                    p.retry.max_elapsed
+                    "must be at least request_timeout + producer.batch_timeout ({:?}), so one \
+                     attempt fits",
+                    self.request_timeout + p.batch_timeout
                 ),
             ));
         }
@@ -257,6 +322,41 @@ impl Config {
             positive("consumer.handler_timeout", t)?;
         }
         positive("consumer.shutdown_timeout", c.shutdown_timeout)?;
+        if c.max_poll_records == 0 {
+            return Err(Error::config(
+                "consumer.max_poll_records",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.max_poll_interval", c.max_poll_interval)?;
+        if c.max_waiting_retries == 0 {
+            return Err(Error::config(
+                "consumer.max_waiting_retries",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive("consumer.divert_timeout", c.divert_timeout)?;
+        if let Some(id) = &c.group_instance_id {
+            if id.trim().is_empty() || id.len() > 200 || id.contains(char::is_control) {
+                return Err(Error::config(
+                    "consumer.group_instance_id",
+                    id,
+                    "must be 1 to 200 characters without control characters",
+                ));
+            }
+        }
+        if c.retry_topic_max_delay < c.retry_topic_delay {
+            return Err(Error::config(
+                "consumer.retry_topic_max_delay",
+                format!("{:?}", c.retry_topic_max_delay),
+                format!(
+                    "must not be below consumer.retry_topic_delay ({:?})",
+                    c.retry_topic_delay
+                ),
+            ));
+        }
         positive("consumer.session_timeout", c.session_timeout)?;
         positive("consumer.heartbeat_interval", c.heartbeat_interval)?;
         positive("consumer.rebalance_timeout", c.rebalance_timeout)?;
@@ -267,16 +367,6 @@ impl Config {
                 format!(
                     "must be at most a third of consumer.session_timeout ({:?})",
                     c.session_timeout
-                ),
-            ));
-        }
-        if self.producer.idempotence && self.producer.acks != crate::config::Acks::All {
-            return Err(Error::config(
-                "producer.idempotence",
-                "true",
-                format!(
-                    "an idempotent producer needs producer.acks = All (it is {:?})",
-                    self.producer.acks
                 ),
             ));
         }
@@ -399,6 +489,81 @@ mod tests {
                 Box::new(|c| c.consumer.shutdown_timeout = Duration::ZERO),
                 "`consumer.shutdown_timeout`",
                 "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_records = 0),
+                "`consumer.max_poll_records`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.max_poll_interval = Duration::ZERO),
+                "`consumer.max_poll_interval`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.max_waiting_retries = 0),
+                "`consumer.max_waiting_retries`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.consumer.divert_timeout = Duration::ZERO),
+                "`consumer.divert_timeout`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.consumer.retry_topic_max_delay = Duration::from_secs(1)),
+                "`consumer.retry_topic_max_delay`",
+                "must not be below",
+            ),
+            (
+                Box::new(|c| c.producer.batch_bytes = 0),
+                "`producer.batch_bytes`",
+                "from 1 to",
+            ),
+            (
+                Box::new(|c| c.producer.batch_bytes = 200_000_000),
+                "200000000",
+                "largest request",
+            ),
+            (
+                Box::new(|c| c.producer.max_message_bytes = 200_000_000),
+                "`producer.max_message_bytes`",
+                "largest request",
+            ),
+            (
+                Box::new(|c| c.producer.acks = Acks::One),
+                "`producer.idempotence`",
+                "acks = All",
+            ),
+            (
+                Box::new(|c| c.producer.delivery_timeout = Duration::from_secs(5)),
+                "`producer.delivery_timeout`",
+                "request_timeout + producer.batch_timeout",
+            ),
+            (
+                Box::new(|c| c.producer.delivery_timeout = Duration::from_secs(86_401)),
+                "`producer.delivery_timeout`",
+                "at most",
+            ),
+            (
+                Box::new(|c| c.request_timeout = Duration::from_secs(1 << 40)),
+                "`request_timeout`",
+                "at most",
+            ),
+            (
+                Box::new(|c| c.metadata_max_age = Duration::ZERO),
+                "`metadata_max_age`",
+                "more than zero",
+            ),
+            (
+                Box::new(|c| c.metadata_max_age = Duration::from_millis(5)),
+                "`metadata_max_age`",
+                "at least 100 ms",
+            ),
+            (
+                Box::new(|c| c.max_response_bytes = 10),
+                "`max_response_bytes`",
+                "from 1024",
             ),
         ];
         for (change, field, why) in cases {

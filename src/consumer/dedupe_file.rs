@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  open(path) ── read "<uuid> <unix ms>" lines, keep those younger than max_age ─▶ memory
-//!  mark_processed(id) ── memory + append a line (flushed to the OS before returning)
+//!  mark_processed(id) ── memory + append a line (flushed to the OS before returning,
+//!                         fsynced at most sync_interval later)
 //!  more than 2 × capacity lines written ── rewrite the file with what memory holds
 //! ```
 
@@ -24,13 +25,16 @@ use crate::error::{Error, ErrorKind, Result};
 /// messages it handled before it stopped.
 ///
 /// Each mark is appended and flushed to the operating system before `mark_processed`
-/// returns (it survives the process being killed; not `fsync`ed, so a power loss may drop
-/// the latest marks). Unreadable lines are skipped when the file is opened.
+/// returns (it survives the process being killed); the file is `fsync`ed by the first mark
+/// made [`with_sync_interval`](Self::with_sync_interval) or longer after the last sync (1 s
+/// by default), by [`sync`](Self::sync), and when the store is dropped (a power loss may
+/// forget the marks since the last sync: those messages are handled again). Compaction rewrites the file under the same lock
+/// as the appends. One process per file. Unreadable lines are skipped when the file is
+/// opened.
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafka_sync::consumer::FileIdempotencyStore;
-/// use kafka_sync::IdempotencyStore;
+/// use kafka_sync::{FileIdempotencyStore, IdempotencyStore};
 ///
 /// let path = std::env::temp_dir().join(format!("ks-doc-{}.ids", uuid::Uuid::new_v4()));
 /// let id = uuid::Uuid::new_v4();
@@ -46,12 +50,22 @@ pub struct FileIdempotencyStore {
     path: PathBuf,
     memory: MemoryIdempotencyStore,
     capacity: usize,
+    /// How often appended marks are `fsync`ed (zero: after every mark).
+    sync_interval: Duration,
     file: Mutex<Appender>,
 }
+
+/// How often marks are `fsync`ed unless [`FileIdempotencyStore::with_sync_interval`] says
+/// otherwise.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Appender {
     out: BufWriter<File>,
     lines: usize,
+    /// When the file was last `fsync`ed.
+    synced: Instant,
+    /// Marks appended since then.
+    unsynced: usize,
 }
 
 impl FileIdempotencyStore {
@@ -85,11 +99,40 @@ impl FileIdempotencyStore {
             path,
             memory,
             capacity,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
             file: Mutex::new(Appender {
                 out: BufWriter::new(file),
                 lines,
+                synced: Instant::now(),
+                unsynced: 0,
             }),
         })
+    }
+
+    /// `fsync`s appended marks at most `interval` apart (`Duration::ZERO`: after every
+    /// mark, before `mark_processed` returns). Default: [`DEFAULT_SYNC_INTERVAL`] (1 s): a
+    /// power loss may forget the marks of the last second (those messages are handled
+    /// again); a killed process loses none (each mark reaches the OS before returning).
+    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// `fsync`s every mark appended so far.
+    pub fn sync(&self) -> Result<()> {
+        let mut appender = self.lock();
+        self.sync_locked(&mut appender)
+    }
+
+    fn sync_locked(&self, appender: &mut Appender) -> Result<()> {
+        appender
+            .out
+            .flush()
+            .and_then(|()| appender.out.get_ref().sync_data())
+            .map_err(|e| io_error("syncing", &self.path, e))?;
+        appender.synced = Instant::now();
+        appender.unsynced = 0;
+        Ok(())
     }
 
     /// The file the ids are kept in.
@@ -101,7 +144,9 @@ impl FileIdempotencyStore {
         self.file.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rewrites the file with the ids memory holds (to a temporary file, then renamed).
+    /// Rewrites the file with the ids memory holds (to a temporary file, `fsync`ed, then
+    /// renamed over the file). Runs under the appender's lock, so no mark is appended to the
+    /// file being replaced; one process per file.
     fn compact(&self, appender: &mut Appender) -> Result<()> {
         let tmp = self.path.with_extension("compacting");
         let mut out =
@@ -112,9 +157,17 @@ impl FileIdempotencyStore {
             let wall = now.0 - now.1.saturating_duration_since(*at);
             writeln!(out, "{}", line(id, wall)).map_err(|e| io_error("writing", &tmp, e))?;
         }
-        out.flush().map_err(|e| io_error("writing", &tmp, e))?;
+        out.flush()
+            .and_then(|()| out.get_ref().sync_data())
+            .map_err(|e| io_error("writing", &tmp, e))?;
         drop(out);
         std::fs::rename(&tmp, &self.path).map_err(|e| io_error("replacing", &self.path, e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself survives a power loss once its directory is synced.
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                log::debug!("idempotency store: syncing {}: {e}", dir.display());
+            }
+        }
         let file = OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -122,8 +175,18 @@ impl FileIdempotencyStore {
         *appender = Appender {
             out: BufWriter::new(file),
             lines: entries.len(),
+            synced: Instant::now(),
+            unsynced: 0,
         };
         Ok(())
+    }
+}
+
+impl Drop for FileIdempotencyStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            log::warn!("{e}");
+        }
     }
 }
 
@@ -151,8 +214,11 @@ impl IdempotencyStore for FileIdempotencyStore {
             .and_then(|()| appender.out.flush());
         written.map_err(|e| io_error("appending to", &self.path, e))?;
         appender.lines += 1;
+        appender.unsynced += 1;
         if appender.lines > self.capacity.saturating_mul(2).max(1024) {
             self.compact(&mut appender)?;
+        } else if appender.synced.elapsed() >= self.sync_interval {
+            self.sync_locked(&mut appender)?;
         }
         Ok(())
     }
@@ -214,6 +280,24 @@ mod tests {
         let e = FileIdempotencyStore::open(&path, 10, Duration::from_secs(60)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(e.to_string().contains("ids.log"), "{e}");
+    }
+
+    #[test]
+    fn marks_are_synced_every_interval_or_at_once() {
+        let path = temp();
+        let store = FileIdempotencyStore::open(&path, 100, Duration::from_secs(60))
+            .unwrap()
+            .with_sync_interval(Duration::ZERO);
+        store.mark_processed(Uuid::new_v4()).unwrap();
+        assert_eq!(store.lock().unsynced, 0, "synced before returning");
+        let store = FileIdempotencyStore::open(&path, 100, Duration::from_secs(60))
+            .unwrap()
+            .with_sync_interval(Duration::from_secs(3600));
+        store.mark_processed(Uuid::new_v4()).unwrap();
+        assert_eq!(store.lock().unsynced, 1, "waits for the interval");
+        store.sync().unwrap();
+        assert_eq!(store.lock().unsynced, 0);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -1,22 +1,27 @@
-//! Diverting a message that cannot be handled now: parked on the retry topic or written to
-//! the dead-letter topic, each write acknowledged by the broker before the message counts
-//! as ended.
+//! Diverting a message that cannot be handled now: what to write where. A [`Divert`] is
+//! the list of writes to try in turn (each one a fallback for the one before), built here
+//! and carried out by the [`Outbox`](super::outbox::Outbox); the consumed record ends once
+//! one of them is acknowledged.
 //!
 //! ```text
-//!  failure history ──▶ RetryRecord / DeadLetterRecord ──▶ envelope (type retry / dead_letter)
-//!        ──▶ Producer::send (blocks until acked) ──▶ failed? back off, retry until written
-//!                                                     or the consumer stops (not ended)
+//!  park:        retry entry (envelope, headers retry-group / retry-due-at) on `retry`
+//!                 └▶ dead-letter record (envelope) └▶ original bytes + error headers
+//!  dead letter: dead-letter record (envelope) on `dead-letter`
+//!                 └▶ original bytes + error headers (never larger than the original)
 //! ```
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::metrics::{Counter, TopicStats};
+use super::metrics::Counter;
 use super::records::{
     salvage_ids, DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord,
 };
 use super::Shared;
 use crate::domain::{KafkaMessage, MessageType};
-use crate::transport::ConsumedRecord;
+use crate::transport::{ConsumedRecord, Header};
+
+/// Longest error text written into a record (the rest is cut, marked with `…`).
+const MAX_ERROR_TEXT: usize = 4096;
 
 /// What made the latest attempt fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +64,11 @@ impl Failures {
         }
     }
 
-    /// Records one more failed attempt.
+    /// Records one more failed attempt (the count saturates: a crafted `u32::MAX` cannot
+    /// overflow it).
     pub(crate) fn record(&mut self, cause: Cause, error: String) {
         let now = SystemTime::now();
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
         self.first.get_or_insert(now);
         self.last = Some(now);
         self.last_error = error;
@@ -71,7 +77,7 @@ impl Failures {
 
     /// Records that an attempt was made (and did not fail in a retriable way).
     pub(crate) fn attempted(&mut self) {
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
     }
 
     fn times(&self) -> (SystemTime, SystemTime) {
@@ -83,7 +89,7 @@ impl Failures {
 /// What the dead letter is about: the decoded envelope, or the raw record.
 pub(crate) enum Subject<'a> {
     Envelope(&'a KafkaMessage),
-    Raw(&'a ConsumedRecord),
+    Raw,
 }
 
 /// A verdict: why a message goes to the dead-letter topic, and where it came from.
@@ -92,25 +98,95 @@ pub(crate) struct Letter<'a> {
     pub(crate) kind: DeadLetterKind,
     pub(crate) error: String,
     pub(crate) origin: Origin,
-    /// The consumed record's key.
-    pub(crate) key: Option<&'a [u8]>,
+    /// The consumed record (its key and bytes are kept).
+    pub(crate) record: &'a ConsumedRecord,
 }
 
-/// Writes a dead letter. Returns `false` only if the consumer stopped before the write was
-/// acknowledged (the message has then not ended).
-pub(crate) fn dead_letter(
-    shared: &Shared,
-    stats: &TopicStats,
-    letter: Letter<'_>,
-    failures: &Failures,
-) -> bool {
+/// One write: a record for `topic`.
+#[derive(Debug, Clone)]
+pub(crate) struct Write {
+    pub(crate) topic: String,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) headers: Vec<Header>,
+    /// The counter a successful write adds one to.
+    pub(crate) counts_as: Counter,
+    /// What the write is, for logs: "retry entry", "dead-letter record", …
+    pub(crate) what: &'static str,
+}
+
+/// The writes that end one consumed record: the first that is acknowledged ends it.
+#[derive(Debug, Clone)]
+pub(crate) struct Divert {
+    /// The consumed record's partition and offset (on the thread's own topic).
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    /// The message's id, or `?`, for logs.
+    pub(crate) message: String,
+    /// Writes to try, first to last.
+    pub(crate) writes: Vec<Write>,
+}
+
+/// Record header names written by the consumer.
+pub mod headers {
+    /// On a retry entry: the consumer group that parked it (another group skips the entry
+    /// without decoding it).
+    pub const RETRY_GROUP: &str = "retry-group";
+    /// On a retry entry: when it is due, in milliseconds since the Unix epoch.
+    pub const RETRY_DUE_AT: &str = "retry-due-at";
+    /// On a dead-letter record: its [`DeadLetterKind`](crate::DeadLetterKind).
+    pub const DLT_KIND: &str = "dlt-kind";
+    /// On a dead-letter record: the error, as text.
+    pub const DLT_ERROR: &str = "dlt-error";
+    /// On a dead-letter record: the topic the message was first read from.
+    pub const DLT_ORIGINAL_TOPIC: &str = "dlt-original-topic";
+    /// On a dead-letter record: its partition there.
+    pub const DLT_ORIGINAL_PARTITION: &str = "dlt-original-partition";
+    /// On a dead-letter record: its offset there.
+    pub const DLT_ORIGINAL_OFFSET: &str = "dlt-original-offset";
+    /// On a dead-letter record: handler attempts made.
+    pub const DLT_ATTEMPTS: &str = "dlt-attempts";
+    /// On a dead-letter record: the consumer group that gave up on it.
+    pub const DLT_GROUP: &str = "dlt-group";
+    /// On a dead-letter record: the service that gave up on it.
+    pub const DLT_SERVICE: &str = "dlt-service";
+    /// On a dead-letter record: first and last failure, in milliseconds since the epoch.
+    pub const DLT_FIRST_FAILURE_AT: &str = "dlt-first-failure-at";
+    /// See [`DLT_FIRST_FAILURE_AT`].
+    pub const DLT_LAST_FAILURE_AT: &str = "dlt-last-failure-at";
+    /// On a dead-letter record: `envelope` (the value is a JSON dead-letter record) or
+    /// `original` (the value is the original bytes, unchanged).
+    pub const DLT_FORM: &str = "dlt-form";
+}
+
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis().min(u64::MAX as u128) as u64)
+        .unwrap_or(0)
+}
+
+fn cut(text: String) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A dead letter: the JSON record (first), then the original bytes with the error in
+/// headers (fallback, never larger than the original).
+pub(crate) fn dead_letter(shared: &Shared, letter: Letter<'_>, failures: &Failures) -> Divert {
     let Letter {
         subject,
         kind,
         error,
         origin,
-        key,
+        record,
     } = letter;
+    let error = cut(error);
     let (first, last) = failures.times();
     let (original, raw_value, message_id, message_type, correlation_id) = match subject {
         Subject::Envelope(m) => (
@@ -120,33 +196,59 @@ pub(crate) fn dead_letter(
             Some(m.message_type.clone()),
             Some(m.correlation_id.clone()),
         ),
-        Subject::Raw(r) => {
-            let (id, correlation) = salvage_ids(&r.value);
+        Subject::Raw => {
+            let (id, correlation) = salvage_ids(&record.value);
             (
                 None,
-                Some(RawBytes::from_slice(&r.value)),
+                Some(RawBytes::from_slice(&record.value)),
                 id,
                 None,
                 correlation,
             )
         }
     };
+    let id_text = message_id.map_or_else(|| "?".to_string(), |id| id.to_string());
     log::warn!(
-        "dead-lettering message {} (correlation {}) from {}/{}@{} after {} attempt(s): {kind}: {error}",
-        message_id.map_or_else(|| "?".to_string(), |id| id.to_string()),
+        "dead-lettering message {id_text} (correlation {}) from {}/{}@{} after {} attempt(s): {kind}: {error}",
         correlation_id.as_deref().unwrap_or("?"),
         origin.topic,
         origin.partition,
         origin.offset,
         failures.attempts
     );
-    let partition_key = original.as_ref().map(KafkaMessage::partition_key);
-    let record = DeadLetterRecord {
+    let c = &shared.config;
+    let topic = c.consumer.dead_letter_topic.clone();
+    let mut meta = vec![
+        Header::new(headers::DLT_KIND, kind.to_string()),
+        Header::new(headers::DLT_ERROR, error.as_str()),
+        Header::new(headers::DLT_ORIGINAL_TOPIC, origin.topic.as_str()),
+        Header::new(
+            headers::DLT_ORIGINAL_PARTITION,
+            origin.partition.to_string(),
+        ),
+        Header::new(headers::DLT_ORIGINAL_OFFSET, origin.offset.to_string()),
+        Header::new(headers::DLT_ATTEMPTS, failures.attempts.to_string()),
+        Header::new(headers::DLT_GROUP, c.group_id.as_str()),
+        Header::new(headers::DLT_SERVICE, c.service_name.as_str()),
+        Header::new(
+            headers::DLT_FIRST_FAILURE_AT,
+            unix_millis(first).to_string(),
+        ),
+        Header::new(headers::DLT_LAST_FAILURE_AT, unix_millis(last).to_string()),
+    ];
+    if let Some(id) = message_id {
+        meta.push(Header::new(Header::MESSAGE_ID, id.to_string()));
+    }
+    if let Some(corr) = &correlation_id {
+        meta.push(Header::new(Header::CORRELATION_ID, corr.as_str()));
+    }
+    let key = record.key.clone();
+    let dl = DeadLetterRecord {
         kind,
         error,
         original,
         raw_value,
-        key: key.map(RawBytes::from_slice),
+        key: key.as_deref().map(RawBytes::from_slice),
         message_id,
         message_type,
         correlation_id: correlation_id.clone(),
@@ -154,115 +256,146 @@ pub(crate) fn dead_letter(
         first_failure_at: first,
         last_failure_at: last,
         origin,
-        group: shared.config.group_id.clone(),
-        service: shared.config.service_name.clone(),
+        group: c.group_id.clone(),
+        service: c.service_name.clone(),
     };
-    let topic = &shared.config.consumer.dead_letter_topic;
-    let written = envelope(
-        &MessageType::DEAD_LETTER,
-        &record,
-        correlation_id,
-        partition_key,
-    )
-    .is_some_and(|env| write(shared, stats, topic, &env));
-    if written {
-        stats.add(Counter::DeadLettered, 1);
+    let mut writes = Vec::with_capacity(2);
+    if let Some(env) = envelope(shared, &MessageType::DEAD_LETTER, &dl, correlation_id) {
+        if let Ok(value) = env.to_bytes() {
+            let mut h = meta.clone();
+            h.push(Header::new(headers::DLT_FORM, "envelope"));
+            h.push(Header::new(
+                Header::MESSAGE_TYPE,
+                MessageType::DEAD_LETTER.as_str(),
+            ));
+            writes.push(Write {
+                topic: topic.clone(),
+                key: key.clone(),
+                value,
+                headers: h,
+                counts_as: Counter::DeadLettered,
+                what: "dead-letter record",
+            });
+        }
     }
-    written
+    meta.push(Header::new(headers::DLT_FORM, "original"));
+    writes.push(Write {
+        topic,
+        key,
+        value: record.value.clone(),
+        headers: meta,
+        counts_as: Counter::DeadLettered,
+        what: "original bytes with the error in headers",
+    });
+    Divert {
+        partition: record.partition,
+        offset: record.offset,
+        message: id_text,
+        writes,
+    }
 }
 
-/// Parks `message` on the retry topic, due after `consumer.retry_topic_delay`. Returns
-/// `false` only if the consumer stopped before the write was acknowledged.
+/// Parks `message` on the retry topic, due after `consumer.retry_topic_delay`; falls back
+/// to `fallback` (the dead letter for when the retry topic cannot be written).
 pub(crate) fn park(
     shared: &Shared,
-    stats: &TopicStats,
     message: &KafkaMessage,
     origin: Origin,
     failures: &Failures,
-) -> bool {
+    fallback: Divert,
+) -> Divert {
     let (first, last) = failures.times();
     let mut parked = message.clone();
     parked.attempt = failures.attempts;
-    let due_at = SystemTime::now() + shared.config.consumer.retry_topic_delay;
+    let c = &shared.config;
+    let delay: Duration = c.consumer.retry_topic_delay;
+    let due_at = SystemTime::now() + delay;
     let record = RetryRecord {
         message: parked,
         attempts: failures.attempts,
         due_at,
         origin,
-        group: shared.config.group_id.clone(),
-        service: shared.config.service_name.clone(),
+        group: c.group_id.clone(),
+        service: c.service_name.clone(),
         first_failure_at: first,
         last_failure_at: last,
-        last_error: failures.last_error.clone(),
+        last_error: cut(failures.last_error.clone()),
     };
     log::warn!(
-        "parking message {} (correlation {}) on {} after {} attempt(s), due in {:?}: {}",
+        "parking message {} (correlation {}) on {} after {} attempt(s), due in {delay:?}: {}",
         message.id,
         message.correlation_id,
-        shared.config.consumer.retry_topic,
+        c.consumer.retry_topic_of(&c.group_id),
         failures.attempts,
-        shared.config.consumer.retry_topic_delay,
         failures.last_error
     );
-    let topic = &shared.config.consumer.retry_topic;
+    let mut writes = Vec::with_capacity(1 + fallback.writes.len());
     let correlation = Some(message.correlation_id.clone());
-    let written = envelope(
-        &MessageType::RETRY,
-        &record,
-        correlation,
-        Some(message.partition_key()),
-    )
-    .is_some_and(|env| write(shared, stats, topic, &env));
-    if written {
-        stats.add(Counter::SentToRetry, 1);
+    if let Some(env) = envelope(shared, &MessageType::RETRY, &record, correlation) {
+        if let Ok(value) = env.to_bytes() {
+            writes.push(Write {
+                topic: c.consumer.retry_topic_of(&c.group_id),
+                key: Some(message.partition_key().into_bytes()),
+                value,
+                headers: vec![
+                    Header::new(Header::MESSAGE_ID, message.id.to_string()),
+                    Header::new(Header::MESSAGE_TYPE, MessageType::RETRY.as_str()),
+                    Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
+                    Header::new(headers::RETRY_GROUP, c.group_id.as_str()),
+                    // Rounded up: never due before the entry's own due time.
+                    Header::new(
+                        headers::RETRY_DUE_AT,
+                        (unix_millis(due_at + Duration::from_nanos(999_999))).to_string(),
+                    ),
+                ],
+                counts_as: Counter::SentToRetry,
+                what: "retry entry",
+            });
+        }
     }
-    written
+    writes.extend(fallback.writes);
+    Divert { writes, ..fallback }
 }
 
 fn envelope<T: serde::Serialize>(
+    shared: &Shared,
     message_type: &MessageType,
     payload: &T,
     correlation_id: Option<String>,
-    key: Option<String>,
 ) -> Option<KafkaMessage> {
     match KafkaMessage::new(message_type.clone(), payload) {
         Ok(mut env) => {
             if let Some(c) = correlation_id {
                 env.correlation_id = c;
             }
-            env.key = key;
-            Some(env)
+            Some(env.with_source_service(shared.config.service_name.clone()))
         }
         Err(e) => {
-            // Only a timestamp before 1970 can fail here; nothing sensible can be written.
+            // Only a timestamp before 1970 can fail here; the fallback is written instead.
             log::error!("cannot encode a {message_type} record: {e}");
             None
         }
     }
 }
 
-/// Sends `env` to `topic` until the broker acknowledges it; backs off between failures.
-/// Gives up (returns `false`) only when the consumer is stopping.
-fn write(shared: &Shared, stats: &TopicStats, topic: &str, env: &KafkaMessage) -> bool {
-    let env = env
-        .clone()
-        .with_source_service(shared.config.service_name.clone());
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match shared.producer.send(topic, &env) {
-            Ok(_) => return true,
-            Err(e) => {
-                log::error!(
-                    "writing message {} to {topic} failed: {e}; will retry",
-                    env.id
-                );
-                stats.set_error(format!("writing to {topic}: {e}"));
-                if shared.stop.sleep(backoff) {
-                    log::warn!("stopping before message {} was written to {topic}", env.id);
-                    return false;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_saturate_instead_of_overflowing() {
+        let mut f = Failures::none();
+        f.attempts = u32::MAX;
+        f.record(Cause::Handler, "x".into());
+        f.attempted();
+        assert_eq!(f.attempts, u32::MAX);
+    }
+
+    #[test]
+    fn long_error_texts_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ERROR_TEXT);
+        let cut = cut(long);
+        assert!(cut.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
     }
 }

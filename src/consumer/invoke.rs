@@ -1,31 +1,30 @@
-//! Running one handler attempt: panics caught, time bounded.
+//! Running one handler attempt on the consumer thread itself: panics caught, the call
+//! announced to the watchdog while it runs.
 //!
 //! ```text
-//!  consumer thread ──job──▶ kafka-handler-<topic> (helper thread) ──catch_unwind(handler)
-//!        │ recv_timeout(handler_timeout)                               │
-//!        ◀──────────────── outcome ◀───────────────────────────────────┘
-//!        └─ timeout: the helper is abandoned (it finishes the late call, then exits);
-//!           a fresh helper takes the next job; abandoned ones are joined at shutdown
+//!  consumer thread: busy(message id, now) ─▶ catch_unwind(handler) ─▶ idle
+//!        watchdog (shared.rs): a call busy past handler_timeout ─▶ stuck: logged at error
+//!        with the message id, shown in health, the member leaves its group so the
+//!        partitions move; the call's late result still counts (a late Ok is handled)
 //! ```
 //!
-//! With `handler_timeout: None` the handler runs on the consumer thread itself (panics are
-//! still caught; there is no bound).
+//! Why inline: a call cannot be stopped, so running the next attempt beside a call that is
+//! still running (the previous design) let one message run twice at once and leaked a
+//! thread per stuck call. Inline, a message is never handled by two calls at once, the
+//! thread count is fixed (one per topic), and a call costs no thread hand-off.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
-
+use super::metrics::TopicStats;
 use super::registry::{BatchInvoker, Failure, Invoker};
 use crate::domain::{HandlerError, KafkaMessage};
-use crate::wait::recv_soon;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// The handler returned `Ok`.
+    /// The handler returned `Ok` (however long it took).
     Handled,
     /// The handler returned an error.
     Failed(HandlerError),
@@ -33,190 +32,90 @@ pub(crate) enum Outcome {
     Decode(String),
     /// The handler panicked; the text of the panic.
     Panicked(String),
-    /// The handler was still running when its time ran out.
-    TimedOut(Duration),
-}
-
-/// Work for the helper: one call (one outcome) or one batch call (one outcome each).
-type Work = Box<dyn FnOnce() -> Vec<Outcome> + Send>;
-
-struct Job {
-    work: Work,
-    reply: Sender<Vec<Outcome>>,
-}
-
-struct Helper {
-    jobs: Sender<Job>,
-    thread: JoinHandle<()>,
+    /// The call ran past `handler_timeout` and then failed (retriably or by a panic): how
+    /// long it ran, and the failure.
+    TimedOut(Duration, String),
 }
 
 /// Runs handler attempts for one consumer thread.
 pub(crate) struct HandlerRunner {
-    topic: String,
+    stats: Arc<TopicStats>,
     timeout: Option<Duration>,
-    helper: Option<Helper>,
-    /// Helpers whose call timed out; still running it, or finished and not joined yet.
-    abandoned: Vec<JoinHandle<()>>,
 }
 
 impl HandlerRunner {
-    /// A runner for the consumer thread of `topic`.
-    pub(crate) fn new(topic: &str, timeout: Option<Duration>) -> Self {
-        HandlerRunner {
-            topic: topic.to_string(),
-            timeout,
-            helper: None,
-            abandoned: Vec::new(),
-        }
+    /// A runner for the consumer thread whose counters are `stats`.
+    pub(crate) fn new(stats: Arc<TopicStats>, timeout: Option<Duration>) -> Self {
+        HandlerRunner { stats, timeout }
     }
 
     /// Runs one attempt of `invoker` on `message`.
     pub(crate) fn run(&mut self, invoker: &Invoker, message: &Arc<KafkaMessage>) -> Outcome {
-        let (invoker, msg) = (invoker.clone(), message.clone());
-        let work: Work = Box::new(move || vec![call(&invoker, &msg)]);
-        let what = format!("message {}", message.id);
-        self.run_work(work, 1, &what).pop().unwrap_or_else(|| {
-            Outcome::Failed(HandlerError::retriable("the handler gave no result"))
-        })
+        let started = Instant::now();
+        self.stats.busy_with(message.id, started);
+        let outcome = call(invoker, message);
+        self.stats.idle();
+        self.late(outcome, started.elapsed())
     }
 
-    /// Runs one batch attempt on `messages`: one outcome per message, in order. A panic or a
-    /// timeout is every message's outcome; missing results count as retriable failures.
+    /// Runs one batch attempt on `messages`: one outcome per message, in order. A panic is
+    /// every message's outcome; missing results count as retriable failures.
     pub(crate) fn run_batch(
         &mut self,
         invoker: &BatchInvoker,
         messages: Vec<KafkaMessage>,
     ) -> Vec<Outcome> {
         let n = messages.len();
-        let what = format!("a batch of {n} messages");
-        let invoker = invoker.clone();
-        let work: Work =
-            Box::new(
-                move || match catch_unwind(AssertUnwindSafe(|| invoker(&messages))) {
-                    Ok(results) => {
-                        let got = results.len();
-                        let mut outcomes: Vec<Outcome> = results
-                            .into_iter()
-                            .take(n)
-                            .map(|r| match r {
-                                Ok(()) => Outcome::Handled,
-                                Err(e) => Outcome::Failed(e),
-                            })
-                            .collect();
-                        let missing = HandlerError::retriable(format!(
-                            "the batch handler returned {got} results for {n} messages"
-                        ));
-                        outcomes.resize(n, Outcome::Failed(missing));
-                        outcomes
-                    }
-                    Err(panic) => vec![Outcome::Panicked(panic_text(panic.as_ref())); n],
-                },
-            );
-        self.run_work(work, n, &what)
-    }
-
-    fn run_work(&mut self, work: Work, n: usize, what: &str) -> Vec<Outcome> {
-        let Some(timeout) = self.timeout else {
-            return work();
+        let started = Instant::now();
+        if let Some(first) = messages.first() {
+            self.stats.busy_with(first.id, started);
+        }
+        let outcomes = match catch_unwind(AssertUnwindSafe(|| invoker(&messages))) {
+            Ok(results) => {
+                let got = results.len();
+                let mut outcomes: Vec<Outcome> = results
+                    .into_iter()
+                    .take(n)
+                    .map(|r| match r {
+                        Ok(()) => Outcome::Handled,
+                        Err(e) => Outcome::Failed(e),
+                    })
+                    .collect();
+                let missing = HandlerError::retriable(format!(
+                    "the batch handler returned {got} results for {n} messages"
+                ));
+                outcomes.resize(n, Outcome::Failed(missing));
+                outcomes
+            }
+            Err(panic) => vec![Outcome::Panicked(panic_text(panic.as_ref())); n],
         };
-        let jobs = match self.helper() {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                let why = format!("cannot start a handler thread: {e}");
-                return vec![Outcome::Panicked(why); n];
-            }
+        self.stats.idle();
+        let took = started.elapsed();
+        outcomes.into_iter().map(|o| self.late(o, took)).collect()
+    }
+
+    /// A failure of a call that ran past the timeout counts as a timeout.
+    fn late(&self, outcome: Outcome, took: Duration) -> Outcome {
+        let Some(limit) = self.timeout else {
+            return outcome;
         };
-        let (reply, outcome) = crossbeam_channel::bounded(1);
-        if jobs.send(Job { work, reply }).is_err() {
-            self.abandon();
-            return vec![Outcome::Panicked("the handler thread had stopped".into()); n];
+        if took <= limit {
+            return outcome;
         }
-        match recv_soon(&outcome, timeout) {
-            Ok(outcomes) => outcomes,
-            Err(RecvTimeoutError::Timeout) => {
-                log::warn!(
-                    "handler for {what} on topic {} still running after {timeout:?}; \
-                     leaving it to finish on its own thread",
-                    self.topic
-                );
-                self.abandon();
-                vec![Outcome::TimedOut(timeout); n]
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.abandon();
-                vec![Outcome::Panicked("the handler thread stopped during the call".into()); n]
-            }
-        }
-    }
-
-    /// Handler calls that timed out and are still running.
-    pub(crate) fn stuck(&mut self) -> usize {
-        self.reap();
-        self.abandoned.len()
-    }
-
-    /// Stops the helper and joins abandoned helpers until `deadline`; any still running
-    /// then are logged and left behind (a running call cannot be stopped).
-    pub(crate) fn close(&mut self, deadline: Instant) {
-        if let Some(helper) = self.helper.take() {
-            drop(helper.jobs);
-            // The helper is idle (attempts are synchronous): it exits at once.
-            let _ = helper.thread.join();
-        }
-        while !self.abandoned.is_empty() && Instant::now() < deadline {
-            self.reap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.reap();
-        if !self.abandoned.is_empty() {
-            log::error!(
-                "{} timed-out handler call(s) on topic {} still running at shutdown; not joined",
-                self.abandoned.len(),
-                self.topic
-            );
-        }
-    }
-
-    fn helper(&mut self) -> std::io::Result<Sender<Job>> {
-        if let Some(h) = &self.helper {
-            return Ok(h.jobs.clone());
-        }
-        self.reap();
-        let (jobs, queue) = crossbeam_channel::bounded::<Job>(1);
-        let thread = std::thread::Builder::new()
-            .name(format!("kafka-handler-{}", self.topic))
-            .spawn(move || {
-                // Ends when the runner drops its sender (close or abandon); wakes every
-                // minute while idle only to wait again.
-                loop {
-                    match recv_soon(&queue, Duration::from_secs(60)) {
-                        // The consumer may have given up waiting; then nobody reads the reply.
-                        Ok(job) => drop(job.reply.send((job.work)())),
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
+        match outcome {
+            Outcome::Failed(HandlerError::Retriable(why)) => Outcome::TimedOut(took, why),
+            Outcome::Panicked(why) => Outcome::TimedOut(took, format!("then panicked: {why}")),
+            other => {
+                if other == Outcome::Handled {
+                    log::warn!(
+                        "a handler call on {} ran {took:?}, past consumer.handler_timeout \
+                         ({limit:?}), and then succeeded: counted as handled",
+                        self.stats.topic
+                    );
                 }
-            })?;
-        let sender = jobs.clone();
-        self.helper = Some(Helper { jobs, thread });
-        Ok(sender)
-    }
-
-    /// Gives up on the current helper: it exits once its call returns.
-    fn abandon(&mut self) {
-        if let Some(helper) = self.helper.take() {
-            drop(helper.jobs);
-            self.abandoned.push(helper.thread);
+                other
+            }
         }
-    }
-
-    fn reap(&mut self) {
-        let (done, running): (Vec<_>, Vec<_>) =
-            self.abandoned.drain(..).partition(|t| t.is_finished());
-        for t in done {
-            let _ = t.join();
-        }
-        self.abandoned = running;
     }
 }
 
@@ -254,67 +153,55 @@ mod tests {
         ))
     }
 
-    #[test]
-    fn outcomes_are_reported_inline_and_on_the_helper() {
-        for timeout in [None, Some(Duration::from_secs(5))] {
-            let mut r = HandlerRunner::new("t", timeout);
-            assert_eq!(
-                r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()),
-                Outcome::Handled
-            );
-            let fail = plain(|_: &KafkaMessage| Err(HandlerError::retriable("busy")));
-            assert_eq!(
-                r.run(&fail, &msg()),
-                Outcome::Failed(HandlerError::retriable("busy"))
-            );
-            let boom = plain(|_: &KafkaMessage| -> crate::domain::HandlerResult { panic!("boom") });
-            assert_eq!(r.run(&boom, &msg()), Outcome::Panicked("boom".into()));
-            r.close(Instant::now() + Duration::from_secs(1));
-        }
+    fn runner(timeout: Option<Duration>) -> HandlerRunner {
+        HandlerRunner::new(Arc::new(TopicStats::new("t")), timeout)
     }
 
     #[test]
-    fn a_batch_gets_one_outcome_per_message_and_shares_a_panic() {
-        for timeout in [None, Some(Duration::from_secs(5))] {
-            let mut r = HandlerRunner::new("t", timeout);
-            let halves: BatchInvoker =
-                Arc::new(|ms: &[KafkaMessage]| (0..ms.len() - 1).map(|_| Ok(())).collect());
-            let batch = vec![(*msg()).clone(), (*msg()).clone()];
-            let outcomes = r.run_batch(&halves, batch.clone());
-            assert_eq!(outcomes[0], Outcome::Handled);
-            assert!(matches!(&outcomes[1], Outcome::Failed(e) if e.is_retriable()));
-            let boom: BatchInvoker = Arc::new(|_: &[KafkaMessage]| panic!("batch boom"));
-            assert_eq!(
-                r.run_batch(&boom, batch),
-                vec![Outcome::Panicked("batch boom".into()); 2]
-            );
-            r.close(Instant::now() + Duration::from_secs(1));
-        }
-    }
-
-    #[test]
-    fn a_slow_handler_times_out_and_the_next_call_gets_a_fresh_helper() {
-        let mut r = HandlerRunner::new("t", Some(Duration::from_millis(50)));
-        let slow = plain(|_: &KafkaMessage| {
-            std::thread::sleep(Duration::from_millis(300));
-            Ok(())
-        });
-        let started = Instant::now();
-        assert_eq!(
-            r.run(&slow, &msg()),
-            Outcome::TimedOut(Duration::from_millis(50))
-        );
-        assert!(started.elapsed() < Duration::from_millis(250));
-        assert_eq!(r.stuck(), 1);
+    fn outcomes_are_reported_and_panics_caught() {
+        let mut r = runner(Some(Duration::from_secs(5)));
         assert_eq!(
             r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()),
             Outcome::Handled
         );
-        r.close(Instant::now() + Duration::from_secs(2));
+        let fail = plain(|_: &KafkaMessage| Err(HandlerError::retriable("busy")));
         assert_eq!(
-            r.stuck(),
-            0,
-            "the late call finished and its thread was joined"
+            r.run(&fail, &msg()),
+            Outcome::Failed(HandlerError::retriable("busy"))
         );
+        let boom = plain(|_: &KafkaMessage| -> crate::domain::HandlerResult { panic!("boom") });
+        assert_eq!(r.run(&boom, &msg()), Outcome::Panicked("boom".into()));
+    }
+
+    #[test]
+    fn a_batch_gets_one_outcome_per_message_and_shares_a_panic() {
+        let mut r = runner(None);
+        let halves: BatchInvoker =
+            Arc::new(|ms: &[KafkaMessage]| (0..ms.len() - 1).map(|_| Ok(())).collect());
+        let batch = vec![(*msg()).clone(), (*msg()).clone()];
+        let outcomes = r.run_batch(&halves, batch.clone());
+        assert_eq!(outcomes[0], Outcome::Handled);
+        assert!(matches!(&outcomes[1], Outcome::Failed(e) if e.is_retriable()));
+        let boom: BatchInvoker = Arc::new(|_: &[KafkaMessage]| panic!("batch boom"));
+        assert_eq!(
+            r.run_batch(&boom, batch),
+            vec![Outcome::Panicked("batch boom".into()); 2]
+        );
+    }
+
+    #[test]
+    fn a_late_success_counts_and_a_late_failure_is_a_timeout() {
+        let mut r = runner(Some(Duration::from_millis(20)));
+        let slow_ok = plain(|_: &KafkaMessage| {
+            std::thread::sleep(Duration::from_millis(40));
+            Ok(())
+        });
+        assert_eq!(r.run(&slow_ok, &msg()), Outcome::Handled);
+        let slow_fail = plain(|_: &KafkaMessage| {
+            std::thread::sleep(Duration::from_millis(40));
+            Err(HandlerError::retriable("db down"))
+        });
+        assert!(matches!(r.run(&slow_fail, &msg()), Outcome::TimedOut(_, why) if why == "db down"));
+        assert!(r.stats.busy().is_none(), "idle again after the call");
     }
 }

@@ -3,10 +3,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::transport::PartitionLag;
+use uuid::Uuid;
+
+use crate::transport::{GroupExit, PartitionLag};
 
 /// How many recent handler latencies the percentiles are computed over.
 const LATENCY_WINDOW: usize = 4096;
@@ -35,8 +37,13 @@ pub struct ConsumerTopicMetrics {
     pub skipped_unknown_type: u64,
     /// Retry-topic entries of other groups, passed over.
     pub skipped_other_group: u64,
+    /// Records with a null value (tombstones), passed over.
+    pub tombstones: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Dead-letter records that failed in the dead-letter handler (or did not read back as
+    /// dead letters): logged at error and skipped, never written back.
+    pub dead_letter_failures: u64,
     /// Median handler call time over the recent calls, if any.
     pub handler_latency_p50: Option<Duration>,
     /// 99th percentile handler call time over the recent calls, if any.
@@ -45,6 +52,13 @@ pub struct ConsumerTopicMetrics {
     pub lag: Vec<PartitionLag>,
     /// When the last successful poll returned.
     pub last_poll: Option<SystemTime>,
+    /// Messages (and the records of their keys queued behind them) waiting in memory for
+    /// an in-place retry, as last seen.
+    pub waiting_retries: usize,
+    /// Polled records not started yet, as last seen.
+    pub backlog: usize,
+    /// Retry entries and dead letters not yet acknowledged, as last seen.
+    pub unacknowledged_writes: usize,
 }
 
 impl ConsumerTopicMetrics {
@@ -67,12 +81,13 @@ pub(crate) enum Counter {
     SkippedUnknownType,
     SkippedOtherGroup,
     Commits,
+    DeadLetterFailures,
+    Tombstones,
 }
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 12;
 
 /// The live state of one topic's consumer thread: counters and health.
-#[derive(Debug)]
 pub(crate) struct TopicStats {
     pub(crate) topic: String,
     counters: [AtomicU64; COUNTERS],
@@ -82,8 +97,38 @@ pub(crate) struct TopicStats {
     pub(crate) alive: AtomicBool,
     pub(crate) consecutive_poll_errors: AtomicU64,
     pub(crate) restarts: AtomicU64,
-    pub(crate) stuck_handlers: AtomicU64,
     last_error: Mutex<Option<String>>,
+    gauges: Mutex<Gauges>,
+    /// The moment `busy_since` counts from.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` the running handler call started (0: no call running).
+    busy_since: AtomicU64,
+    /// The id of the message the running call handles (two halves of the UUID).
+    busy_id: [AtomicU64; 2],
+    /// Set by the watchdog when it took the member out of its group; taken by the thread.
+    evicted: AtomicBool,
+    /// Why the watchdog says the thread is stuck (cleared when the call returns).
+    stuck: Mutex<Option<String>>,
+    /// How the watchdog takes this thread's member out of its group.
+    exit: Mutex<Option<Arc<dyn GroupExit>>>,
+}
+
+impl std::fmt::Debug for TopicStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicStats")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a thread holds, as last published.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Gauges {
+    pub(crate) waiting: usize,
+    pub(crate) backlog: usize,
+    pub(crate) outbox: usize,
+    /// Partitions stopped by a write that cannot be done, with the reason.
+    pub(crate) stopped: Vec<(i32, String)>,
 }
 
 impl TopicStats {
@@ -98,9 +143,106 @@ impl TopicStats {
             alive: AtomicBool::new(true),
             consecutive_poll_errors: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
-            stuck_handlers: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            gauges: Mutex::new(Gauges::default()),
+            epoch: Instant::now(),
+            busy_since: AtomicU64::new(0),
+            busy_id: [AtomicU64::new(0), AtomicU64::new(0)],
+            evicted: AtomicBool::new(false),
+            stuck: Mutex::new(None),
+            exit: Mutex::new(None),
         }
+    }
+
+    /// Announces a handler call on message `id`, started at `at`.
+    pub(crate) fn busy_with(&self, id: Uuid, at: Instant) {
+        let (hi, lo) = id.as_u64_pair();
+        self.busy_id[0].store(hi, Ordering::Relaxed);
+        self.busy_id[1].store(lo, Ordering::Relaxed);
+        let since = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.busy_since.store(since.max(1), Ordering::Release);
+    }
+
+    /// The running call is over.
+    pub(crate) fn idle(&self) {
+        self.busy_since.store(0, Ordering::Release);
+        let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
+        if stuck.is_some() {
+            *stuck = None;
+        }
+    }
+
+    /// How long the running handler call has run, and on which message.
+    pub(crate) fn busy(&self) -> Option<(Duration, Uuid)> {
+        let since = self.busy_since.load(Ordering::Acquire);
+        if since == 0 {
+            return None;
+        }
+        let started = self.epoch + Duration::from_nanos(since);
+        let id = Uuid::from_u64_pair(
+            self.busy_id[0].load(Ordering::Relaxed),
+            self.busy_id[1].load(Ordering::Relaxed),
+        );
+        Some((started.elapsed(), id))
+    }
+
+    /// Marks the thread stuck with `why` (by the watchdog).
+    pub(crate) fn set_stuck(&self, why: String) {
+        *self.stuck.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Why the thread is stuck, if it is.
+    pub(crate) fn stuck(&self) -> Option<String> {
+        self.stuck.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Remembers how to take this thread's member out of its group (`None`: no group).
+    pub(crate) fn set_exit(&self, exit: Option<Arc<dyn GroupExit>>) {
+        *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = exit;
+    }
+
+    /// Takes the member out of its group (from the watchdog); the thread sees it with
+    /// [`take_evicted`](Self::take_evicted). Returns whether there was a group to leave.
+    pub(crate) fn evict(&self, reason: &str) -> bool {
+        let exit = self.exit.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match exit {
+            Some(exit) => {
+                self.evicted.store(true, Ordering::SeqCst);
+                exit.leave(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the watchdog took the member out of its group since the last call.
+    pub(crate) fn take_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed) && self.evicted.swap(false, Ordering::SeqCst)
+    }
+
+    /// Publishes what the thread holds.
+    pub(crate) fn set_gauges(
+        &self,
+        waiting: usize,
+        backlog: usize,
+        outbox: usize,
+        stopped: Vec<(i32, String)>,
+    ) {
+        let mut g = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        g.waiting = waiting;
+        g.backlog = backlog;
+        g.outbox = outbox;
+        if g.stopped != stopped {
+            g.stopped = stopped;
+        }
+    }
+
+    /// What the thread holds, as last published.
+    pub(crate) fn gauges(&self) -> Gauges {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Adds `n` to a counter.
@@ -163,6 +305,7 @@ impl TopicStats {
             .copied()
             .collect();
         latencies.sort();
+        let gauges = self.gauges();
         ConsumerTopicMetrics {
             topic: self.topic.clone(),
             consumed: self.get(Counter::Consumed),
@@ -174,7 +317,9 @@ impl TopicStats {
             decode_errors: self.get(Counter::DecodeErrors),
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
+            tombstones: self.get(Counter::Tombstones),
             commits: self.get(Counter::Commits),
+            dead_letter_failures: self.get(Counter::DeadLetterFailures),
             handler_latency_p50: percentile(&latencies, 50),
             handler_latency_p99: percentile(&latencies, 99),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -183,6 +328,9 @@ impl TopicStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .map(|(_, at)| at),
+            waiting_retries: gauges.waiting,
+            backlog: gauges.backlog,
+            unacknowledged_writes: gauges.outbox,
         }
     }
 }

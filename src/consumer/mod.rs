@@ -1,45 +1,45 @@
-//! The blocking consumer: a thread per topic, handlers by message type, retries in place,
-//! the retry topic, dead letters, commits that never pass a message that has not ended.
+//! The blocking consumer: a thread per topic, handlers by message type, retries that never
+//! hold up the healthy messages, the retry topic, dead letters, commits that never pass a
+//! message that has not ended.
 //!
 //! ```text
-//!  Consumer::consume(["scraping-tasks", "retry"])
+//!  Consumer::consume(["scraping-tasks"])   (+ "retry" when consumer.retry_topic_enabled)
 //!        │ subscribe group+topic (Transport::subscribe), one named thread per topic
 //!        ▼
-//!  kafka-consumer-<topic>: poll ─▶ for each record, in order:
+//!  kafka-consumer-<topic>: poll ─▶ backlog (per partition) ─▶ one record at a time:
 //!        decode envelope ── bad bytes ─────────────────────────────▶ dead-letter (decode)
-//!        retry entry? other group ─▶ skip; own group ─▶ wait for due time
+//!        retry entry? other group (header) ─▶ skip; own group, not due ─▶ hold partition
 //!        duplicate id (IdempotencyStore) ─────────────────────────▶ skip, count
 //!        handler by type ── none ─────────────────────────────────▶ dead-letter / skip
-//!        run handler (helper thread, timeout, panic caught)
-//!           Ok ─▶ handled │ permanent ─▶ dead-letter │ retriable ─▶ backoff, again
-//!           in-place retries used up ─▶ retry topic (if on) or dead-letter
-//!        ▼ ended (handled / acked on retry or dead-letter topic / skipped)
-//!  OffsetTracker ─▶ Subscription::commit (each message, or every commit_interval)
+//!        run handler inline (panic caught; the watchdog watches the time)
+//!           Ok ─▶ handled │ permanent ─▶ dead-letter │ retriable ─▶ waiting room:
+//!           the next records go on; its key's later records queue behind it;
+//!           attempt again after the backoff; in-place budget used up ─▶ retry topic
+//!        ▼ ended (handled / written to the retry or dead-letter topic / skipped)
+//!  OffsetTracker ─▶ Subscription::commit (every commit_interval; never past a pending one)
 //! ```
 //!
 //! At-least-once: an offset is committed only once its message ended; with the
 //! idempotency store a handler runs once per message id (within the store's limits).
 //!
-//! Design notes:
-//! - **Handler timeout.** With `consumer.handler_timeout: Some(t)` each consumer thread hands
-//!   handler calls to a helper thread (`kafka-handler-<topic>`) and waits at most `t`. A call
-//!   still running then counts as a retriable failure (kind `timeout` if it was the last);
-//!   the helper is abandoned to finish that call and a fresh one takes the next. A call
-//!   cannot be stopped, so a late call's side effects may still happen: handlers should be
-//!   idempotent. Abandoned helpers are joined at shutdown (bounded) and counted in
-//!   [`ThreadHealth::stuck_handlers`]. `None` runs handlers inline, unbounded.
-//! - **Retry topic.** The thread consuming the retry topic waits for each own-group entry's
-//!   due time before handling it (an interruptible sleep: shutdown wakes it; the entry then
-//!   stays uncommitted). Entries are mostly in due order per partition, so one waiting entry
-//!   holds up only entries due later anyway.
+//! Design notes (the README has the reasons and the outcome table):
+//! - **Failures never wait on the thread's time.** A retriable failure puts the message in
+//!   the thread's waiting room with its next attempt due after the backoff; the thread goes
+//!   on with the other records (and partitions). Retry entries and dead letters are queued
+//!   in an outbox and written in batches before each commit. A retry entry not yet due
+//!   holds (pauses) only its partition.
+//! - **Handler timeout.** Handlers run inline on the consumer thread, so a message is never
+//!   handled by two calls at once and the thread count is fixed. The watchdog
+//!   (`kafka-watchdog-<group>`) marks a thread whose call runs past `handler_timeout` (or
+//!   that has not polled within `max_poll_interval`) stuck: an error log line with the
+//!   message id, [`ThreadHealth::stuck`], and its member leaves the group so the partitions
+//!   move. The call's late result counts when it returns.
 //! - **Commits.** Each polled offset is tracked as pending until its message ends; the commit
 //!   position of a partition is its lowest pending offset (or one past the highest ended),
-//!   so a commit never passes a message that has not ended. Messages of one thread are
-//!   handled one at a time, in offset order per partition.
-//! - **Stopping.** A stop request is seen between messages, within a poll (at most 250 ms)
-//!   and during every wait (retry backoff, due time, failed write backoff). The message in
-//!   hand is finished; one waiting for an in-place retry is parked on the retry topic if
-//!   that is on, else left uncommitted for the group to read again.
+//!   so a commit never passes a message that has not ended.
+//! - **Stopping.** A stop request is seen between records and within a poll (at most
+//!   250 ms). The message in hand is finished; messages in the waiting room are parked on
+//!   the retry topic if that is on, else left uncommitted for the group to read again.
 //!
 //! ```
 //! use std::time::Duration;
@@ -61,7 +61,7 @@
 //!     Ok(())
 //! });
 //! let handle = consumer.consume(["scraping-tasks"]).unwrap();
-//! while handle.metrics()[0].handled < 1 {
+//! while handle.metrics().iter().map(|m| m.handled).sum::<u64>() < 1 {
 //!     std::thread::sleep(Duration::from_millis(5));
 //! }
 //! consumer.close(Duration::from_secs(5)).unwrap();
@@ -70,6 +70,7 @@
 //!     + broker.committed("kafka-sync", "scraping-tasks", 2).unwrap_or(0), 1);
 //! ```
 
+mod backlog;
 mod dedupe;
 mod dedupe_file;
 mod dispatch;
@@ -78,12 +79,15 @@ mod health;
 mod invoke;
 mod metrics;
 mod offsets;
+mod outbox;
 mod process;
 mod records;
 mod registry;
 mod runner;
 mod shared;
 mod stop;
+mod waiting;
+mod watchdog;
 mod wrapper;
 
 use std::sync::Arc;
@@ -99,13 +103,15 @@ pub(crate) use shared::Shared;
 
 pub use dedupe::{IdempotencyStore, MemoryIdempotencyStore};
 pub use dedupe_file::FileIdempotencyStore;
-pub use health::{ConsumerHealth, ThreadHealth};
+pub use divert::headers;
+pub use health::{ConsumerHealth, HealthStatus, RunningCall, ThreadHealth};
 pub use metrics::ConsumerTopicMetrics;
 pub use records::{DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord};
 pub use wrapper::KafkaConsumerWrapper;
 
 /// Consumes topics with a thread per topic and runs the handler registered for each
-/// message's type; see the [module docs](self) for what happens to each message.
+/// message's type; the README's table "What happens to each consumed message" says how each
+/// message ends.
 ///
 /// Get one from [`Kafka::consumer`](crate::Kafka::consumer), register handlers, then
 /// [`consume`](Self::consume). [`close`](Self::close) (or dropping the consumer, bounded by
@@ -206,6 +212,25 @@ impl Consumer {
             message_type.into(),
             registry::single(registry::typed(handler)),
         );
+    }
+
+    /// Registers the handler of the dead-letter topic's records (`consumer.dead_letter_topic`):
+    /// the only way to consume that topic (`consume` refuses it otherwise, so records
+    /// without a handler are never dead-lettered into the topic they came from). Each
+    /// record is read back with [`DeadLetterRecord::from_record`] (either form) and given to
+    /// `handler`; a retriable error or panic is retried in place per `consumer.retry` on
+    /// that topic's own thread; a record that still fails, or does not read back as a dead
+    /// letter, is logged at error and skipped. It is never written back to the dead-letter
+    /// topic, nor to the retry topic.
+    pub fn register_dead_letter_handler<F>(&self, handler: F)
+    where
+        F: Fn(&DeadLetterRecord) -> HandlerResult + Send + Sync + 'static,
+    {
+        *self
+            .shared
+            .dead_letter_handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(handler));
     }
 
     fn register(&self, message_type: MessageType, entry: registry::Entry) {

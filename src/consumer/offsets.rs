@@ -88,6 +88,13 @@ impl OffsetTracker {
         self.partitions.retain(|p, _| assignment.contains(p));
     }
 
+    /// Forgets `partitions` (their reading restarted from the group's commit).
+    pub(crate) fn forget(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.partitions.remove(p);
+        }
+    }
+
     /// How many tracked offsets have not ended.
     #[cfg(test)]
     pub(crate) fn pending_count(&self) -> usize {

@@ -1,40 +1,42 @@
-//! The per-message state machine: how one consumed record ends.
+//! The per-message state machine: one step of one consumed record at a time.
 //!
 //! ```text
-//!  bytes ─decode─┬─ not an envelope ─────────────────────────────────▶ dead-letter (decode)
-//!                ├─ retry entry of another group ────────────────────▶ skipped
-//!                ├─ retry entry of this group: wait for its due time ─┐
-//!                ▼                                                   ▼
+//!  bytes ─decode─┬─ not an envelope ─────────────────────────────────▶ divert: dead letter
+//!                ├─ retry entry of another group (header, else payload) ─▶ skipped
+//!                ├─ retry entry of this group, not due ───────────────▶ not due (held)
+//!                ▼
 //!         envelope ─ id handled already? ──────────────────────────▶ duplicate (skipped)
-//!                  ─ no handler for the type ──────────────────────▶ dead-letter / skip
+//!                  ─ no handler for the type ──────────────────────▶ dead letter / skip
 //!                  ─ attempt ─┬─ Ok ───────────────────────────────▶ handled (id marked)
-//!                             ├─ permanent / payload decode error ─▶ dead-letter
+//!                             ├─ permanent / payload decode error ─▶ divert: dead letter
 //!                             └─ retriable, panic, timeout:
-//!                                  max total attempts reached ─────▶ dead-letter (exhausted)
-//!                                  in-place retry left ── back off ─▶ attempt again
-//!                                  retry topic on ─────────────────▶ parked on retry topic
-//!                                  else ───────────────────────────▶ dead-letter
+//!                                  max total attempts reached ─────▶ divert: dead letter
+//!                                  in-place retry left ────────────▶ again after a backoff
+//!                                  retry topic on ─────────────────▶ divert: retry topic
+//!                                  else ───────────────────────────▶ divert: dead letter
 //! ```
 //!
-//! Every branch but "not ended" is an end: the caller may commit past the record. A record
-//! is "not ended" only when the consumer stops while it waits (a backoff, a due time, a
-//! failing write); it is then read again by the group.
+//! Nothing here waits: a backoff or a due time is handed back to the thread, which goes on
+//! with other records meanwhile (see `runner.rs`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::dedupe::IdempotencyStore;
-use super::divert::{self, Cause, Failures, Letter, Subject};
+use super::divert::{self, headers, Cause, Divert, Failures, Letter, Subject};
+use super::invoke::panic_text;
 use super::invoke::{HandlerRunner, Outcome};
 use super::metrics::{Counter, TopicStats};
-use super::records::{DeadLetterKind, Origin, RetryRecord};
+use super::records::{DeadLetterKind, DeadLetterRecord, Origin, RetryRecord};
 use super::registry::Entry;
 use super::Shared;
 use crate::config::UnknownTypePolicy;
 use crate::domain::{HandlerError, KafkaMessage, MessageType};
+use crate::retry::RetrySchedule;
 use crate::transport::ConsumedRecord;
 
-/// How a record ended.
+/// How a record ended at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
     /// A handler returned `Ok`.
@@ -43,20 +45,28 @@ pub(crate) enum Ending {
     Duplicate,
     /// Passed over by rule (unknown type with the skip policy, another group's retry).
     Skipped,
-    /// Written to the retry topic.
-    Parked,
-    /// Written to the dead-letter topic.
-    DeadLettered(DeadLetterKind),
-    /// Not ended: the consumer is stopping; do not commit past it.
-    NotEnded,
 }
 
-/// A decoded message with its handler, before its first attempt.
+/// What happens next to a record.
+pub(crate) enum Step {
+    /// It ended: commit past it.
+    Ended(Ending),
+    /// It ends once one of these writes is acknowledged.
+    Divert(Divert),
+    /// Its next attempt is due at this time.
+    Again(Box<Ready>, Instant),
+    /// A retry entry of this group, not due before this time.
+    NotDue(Instant),
+}
+
+/// A decoded message with its handler, between attempts.
 pub(crate) struct Ready {
     message: Arc<KafkaMessage>,
     origin: Origin,
     failures: Failures,
     entry: Entry,
+    schedule: RetrySchedule,
+    started: Instant,
 }
 
 impl Ready {
@@ -78,26 +88,42 @@ impl Ready {
 
 /// Where a record stands before its handler runs.
 pub(crate) enum Prepared {
-    /// It ended already (or, when stopping, did not end).
-    Ended(Ending),
+    /// Its next step is known without a handler.
+    Done(Step),
     /// It waits for its handler.
-    Ready(Ready),
+    Ready(Box<Ready>),
 }
 
 /// Runs the state machine for one consumer thread.
 pub(crate) struct MessageFlow {
+    /// Whether this thread reads the dead-letter topic (the dead-letter handler's role).
+    dead_letter_role: bool,
+    /// Retry entries whose far-future due time was clamped: (partition, offset) → when
+    /// they may run (their own due time is not looked at again).
+    clamped: std::collections::HashMap<(i32, i64), Instant>,
     shared: Arc<Shared>,
     stats: Arc<TopicStats>,
     runner: HandlerRunner,
     store: Arc<dyn IdempotencyStore>,
 }
 
+fn header<'a>(record: &'a ConsumedRecord, name: &str) -> Option<&'a [u8]> {
+    record
+        .headers
+        .iter()
+        .rev()
+        .find(|h| h.key == name)
+        .map(|h| h.value.as_slice())
+}
+
 impl MessageFlow {
     /// A flow for the thread consuming `stats.topic`.
     pub(crate) fn new(shared: Arc<Shared>, stats: Arc<TopicStats>) -> Self {
-        let runner = HandlerRunner::new(&stats.topic, shared.config.consumer.handler_timeout);
+        let runner = HandlerRunner::new(stats.clone(), shared.config.consumer.handler_timeout);
         let store = shared.store();
         MessageFlow {
+            dead_letter_role: stats.topic == shared.config.consumer.dead_letter_topic,
+            clamped: std::collections::HashMap::new(),
             shared,
             stats,
             runner,
@@ -105,19 +131,17 @@ impl MessageFlow {
         }
     }
 
-    /// Stops the handler helper, waiting for late calls until `deadline`.
-    pub(crate) fn close(&mut self, deadline: Instant) {
-        self.runner.close(deadline);
+    /// One attempt of a prepared message.
+    pub(crate) fn attempt(&mut self, ready: Box<Ready>, record: &ConsumedRecord) -> Step {
+        self.step(ready, record, None)
     }
 
-    /// Takes a prepared message to its end.
-    pub(crate) fn finish(&mut self, ready: Ready, record: &ConsumedRecord) -> Ending {
-        self.attempt(ready, record, None)
-    }
-
-    /// Takes `batch` (prepared messages of one batch handler) to their ends: the first
-    /// attempt of all in one batch call, then each on its own.
-    pub(crate) fn process_batch(&mut self, batch: Vec<(Ready, &ConsumedRecord)>) -> Vec<Ending> {
+    /// The first attempt of `batch` (prepared messages of one batch handler) in one call;
+    /// each record with its next step.
+    pub(crate) fn attempt_batch(
+        &mut self,
+        batch: Vec<(Box<Ready>, ConsumedRecord)>,
+    ) -> Vec<(ConsumedRecord, Step)> {
         let Some((invoker, _)) = batch.first().and_then(|(r, _)| r.entry.batch.clone()) else {
             return Vec::new();
         };
@@ -128,36 +152,72 @@ impl MessageFlow {
         batch
             .into_iter()
             .zip(outcomes)
-            .map(|((ready, record), outcome)| self.attempt(ready, record, Some(outcome)))
+            .map(|((ready, record), outcome)| {
+                let step = self.step(ready, &record, Some(outcome));
+                (record, step)
+            })
             .collect()
     }
 
-    /// Decodes `record` and checks what comes before a handler runs: an end already
-    /// (dead-lettered, skipped, duplicate, not ended) or a message ready for its handler.
-    /// `before_wait` runs before a long wait (a retry entry's due time), so the caller can
-    /// commit what already ended.
-    pub(crate) fn prepare(
-        &mut self,
-        record: &ConsumedRecord,
-        before_wait: &mut dyn FnMut(),
-    ) -> Prepared {
+    /// Decodes `record` and checks what comes before a handler runs.
+    pub(crate) fn prepare(&mut self, record: &ConsumedRecord) -> Prepared {
+        if self.dead_letter_role {
+            return Prepared::Done(self.dead_letter_record(record));
+        }
         let origin = Origin {
             topic: record.topic.clone(),
             partition: record.partition,
             offset: record.offset,
         };
+        if let Some(why) = header(record, crate::transport::UNDECODABLE_BATCH) {
+            self.stats.add(Counter::DecodeErrors, 1);
+            let letter = Letter {
+                subject: Subject::Raw,
+                kind: DeadLetterKind::UndecodableBatch,
+                error: format!("undecodable record batch: {}", String::from_utf8_lossy(why)),
+                origin,
+                record,
+            };
+            return Prepared::Done(self.dead_letter(letter, &Failures::none()));
+        }
+        if record.null_value {
+            // A tombstone (compaction's delete marker) carries no message.
+            self.stats.add(Counter::Tombstones, 1);
+            log::info!(
+                "{}/{}@{}: null value (tombstone, key {:?}); passed over",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key.as_deref().map(String::from_utf8_lossy)
+            );
+            return Prepared::Done(Step::Ended(Ending::Skipped));
+        }
+        // A retry entry says whose it is and when it is due in its headers: another
+        // group's entry is passed over without decoding it.
+        let mut due_checked = false;
+        if let Some(group) = header(record, headers::RETRY_GROUP) {
+            if group != self.shared.config.group_id.as_bytes() {
+                return self.other_group(&String::from_utf8_lossy(group));
+            }
+            if let Some(until) = header(record, headers::RETRY_DUE_AT).and_then(due_from_header) {
+                if let Some(at) = self.not_due(until, record) {
+                    return Prepared::Done(Step::NotDue(at));
+                }
+                due_checked = true;
+            }
+        }
         let message = match KafkaMessage::from_bytes(&record.value) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.add(Counter::DecodeErrors, 1);
                 let letter = Letter {
-                    subject: Subject::Raw(record),
+                    subject: Subject::Raw,
                     kind: DeadLetterKind::Decode,
                     error: e.chain_text(),
                     origin,
-                    key: record.key.as_deref(),
+                    record,
                 };
-                return Prepared::Ended(self.dead_letter(letter, &Failures::none()));
+                return Prepared::Done(self.dead_letter(letter, &Failures::none()));
             }
         };
         if message.message_type != MessageType::RETRY {
@@ -172,29 +232,121 @@ impl MessageFlow {
                     kind: DeadLetterKind::Decode,
                     error: e.chain_text(),
                     origin,
-                    key: record.key.as_deref(),
+                    record,
                 };
-                return Prepared::Ended(self.dead_letter(letter, &Failures::none()));
+                return Prepared::Done(self.dead_letter(letter, &Failures::none()));
             }
         };
         if entry.group != self.shared.config.group_id {
-            self.stats.add(Counter::SkippedOtherGroup, 1);
-            log::debug!(
-                "retry entry for message {} belongs to group {}; passing over it",
-                entry.message.id,
-                entry.group
-            );
-            return Prepared::Ended(Ending::Skipped);
+            return self.other_group(&entry.group);
         }
-        if let Ok(wait) = entry.due_at.duration_since(SystemTime::now()) {
-            log::debug!("message {} is due in {wait:?}; waiting", entry.message.id);
-            before_wait();
-            if self.shared.stop.sleep(wait) {
-                return Prepared::Ended(Ending::NotEnded);
+        if !due_checked {
+            if let Some(at) = self.not_due(entry.due_at, record) {
+                return Prepared::Done(Step::NotDue(at));
             }
         }
         let failures = Failures::from_retry(&entry);
         self.lookup(Arc::new(entry.message), entry.origin, failures, record)
+    }
+
+    /// The dead-letter handler's role: read the record back as a dead letter and hand it to
+    /// the dead-letter handler, retrying in place on this thread (it reads only the
+    /// dead-letter topic); what still fails is logged and skipped, never written back.
+    fn dead_letter_record(&mut self, record: &ConsumedRecord) -> Step {
+        let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+        let skip = |stats: &TopicStats, why: String| {
+            stats.add(Counter::DeadLetterFailures, 1);
+            log::error!("dead-letter record {at}: {why}; skipped (never written back)");
+            stats.set_error(format!("dead-letter record {at}: {why}"));
+            Step::Ended(Ending::Skipped)
+        };
+        let letter = match DeadLetterRecord::from_record(record) {
+            Ok(letter) => letter,
+            Err(e) => return skip(&self.stats, e.to_string()),
+        };
+        let Some(handler) = self.shared.dead_letter_handler() else {
+            return skip(&self.stats, "no dead-letter handler is registered".into());
+        };
+        let id = letter.message_id.unwrap_or_default();
+        let mut schedule = self.shared.config.consumer.retry.schedule();
+        let started = Instant::now();
+        loop {
+            let call_started = Instant::now();
+            self.stats.busy_with(id, call_started);
+            let result = catch_unwind(AssertUnwindSafe(|| handler(&letter)));
+            self.stats.idle();
+            self.stats.record_latency(call_started.elapsed());
+            let why = match result {
+                Ok(Ok(())) => {
+                    self.stats.add(Counter::Handled, 1);
+                    return Step::Ended(Ending::Handled);
+                }
+                Ok(Err(HandlerError::Permanent(why))) => {
+                    return skip(
+                        &self.stats,
+                        format!("permanent error in the handler: {why}"),
+                    )
+                }
+                Ok(Err(HandlerError::Retriable(why))) => why,
+                Err(panic) => format!("the handler panicked: {}", panic_text(panic.as_ref())),
+            };
+            match schedule.next_delay(started.elapsed()) {
+                Some(delay) => {
+                    log::warn!("dead-letter record {at} (message {id}): {why}; retrying");
+                    self.stats.add(Counter::RetriedInPlace, 1);
+                    if self.shared.stop.sleep(delay) {
+                        // Not ended: read again by the group.
+                        return Step::NotDue(Instant::now());
+                    }
+                }
+                None => {
+                    return skip(
+                        &self.stats,
+                        format!("message {id}: retries used up in the dead-letter handler: {why}"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn other_group(&self, group: &str) -> Prepared {
+        self.stats.add(Counter::SkippedOtherGroup, 1);
+        log::debug!("retry entry of group {group}; passing over it");
+        Prepared::Done(Step::Ended(Ending::Skipped))
+    }
+
+    /// When a retry entry due at `due` may run, if not now; a due time further away than
+    /// `retry_topic_max_delay` is clamped to it (and logged).
+    fn not_due(&mut self, due: SystemTime, record: &ConsumedRecord) -> Option<Instant> {
+        let key = (record.partition, record.offset);
+        if let Some(&until) = self.clamped.get(&key) {
+            if Instant::now() >= until {
+                self.clamped.remove(&key);
+                return None;
+            }
+            return Some(until);
+        }
+        let wait = due.duration_since(SystemTime::now()).ok()?;
+        if wait.is_zero() {
+            return None;
+        }
+        let max = self.shared.config.consumer.retry_topic_max_delay;
+        if wait <= max {
+            return Some(Instant::now() + wait);
+        }
+        log::warn!(
+            "retry entry at {}/{}@{} is due in {wait:?}, beyond consumer.retry_topic_max_delay \
+             ({max:?}): waiting {max:?} instead",
+            record.topic,
+            record.partition,
+            record.offset
+        );
+        if self.clamped.len() > 10_000 {
+            self.clamped.clear();
+        }
+        let until = Instant::now() + max;
+        self.clamped.insert(key, until);
+        Some(until)
     }
 
     /// Dedupe and handler lookup.
@@ -213,7 +365,7 @@ impl MessageFlow {
             Ok(true) => {
                 self.stats.add(Counter::Duplicates, 1);
                 log::info!("{tag}: handled before; skipping the duplicate");
-                return Prepared::Ended(Ending::Duplicate);
+                return Prepared::Done(Step::Ended(Ending::Duplicate));
             }
             Ok(false) => {}
             Err(e) => log::warn!("{tag}: idempotency store failed ({e}); handling anyway"),
@@ -224,17 +376,19 @@ impl MessageFlow {
             found.ok_or_else(|| registry.types())
         };
         match found {
-            Ok(entry) => Prepared::Ready(Ready {
+            Ok(entry) => Prepared::Ready(Box::new(Ready {
                 message,
                 origin,
                 failures,
                 entry,
-            }),
+                schedule: self.shared.config.consumer.retry.schedule(),
+                started: Instant::now(),
+            })),
             Err(_) if self.shared.config.consumer.unknown_type == UnknownTypePolicy::Skip => {
                 self.stats.add(Counter::SkippedUnknownType, 1);
                 let t = &message.message_type;
                 log::warn!("{tag}: no handler for type `{t}`; skipping");
-                Prepared::Ended(Ending::Skipped)
+                Prepared::Done(Step::Ended(Ending::Skipped))
             }
             Err(known) => {
                 let error = format!(
@@ -246,127 +400,150 @@ impl MessageFlow {
                     kind: DeadLetterKind::UnknownType,
                     error,
                     origin: origin.clone(),
-                    key: record.key.as_deref(),
+                    record,
                 };
-                Prepared::Ended(self.dead_letter(letter, &failures))
+                Prepared::Done(self.dead_letter(letter, &failures))
             }
         }
     }
 
-    /// Attempts until the message ends; the first attempt's outcome is `first` when a batch
-    /// call made it already.
-    fn attempt(&mut self, ready: Ready, record: &ConsumedRecord, first: Option<Outcome>) -> Ending {
-        let Ready {
-            message,
-            origin,
-            mut failures,
-            entry,
-        } = ready;
+    /// One attempt (its outcome is `first` when a batch call made it already), and what
+    /// comes next.
+    fn step(
+        &mut self,
+        mut ready: Box<Ready>,
+        record: &ConsumedRecord,
+        first: Option<Outcome>,
+    ) -> Step {
+        let message = ready.message.clone();
+        let origin = ready.origin.clone();
         let tag = Tag {
             message: &message,
             origin: &origin,
+        };
+        let attempt = ready.failures.attempts.saturating_add(1);
+        log::debug!("{tag} attempt {attempt}: handling");
+        let outcome = match first {
+            Some(outcome) => outcome,
+            None => {
+                let call_started = Instant::now();
+                let outcome = self.runner.run(&ready.entry.single, &message);
+                self.stats.record_latency(call_started.elapsed());
+                outcome
+            }
         };
         let letter = |kind, error| Letter {
             subject: Subject::Envelope(&message),
             kind,
             error,
             origin: origin.clone(),
-            key: record.key.as_deref(),
+            record,
         };
-        let mut first = first;
+        let failures = &mut ready.failures;
+        let (cause, error) = match outcome {
+            Outcome::Handled => {
+                if let Err(e) = self.store.mark_processed(message.id) {
+                    log::warn!("{tag}: idempotency store failed to record it: {e}");
+                }
+                self.stats.add(Counter::Handled, 1);
+                log::debug!("{tag} attempt {attempt}: handled");
+                return Step::Ended(Ending::Handled);
+            }
+            Outcome::Decode(e) => {
+                failures.attempted();
+                self.stats.add(Counter::DecodeErrors, 1);
+                let error = format!("decode error: {e}");
+                let failures = failures.clone();
+                return self.dead_letter(letter(DeadLetterKind::Decode, error), &failures);
+            }
+            Outcome::Failed(HandlerError::Permanent(reason)) => {
+                failures.record(Cause::Handler, format!("permanent handler error: {reason}"));
+                let error = failures.last_error.clone();
+                let failures = failures.clone();
+                return self.dead_letter(letter(DeadLetterKind::Permanent, error), &failures);
+            }
+            Outcome::Failed(HandlerError::Retriable(reason)) => {
+                (Cause::Handler, format!("retriable handler error: {reason}"))
+            }
+            Outcome::Panicked(text) => (Cause::Panic, format!("handler panicked: {text}")),
+            Outcome::TimedOut(t, why) => (
+                Cause::Timeout,
+                format!("handler ran {t:?}, past consumer.handler_timeout, and failed: {why}"),
+            ),
+        };
+        failures.record(cause, error);
+        log::warn!("{tag} attempt {attempt} failed: {}", failures.last_error);
         let consumer = &self.shared.config.consumer;
-        let mut schedule = consumer.retry.schedule();
-        let started = Instant::now();
-        loop {
-            let attempt = failures.attempts + 1;
-            log::debug!("{tag} attempt {attempt}: handling");
-            let outcome = match first.take() {
-                Some(outcome) => outcome,
-                None => {
-                    let call_started = Instant::now();
-                    let outcome = self.runner.run(&entry.single, &message);
-                    self.stats.record_latency(call_started.elapsed());
-                    outcome
-                }
-            };
-            let stuck = self.runner.stuck() as u64;
-            self.stats
-                .stuck_handlers
-                .store(stuck, std::sync::atomic::Ordering::Relaxed);
-            let (cause, error) = match outcome {
-                Outcome::Handled => {
-                    if let Err(e) = self.store.mark_processed(message.id) {
-                        log::warn!("{tag}: idempotency store failed to record it: {e}");
-                    }
-                    self.stats.add(Counter::Handled, 1);
-                    log::debug!("{tag} attempt {attempt}: handled");
-                    return Ending::Handled;
-                }
-                Outcome::Decode(e) => {
-                    failures.attempted();
-                    self.stats.add(Counter::DecodeErrors, 1);
-                    let error = format!("decode error: {e}");
-                    return self.dead_letter(letter(DeadLetterKind::Decode, error), &failures);
-                }
-                Outcome::Failed(HandlerError::Permanent(reason)) => {
-                    failures.record(Cause::Handler, format!("permanent handler error: {reason}"));
-                    let error = failures.last_error.clone();
-                    return self.dead_letter(letter(DeadLetterKind::Permanent, error), &failures);
-                }
-                Outcome::Failed(HandlerError::Retriable(reason)) => {
-                    (Cause::Handler, format!("retriable handler error: {reason}"))
-                }
-                Outcome::Panicked(text) => (Cause::Panic, format!("handler panicked: {text}")),
-                Outcome::TimedOut(t) => (Cause::Timeout, format!("handler timed out after {t:?}")),
-            };
-            failures.record(cause, error);
-            log::warn!("{tag} attempt {attempt} failed: {}", failures.last_error);
-            if failures.attempts >= consumer.max_total_attempts {
-                let error = format!(
-                    "gave up after {} attempts (consumer.max_total_attempts): {}",
-                    failures.attempts, failures.last_error
-                );
-                return self.dead_letter(letter(DeadLetterKind::Exhausted, error), &failures);
-            }
-            let Some(delay) = schedule.next_delay(started.elapsed()) else {
-                break;
-            };
-            self.stats.add(Counter::RetriedInPlace, 1);
-            if self.shared.stop.sleep(delay) {
-                if consumer.retry_topic_enabled {
-                    break;
-                }
-                log::info!("{tag}: stopping during its retries; it will be read again");
-                return Ending::NotEnded;
-            }
+        if failures.attempts >= consumer.max_total_attempts {
+            let error = format!(
+                "gave up after {} attempts (consumer.max_total_attempts): {}",
+                failures.attempts, failures.last_error
+            );
+            let failures = failures.clone();
+            return self.dead_letter(letter(DeadLetterKind::Exhausted, error), &failures);
         }
-        if consumer.retry_topic_enabled {
-            return if divert::park(&self.shared, &self.stats, &message, origin, &failures) {
-                Ending::Parked
-            } else {
-                Ending::NotEnded
-            };
+        let elapsed = ready.started.elapsed();
+        match ready.schedule.next_delay(elapsed) {
+            Some(delay) => {
+                self.stats.add(Counter::RetriedInPlace, 1);
+                Step::Again(ready, Instant::now() + delay)
+            }
+            None => self.give_up(ready, record),
         }
+    }
+
+    /// The in-place retries of `ready` are over (or the consumer is stopping): the retry
+    /// topic if that is on, else the dead-letter topic.
+    pub(crate) fn give_up(&mut self, ready: Box<Ready>, record: &ConsumedRecord) -> Step {
+        let Ready {
+            message,
+            origin,
+            failures,
+            ..
+        } = *ready;
         let kind = match failures.cause {
             Cause::Handler => DeadLetterKind::Handler,
             Cause::Timeout => DeadLetterKind::Timeout,
             Cause::Panic => DeadLetterKind::Panic,
         };
+        let consumer = &self.shared.config.consumer;
+        let why = if consumer.retry_topic_enabled {
+            "in-place retries used up, and the retry topic could not be written"
+        } else {
+            "in-place retries used up, retry topic off"
+        };
         let error = format!(
-            "gave up after {} attempts (in-place retries used up, retry topic off): {}",
+            "gave up after {} attempts ({why}): {}",
             failures.attempts, failures.last_error
         );
-        self.dead_letter(letter(kind, error), &failures)
+        let letter = Letter {
+            subject: Subject::Envelope(&message),
+            kind,
+            error,
+            origin: origin.clone(),
+            record,
+        };
+        let dead = divert::dead_letter(&self.shared, letter, &failures);
+        if !consumer.retry_topic_enabled {
+            return Step::Divert(dead);
+        }
+        Step::Divert(divert::park(
+            &self.shared,
+            &message,
+            origin,
+            &failures,
+            dead,
+        ))
     }
 
-    fn dead_letter(&self, letter: Letter<'_>, failures: &Failures) -> Ending {
-        let kind = letter.kind;
-        if divert::dead_letter(&self.shared, &self.stats, letter, failures) {
-            Ending::DeadLettered(kind)
-        } else {
-            Ending::NotEnded
-        }
+    fn dead_letter(&self, letter: Letter<'_>, failures: &Failures) -> Step {
+        Step::Divert(divert::dead_letter(&self.shared, letter, failures))
     }
+}
+
+fn due_from_header(value: &[u8]) -> Option<SystemTime> {
+    let millis: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
 /// The identity of a message in log lines: id, correlation id, topic, partition, offset.

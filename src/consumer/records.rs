@@ -5,9 +5,10 @@
 //! [`KafkaMessage::payload_as`].
 //!
 //! ```
-//! use kafka_sync::{DeadLetterKind, DeadLetterRecord, RawBytes};
+//! use kafka_sync::domain::{DeadLetterKind, DeadLetterRecord, RawBytes};
 //!
-//! // Raw bytes are kept losslessly: as text when they are UTF-8, else as numbers.
+//! // Raw bytes are kept losslessly: as text when they are UTF-8, else as base64 (never
+//! // more than 4/3 of their size; the old `{"bytes": [..]}` form is still read).
 //! assert_eq!(RawBytes::from_slice(b"{oops"), RawBytes::Utf8("{oops".into()));
 //! assert_eq!(RawBytes::from_slice(&[0xff, 0]).to_vec(), vec![0xff, 0]);
 //! assert_eq!(serde_json::to_value(DeadLetterKind::UnknownType).unwrap(), "unknown_type");
@@ -40,6 +41,10 @@ pub enum DeadLetterKind {
     Timeout,
     /// The last attempt panicked and no retry was left.
     Panic,
+    /// A record batch the transport could not decode (message format v0/v1, a CRC
+    /// mismatch, a codec this build lacks, a header key that is not UTF-8): the raw value
+    /// is the batch as fetched; the partition goes on after it.
+    UndecodableBatch,
 }
 
 impl fmt::Display for DeadLetterKind {
@@ -52,19 +57,59 @@ impl fmt::Display for DeadLetterKind {
             DeadLetterKind::Exhausted => "exhausted",
             DeadLetterKind::Timeout => "timeout",
             DeadLetterKind::Panic => "panic",
+            DeadLetterKind::UndecodableBatch => "undecodable_batch",
         })
     }
 }
 
 /// Bytes kept without loss in JSON: `{"utf8": "..."}` when they are valid UTF-8, else
-/// `{"bytes": [..]}`.
+/// `{"base64": "..."}` (standard alphabet, padded). `{"bytes": [..]}` (a number per byte,
+/// written by earlier versions) is still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "RawBytesWire", into = "RawBytesWire")]
 pub enum RawBytes {
     /// The bytes were valid UTF-8: the text itself.
     Utf8(String),
-    /// The bytes were not UTF-8: each byte as a number.
+    /// The bytes were not UTF-8 (written as base64).
     Bytes(Vec<u8>),
+}
+
+/// [`RawBytes`] as it travels in JSON.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawBytesWire {
+    Utf8(String),
+    Base64(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<RawBytes> for RawBytesWire {
+    fn from(raw: RawBytes) -> Self {
+        use base64::Engine;
+        match raw {
+            RawBytes::Utf8(text) => RawBytesWire::Utf8(text),
+            RawBytes::Bytes(bytes) => {
+                RawBytesWire::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+        }
+    }
+}
+
+impl TryFrom<RawBytesWire> for RawBytes {
+    type Error = String;
+
+    fn try_from(wire: RawBytesWire) -> Result<Self, String> {
+        use base64::Engine;
+        Ok(match wire {
+            RawBytesWire::Utf8(text) => RawBytes::Utf8(text),
+            RawBytesWire::Bytes(bytes) => RawBytes::Bytes(bytes),
+            RawBytesWire::Base64(text) => RawBytes::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .map_err(|e| format!("raw bytes: invalid base64: {e}"))?,
+            ),
+        })
+    }
 }
 
 impl RawBytes {
@@ -163,6 +208,84 @@ impl DeadLetterRecord {
     }
 }
 
+impl DeadLetterRecord {
+    /// Reads back a record of the dead-letter topic, in either form the consumer writes: the
+    /// JSON record inside an envelope of type [`MessageType::DEAD_LETTER`] (header
+    /// `dlt-form: envelope`, or no headers at all on the `kafka` crate transport), or the
+    /// original key and value unchanged with the error in `dlt-*` headers (`dlt-form:
+    /// original`, the fallback when the JSON record cannot be written, e.g. too large).
+    /// Fails with [`ErrorKind::Serialization`](crate::ErrorKind::Serialization) naming what
+    /// is missing.
+    pub fn from_record(record: &crate::transport::ConsumedRecord) -> crate::Result<Self> {
+        use super::divert::headers as h;
+        let get = |name: &str| {
+            record
+                .headers
+                .iter()
+                .rev()
+                .find(|x| x.key == name)
+                .map(|x| String::from_utf8_lossy(&x.value).into_owned())
+        };
+        let bad = |what: String| {
+            crate::Error::new(
+                crate::ErrorKind::Serialization,
+                format!(
+                    "record {}/{}@{} is not a dead letter: {what}",
+                    record.topic, record.partition, record.offset
+                ),
+            )
+        };
+        if get(h::DLT_FORM).as_deref() != Some("original") {
+            let env = KafkaMessage::from_bytes(&record.value)
+                .map_err(|e| bad(format!("not an envelope: {e}")))?;
+            if env.message_type != MessageType::DEAD_LETTER {
+                return Err(bad(format!("an envelope of type {}", env.message_type)));
+            }
+            return env.payload_as().map_err(|e| bad(format!("payload: {e}")));
+        }
+        let need = |name: &'static str| get(name).ok_or_else(|| bad(format!("no {name} header")));
+        let number = |name: &'static str| -> crate::Result<i64> {
+            need(name)?
+                .parse()
+                .map_err(|_| bad(format!("header {name} is not a number")))
+        };
+        let time = |name: &'static str| -> crate::Result<SystemTime> {
+            let ms = u64::try_from(number(name)?).unwrap_or(0);
+            Ok(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        };
+        let kind: DeadLetterKind =
+            serde_json::from_value(serde_json::Value::String(need(h::DLT_KIND)?))
+                .map_err(|_| bad("unknown dlt-kind".into()))?;
+        let original = KafkaMessage::from_bytes(&record.value).ok();
+        let (salvaged_id, salvaged_corr) = salvage_ids(&record.value);
+        Ok(DeadLetterRecord {
+            kind,
+            error: need(h::DLT_ERROR)?,
+            raw_value: original
+                .is_none()
+                .then(|| RawBytes::from_slice(&record.value)),
+            key: record.key.as_deref().map(RawBytes::from_slice),
+            message_id: get(crate::transport::Header::MESSAGE_ID)
+                .and_then(|t| Uuid::parse_str(&t).ok())
+                .or(original.as_ref().map(|m| m.id))
+                .or(salvaged_id),
+            message_type: original.as_ref().map(|m| m.message_type.clone()),
+            correlation_id: get(crate::transport::Header::CORRELATION_ID).or(salvaged_corr),
+            attempts: u32::try_from(number(h::DLT_ATTEMPTS)?).unwrap_or(u32::MAX),
+            first_failure_at: time(h::DLT_FIRST_FAILURE_AT)?,
+            last_failure_at: time(h::DLT_LAST_FAILURE_AT)?,
+            origin: Origin {
+                topic: need(h::DLT_ORIGINAL_TOPIC)?,
+                partition: i32::try_from(number(h::DLT_ORIGINAL_PARTITION)?).unwrap_or(-1),
+                offset: number(h::DLT_ORIGINAL_OFFSET)?,
+            },
+            group: need(h::DLT_GROUP)?,
+            service: need(h::DLT_SERVICE)?,
+            original,
+        })
+    }
+}
+
 /// Best-effort id and correlation id of bytes that are JSON but not an envelope.
 pub(crate) fn salvage_ids(bytes: &[u8]) -> (Option<Uuid>, Option<String>) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes)
@@ -192,8 +315,17 @@ mod tests {
             let back: RawBytes = serde_json::from_str(&json).unwrap();
             assert_eq!(back.to_vec(), bytes);
         }
-        let json = serde_json::to_value(RawBytes::from_slice(&[0xff])).unwrap();
-        assert_eq!(json, serde_json::json!({"bytes": [255]}));
+        let json = serde_json::to_value(RawBytes::from_slice(&[0xff, 0xfe, 0xfd])).unwrap();
+        assert_eq!(json, serde_json::json!({"base64": "//79"}));
+        let old: RawBytes = serde_json::from_value(serde_json::json!({"bytes": [255]})).unwrap();
+        assert_eq!(
+            old.to_vec(),
+            vec![0xff],
+            "the number-array form of earlier versions"
+        );
+        let big = vec![0xffu8; 30_000];
+        let text = serde_json::to_string(&RawBytes::from_slice(&big)).unwrap();
+        assert!(text.len() <= big.len() * 4 / 3 + 16, "{} bytes", text.len());
     }
 
     #[test]

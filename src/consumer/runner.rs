@@ -1,19 +1,24 @@
 //! The consumer thread of one topic, `kafka-consumer-<topic>`: poll, take each record to
-//! its end, commit what ended.
+//! its end without letting one message hold up the others, commit what ended.
 //!
 //! ```text
 //!  loop until stopped:
-//!    commit ended offsets (if the interval passed, or the last poll was idle)
-//!    poll (≤ 250 ms) ── error: count, log, back off (100 ms doubling to 5 s), poll again
-//!    forget revoked partitions; track every polled offset as pending
-//!    for each record: MessageFlow::process ── ended: mark it; commit if due
-//!                                         └─ not ended (stopping): leave it and the rest
-//!  on stop: commit, measure lag, close the subscription (leave the group), join helpers
+//!    commit time (commit_interval)? write queued retries / dead letters, commit what ended
+//!    a message in the waiting room due? ── its next attempt (dispatch.rs)
+//!    else the next record of the backlog (partitions take turns; a held or stopped
+//!      partition is passed over; at most max_poll_records between polls; none while
+//!      the group rebalances) ── prepare, attempt (dispatch.rs)
+//!    else poll (≤ 250 ms, less if something is due sooner), partitions with a backlog
+//!      paused ── forget revoked partitions; track every polled offset as pending
+//!  taken out of the group by the watchdog (see shared.rs)? drop what it holds, rejoin
+//!  on stop: park waiting messages (retry topic on), write the outbox, commit, measure lag,
+//!           close the subscription (leave the group)
 //! ```
 //!
 //! A panic in the loop itself (not in a handler: those are caught per call) is logged,
 //! counted in health, and the loop restarts on a fresh subscription from the last commit.
 
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,10 +27,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::backlog::Backlog;
 use super::invoke::panic_text;
 use super::metrics::{Counter, TopicStats};
 use super::offsets::OffsetTracker;
-use super::process::MessageFlow;
+use super::outbox::Outbox;
+use super::process::{MessageFlow, Ready};
+use super::waiting::WaitingRoom;
 use super::Shared;
 use crate::error::Result;
 use crate::transport::{SubscribeOptions, Subscription};
@@ -75,6 +83,7 @@ pub(crate) fn spawn(
     subscription: Box<dyn Subscription>,
 ) -> Result<TopicThread> {
     let stats = Arc::new(TopicStats::new(topic));
+    stats.set_exit(subscription.group_exit());
     let (done, finished) = crossbeam_channel::bounded::<()>(0);
     let topic_loop = TopicLoop {
         flow: MessageFlow::new(shared.clone(), stats.clone()),
@@ -85,6 +94,11 @@ pub(crate) fn spawn(
         assignment: Vec::new(),
         last_commit: Instant::now(),
         last_lag: None,
+        backlog: Backlog::default(),
+        waiting: WaitingRoom::default(),
+        outbox: Outbox::default(),
+        paused: BTreeSet::new(),
+        taken_since_poll: 0,
     };
     let thread = std::thread::Builder::new()
         .name(format!("kafka-consumer-{topic}"))
@@ -131,6 +145,16 @@ pub(super) struct TopicLoop {
     pub(super) flow: MessageFlow,
     pub(super) last_commit: Instant,
     last_lag: Option<Instant>,
+    /// Polled records not started yet.
+    pub(super) backlog: Backlog,
+    /// Messages waiting for their next in-place attempt.
+    pub(super) waiting: WaitingRoom<Box<Ready>>,
+    /// Retry entries and dead letters not yet acknowledged.
+    pub(super) outbox: Outbox,
+    /// Partitions the subscription was told not to fetch.
+    paused: BTreeSet<i32>,
+    /// Records started since the last poll (bounded by `max_poll_records`).
+    pub(super) taken_since_poll: usize,
 }
 
 impl TopicLoop {
@@ -150,7 +174,7 @@ impl TopicLoop {
                     self.stats
                         .set_error(format!("consumer loop panicked: {why}"));
                     // Uncommitted progress is given up: the group reads it again.
-                    self.tracker = OffsetTracker::default();
+                    self.forget_everything();
                     self.close_subscription();
                     if self.shared.stop.sleep(Duration::from_secs(1)) {
                         break;
@@ -162,19 +186,57 @@ impl TopicLoop {
         log::info!("consumer thread for {topic} stopped");
     }
 
+    fn forget_everything(&mut self) {
+        self.tracker = OffsetTracker::default();
+        self.backlog = Backlog::default();
+        self.waiting = WaitingRoom::default();
+        self.outbox.forget(|_| true);
+        self.paused.clear();
+    }
+
     fn poll_loop(&mut self) {
         let mut idle = false;
         let mut failed_polls = 0u32;
+        let max_records = self.shared.config.consumer.max_poll_records;
+        let max_waiting = self.shared.config.consumer.max_waiting_retries;
         while !self.shared.stop.is_stopped() {
-            let interval = self.shared.config.consumer.commit_interval;
+            if self.stats.take_evicted() {
+                log::error!(
+                    "consumer of {} was taken out of its group by the watchdog (a handler call \
+                     ran too long, or no poll within consumer.max_poll_interval); dropping what \
+                     it held and joining again",
+                    self.stats.topic
+                );
+                self.forget_everything();
+            }
             let rebalancing = self.sub.as_ref().is_some_and(|s| s.rebalance_pending());
+            let interval = self.shared.config.consumer.commit_interval;
             if idle || rebalancing || self.last_commit.elapsed() >= interval {
-                self.commit();
+                self.flush_and_commit();
+            } else if self.outbox.len() >= super::outbox::FLUSH_AT {
+                self.flush();
             }
-            if idle {
-                self.measure_lag(LAG_EVERY / 2);
+            self.measure_lag(if idle { LAG_EVERY / 2 } else { LAG_EVERY });
+            self.publish_gauges();
+            if !rebalancing {
+                let now = Instant::now();
+                if let Some(w) = self.waiting.take_due(now) {
+                    self.retry_waiting(w);
+                    idle = false;
+                    continue;
+                }
+                if self.taken_since_poll < max_records && self.waiting.len() < max_waiting {
+                    let stopped = self.outbox.stopped();
+                    if let Some(record) = self.backlog.next_ready(now, &stopped) {
+                        self.taken_since_poll += 1;
+                        self.take(record);
+                        idle = false;
+                        continue;
+                    }
+                }
             }
-            let wait = self.shared.config.consumer.max_wait.min(POLL_SLICE);
+            let wait = self.poll_wait(rebalancing);
+            self.update_pauses();
             let Some(sub) = self.subscription() else {
                 return;
             };
@@ -206,20 +268,60 @@ impl TopicLoop {
                 }
             };
             failed_polls = 0;
+            self.taken_since_poll = 0;
             self.stats.record_poll();
             self.follow_assignment();
-            idle = records.is_empty();
-            if idle {
+            idle = records.is_empty() && self.backlog.len() == 0 && self.waiting.len() == 0;
+            if records.is_empty() {
                 continue;
             }
             self.stats.add(Counter::Consumed, records.len() as u64);
             for r in &records {
                 self.tracker.track(r.partition, r.offset);
             }
-            // Stopping midway leaves the rest pending: not committed, read again later.
-            self.dispatch(&records);
-            self.measure_lag(LAG_EVERY);
+            self.backlog.push(records);
         }
+    }
+
+    /// How long the next poll may wait: not past the next due retry, held partition or
+    /// outbox write, and not at all while records are ready.
+    fn poll_wait(&self, rebalancing: bool) -> Duration {
+        let now = Instant::now();
+        let stopped = self.outbox.stopped();
+        if !rebalancing && self.backlog.has_ready(now, &stopped) {
+            return Duration::ZERO;
+        }
+        let mut wait = self.shared.config.consumer.max_wait.min(POLL_SLICE);
+        let soonest = [
+            self.waiting.next_due(),
+            self.backlog.next_release(),
+            self.outbox.next_try(),
+        ];
+        for at in soonest.into_iter().flatten() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// Pauses partitions with a backlog (or stopped by a failing write), resumes the others.
+    fn update_pauses(&mut self) {
+        let mut want = self.backlog.busy_partitions();
+        want.extend(self.outbox.stopped());
+        if want == self.paused {
+            return;
+        }
+        let Some(sub) = self.sub.as_mut() else {
+            return;
+        };
+        let pause: Vec<i32> = want.difference(&self.paused).copied().collect();
+        let resume: Vec<i32> = self.paused.difference(&want).copied().collect();
+        if !pause.is_empty() {
+            sub.pause(&pause);
+        }
+        if !resume.is_empty() {
+            sub.resume(&resume);
+        }
+        self.paused = want;
     }
 
     fn subscription(&mut self) -> Option<&mut Box<dyn Subscription>> {
@@ -227,7 +329,10 @@ impl TopicLoop {
         while self.sub.is_none() {
             let options = subscribe_options(&self.shared, &self.stats.topic);
             match self.shared.transport.subscribe(options) {
-                Ok(sub) => self.sub = Some(sub),
+                Ok(sub) => {
+                    self.stats.set_exit(sub.group_exit());
+                    self.sub = Some(sub);
+                }
                 Err(e) => {
                     log::error!("subscribing to {} failed: {e}", self.stats.topic);
                     self.stats.set_error(format!("subscribe: {e}"));
@@ -241,31 +346,68 @@ impl TopicLoop {
         self.sub.as_mut()
     }
 
-    /// Forgets partitions this member lost in a rebalance.
+    /// Forgets what this thread holds of partitions it lost in a rebalance, or whose
+    /// reading the subscription restarted from the group's commit.
     fn follow_assignment(&mut self) {
-        let Some(sub) = self.sub.as_ref() else {
+        let Some(sub) = self.sub.as_mut() else {
             return;
         };
         let assignment = sub.assignment();
+        let restarted = sub.take_restarted();
+        if assignment == self.assignment && restarted.is_empty() {
+            return;
+        }
         if assignment != self.assignment {
             log::info!(
                 "consumer of {} now reads partitions {assignment:?} (was {:?})",
                 self.stats.topic,
                 self.assignment
             );
-            self.tracker.retain(&assignment);
-            self.assignment = assignment;
+        }
+        let gone = |p: i32| !assignment.contains(&p) || restarted.contains(&p);
+        self.tracker.retain(&assignment);
+        self.tracker.forget(&restarted);
+        self.backlog.retain(|p| !gone(p));
+        self.waiting.forget(gone);
+        self.outbox.forget(gone);
+        self.paused.retain(|p| !gone(*p));
+        self.assignment = assignment;
+    }
+
+    /// Writes what the outbox holds (what is due); ends the records it acknowledged.
+    pub(super) fn flush(&mut self) {
+        for (partition, offset) in self.outbox.flush(&self.shared, &self.stats) {
+            self.tracker.end(partition, offset);
         }
     }
 
+    pub(super) fn flush_and_commit(&mut self) {
+        self.flush();
+        self.commit();
+    }
+
     pub(super) fn commit(&mut self) {
-        if let Some(sub) = self.sub.as_mut() {
-            commit_with(
-                sub.as_mut(),
-                &mut self.tracker,
-                &self.stats,
-                &mut self.last_commit,
-            );
+        self.last_commit = Instant::now();
+        let Some(sub) = self.sub.as_mut() else {
+            return;
+        };
+        let offsets = self.tracker.committable();
+        if offsets.is_empty() {
+            return;
+        }
+        match sub.commit(&offsets) {
+            Ok(()) => {
+                self.tracker.mark_committed(&offsets);
+                self.stats.add(Counter::Commits, 1);
+                log::trace!("committed {offsets:?} on {}", self.stats.topic);
+            }
+            Err(e) => {
+                log::warn!(
+                    "commit of {offsets:?} on {} failed: {e}; will retry",
+                    self.stats.topic
+                );
+                self.stats.set_error(format!("commit: {e}"));
+            }
         }
     }
 
@@ -282,6 +424,15 @@ impl TopicLoop {
         }
     }
 
+    fn publish_gauges(&self) {
+        self.stats.set_gauges(
+            self.waiting.len(),
+            self.backlog.len(),
+            self.outbox.len(),
+            self.outbox.stopped_reasons(),
+        );
+    }
+
     fn close_subscription(&mut self) {
         if let Some(mut sub) = self.sub.take() {
             if let Err(e) = sub.close() {
@@ -291,40 +442,39 @@ impl TopicLoop {
         self.assignment.clear();
     }
 
-    /// Final commit, lag, leave the group, join handler helpers.
+    /// Parks waiting messages (retry topic on; else they stay uncommitted), writes the
+    /// outbox until the stop deadline, commits, measures lag, leaves the group.
     fn finish(&mut self) {
+        let deadline = self.shared.stop_deadline();
+        if self.shared.config.consumer.retry_topic_enabled {
+            while let Some(w) = self.waiting.take_first() {
+                let step = self.flow.give_up(w.item, &w.record);
+                self.apply(w.record, step);
+            }
+        }
+        self.waiting = WaitingRoom::default();
+        loop {
+            self.flush();
+            let next = self.outbox.next_try();
+            match next {
+                Some(at) if at < deadline && self.outbox.len() > 0 => {
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                }
+                _ => break,
+            }
+        }
+        if self.outbox.len() > 0 {
+            log::warn!(
+                "{} retry / dead-letter write(s) of {} not done at shutdown; their messages \
+                 stay uncommitted and are read again",
+                self.outbox.len(),
+                self.stats.topic
+            );
+        }
         self.commit();
         self.last_lag = None;
         self.measure_lag(Duration::ZERO);
+        self.publish_gauges();
         self.close_subscription();
-        self.flow.close(self.shared.stop_deadline());
-    }
-}
-
-/// Commits what ended; on failure keeps it for the next commit.
-pub(super) fn commit_with(
-    sub: &mut dyn Subscription,
-    tracker: &mut OffsetTracker,
-    stats: &TopicStats,
-    last_commit: &mut Instant,
-) {
-    *last_commit = Instant::now();
-    let offsets = tracker.committable();
-    if offsets.is_empty() {
-        return;
-    }
-    match sub.commit(&offsets) {
-        Ok(()) => {
-            tracker.mark_committed(&offsets);
-            stats.add(Counter::Commits, 1);
-            log::trace!("committed {offsets:?} on {}", stats.topic);
-        }
-        Err(e) => {
-            log::warn!(
-                "commit of {offsets:?} on {} failed: {e}; will retry",
-                stats.topic
-            );
-            stats.set_error(format!("commit: {e}"));
-        }
     }
 }

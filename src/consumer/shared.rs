@@ -1,5 +1,5 @@
 //! [`Shared`]: what a consumer's threads share (config, transport, handlers, idempotency
-//! store, the producer for retries and dead letters, the stop signal) and the lifecycle of
+//! store, the stop signal) and the lifecycle of
 //! its topic threads: start, stop within a bound, wait, report.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -13,20 +13,24 @@ use super::runner::{self, TopicThread};
 use super::stop::StopSignal;
 use crate::config::{validate_topic_name, Config};
 use crate::error::{Error, ErrorKind, Result};
-use crate::producer::Producer;
 use crate::transport::{Subscription, Transport};
 
+/// The handler of the dead-letter topic's records.
+pub(crate) type DeadLetterHandler =
+    Arc<dyn Fn(&super::records::DeadLetterRecord) -> crate::domain::HandlerResult + Send + Sync>;
+
 pub(crate) struct Shared {
+    /// Set by `register_dead_letter_handler`: the only way to consume the dead-letter topic.
+    pub(crate) dead_letter_handler: RwLock<Option<DeadLetterHandler>>,
     pub(crate) config: Config,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) registry: RwLock<Registry>,
     pub(crate) store: RwLock<Arc<dyn IdempotencyStore>>,
-    /// Writes retry entries and dead letters (each send waits for the broker's ack).
-    pub(crate) producer: Producer,
     pub(crate) stop: StopSignal,
     /// Set by `shutdown`: when threads must be done.
     deadline: Mutex<Option<Instant>>,
     threads: Mutex<Vec<TopicThread>>,
+    watchdog: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -35,21 +39,28 @@ impl Shared {
         transport: Arc<dyn Transport>,
         store: Arc<dyn IdempotencyStore>,
     ) -> Result<Self> {
-        let producer = Producer::new(config.clone(), transport.clone())?;
         Ok(Shared {
+            dead_letter_handler: RwLock::new(None),
             config,
             transport,
             registry: RwLock::new(Registry::default()),
             store: RwLock::new(store),
-            producer,
             stop: StopSignal::new(),
             deadline: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
+            watchdog: Mutex::new(None),
         })
     }
 
     pub(crate) fn registry(&self) -> RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn dead_letter_handler(&self) -> Option<DeadLetterHandler> {
+        self.dead_letter_handler
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn store(&self) -> Arc<dyn IdempotencyStore> {
@@ -95,19 +106,34 @@ impl Shared {
             }
         }
         let c = &self.config.consumer;
+        if topics.contains(&c.dead_letter_topic) && self.dead_letter_handler().is_none() {
+            return Err(Error::config(
+                "topics",
+                &c.dead_letter_topic,
+                "consuming the dead-letter topic needs a dead-letter handler \
+                 (Consumer::register_dead_letter_handler): without one, its records would be \
+                 dead-lettered into the same topic",
+            ));
+        }
+        let mut topics = topics.to_vec();
+        let retry_topic = c.retry_topic_of(&self.config.group_id);
         if c.retry_topic_enabled
-            && !running.contains(&c.retry_topic)
-            && !topics.contains(&c.retry_topic)
+            && !running.contains(&retry_topic)
+            && !topics.contains(&retry_topic)
         {
-            log::warn!(
-                "the retry topic is on but `{}` is not consumed here: parked messages wait for \
-                 a consumer of group {} on it",
-                c.retry_topic,
-                self.config.group_id
+            log::info!(
+                "consuming the retry topic `{retry_topic}` too (consumer.retry_topic_enabled): \
+                 messages whose in-place retries ran out come back from it"
             );
+            // Where the broker allows it, the retry topic is created if missing (CreateTopics);
+            // elsewhere its subscription below says why it cannot be read.
+            if let Err(e) = self.transport.ensure_topic(&retry_topic, -1, -1) {
+                log::debug!("ensuring the retry topic {retry_topic}: {e}");
+            }
+            topics.push(retry_topic);
         }
         let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
-        for topic in topics {
+        for topic in &topics {
             match self
                 .transport
                 .subscribe(runner::subscribe_options(self, topic))
@@ -121,6 +147,12 @@ impl Shared {
                 }
             }
         }
+        {
+            let mut watchdog = self.watchdog.lock().unwrap_or_else(|e| e.into_inner());
+            if watchdog.is_none() {
+                *watchdog = Some(super::watchdog::start(self)?);
+            }
+        }
         for (topic, sub) in subs {
             let thread = runner::spawn(self.clone(), &topic, sub)?;
             self.threads().push(thread);
@@ -128,8 +160,12 @@ impl Shared {
         Ok(())
     }
 
-    /// Stops every thread and waits for them until `timeout`; closes the producer when all
-    /// ended. Threads still running then are reported (and joined by a later `wait`).
+    /// The counters of every thread started.
+    pub(crate) fn all_stats(&self) -> Vec<Arc<super::metrics::TopicStats>> {
+        self.threads().iter().map(|t| t.stats.clone()).collect()
+    }
+
+    /// Stops every thread and waits for them until `timeout`. Threads still running then are reported (and joined by a later `wait`).
     pub(crate) fn shutdown(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
@@ -141,6 +177,15 @@ impl Shared {
             let _ = finished.recv_timeout(left);
         }
         let still_running = self.reap();
+        let watchdog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = watchdog {
+            // It sleeps on the stop signal: it ends at once.
+            let _ = w.join();
+        }
         if !still_running.is_empty() {
             log::error!("consumer threads for {still_running:?} did not stop within {timeout:?}");
             return Err(Error::timeout(
@@ -148,7 +193,7 @@ impl Shared {
                 timeout,
             ));
         }
-        self.producer.close()
+        Ok(())
     }
 
     /// Blocks until every thread ended, or `timeout` passed (`None`: no bound). Returns

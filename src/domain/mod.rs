@@ -20,4 +20,6 @@ pub use message::{KafkaMessage, MessageType};
 pub use payloads::{ParsedData, ScrapedData, ScrapingTask};
 pub use producer::{Delivery, KafkaProducer};
 
-pub use crate::consumer::{DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord};
+pub use crate::consumer::{
+    headers, DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord,
+};

@@ -15,7 +15,7 @@ pub struct Delivery {
 /// Sends domain messages; services hold an `Arc<dyn KafkaProducer>`.
 ///
 /// Implemented by [`KafkaProducerWrapper`](crate::KafkaProducerWrapper) over the real
-/// producer and by [`MockKafkaProducer`](crate::MockKafkaProducer) for tests. Only
+/// producer and by [`MockKafkaProducer`](crate::testing::MockKafkaProducer) for tests. Only
 /// [`send_message`](Self::send_message) must be written; the helpers build the envelope.
 pub trait KafkaProducer: Send + Sync {
     /// Sends `message` to `topic` and blocks until the broker acknowledged it.

@@ -32,7 +32,16 @@ pub(crate) struct QueuedRecord {
     pub reply_to: Sender<Reply>,
     /// This record's index in its caller's batch.
     pub index: usize,
+    /// Key, value and header bytes (what counts against `batch_bytes`).
+    pub size: usize,
+    /// The end of its `delivery_timeout`: not sent once this has passed.
+    pub deadline: Instant,
 }
+
+/// How long past a record's deadline its caller keeps waiting for the writer's answer: the
+/// writer answers every record by its deadline (an attempt in flight is cut to the time
+/// left), and this covers the hand-over, so caller and writer agree on the outcome.
+pub(crate) const REPLY_MARGIN: Duration = Duration::from_millis(250);
 
 impl QueuedRecord {
     /// Encodes `message` for the queue; serialization errors go back to the caller here.
@@ -42,27 +51,38 @@ impl QueuedRecord {
         caller_waiting: bool,
         reply_to: Sender<Reply>,
         index: usize,
+        deadline: Instant,
     ) -> Result<Self> {
         let value = message.to_bytes()?;
-        if value.len() > max_bytes {
+        let key = message.partition_key().into_bytes();
+        let headers = headers_of(message);
+        let size = key.len()
+            + value.len()
+            + headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len())
+                .sum::<usize>();
+        if size > max_bytes {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
                 format!(
-                    "message {} encodes to {} bytes, more than producer.max_message_bytes ({max_bytes})",
+                    "message {} is {size} bytes (key, encoded envelope and headers), more than \
+                     producer.max_message_bytes ({max_bytes})",
                     message.id,
-                    value.len()
                 ),
             ));
         }
         Ok(QueuedRecord {
-            key: message.partition_key().into_bytes(),
+            key,
             value,
-            headers: headers_of(message),
+            headers,
             message_id: message.id,
             correlation_id: message.correlation_id.clone(),
             caller_waiting,
             reply_to,
             index,
+            size,
+            deadline,
         })
     }
 }
@@ -160,13 +180,13 @@ impl DeliveryHandle {
         rx: Receiver<Reply>,
         message: KafkaMessage,
         topic: &str,
-        bound: Duration,
+        deadline: Instant,
     ) -> Self {
         DeliveryHandle {
             rx,
             message,
             topic: topic.to_string(),
-            deadline: Instant::now() + bound,
+            deadline,
         }
     }
 
@@ -183,7 +203,7 @@ impl DeliveryHandle {
     /// Blocks until the broker acknowledged the message, or until the producer's
     /// `delivery_timeout` (counted from the send) ran out. On failure the message comes back.
     pub fn wait(self) -> Result<Delivery, SendError> {
-        let bound = self.deadline.saturating_duration_since(Instant::now());
+        let bound = (self.deadline + REPLY_MARGIN).saturating_duration_since(Instant::now());
         match wait_reply(&self.rx, &self.topic, bound) {
             Ok(d) => Ok(d),
             Err(e) => Err(SendError::new(e, self.message)),

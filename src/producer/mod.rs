@@ -5,10 +5,10 @@
 //!        │  encode the envelope (errors return here), choose the writer
 //!        ▼
 //!  kafka-writer-<topic>  (one thread per topic, started on first use)
-//!        │  batch by size and time; ship at once when a caller waits alone
+//!        │  batch by count, bytes and time; ship at once when a caller waits alone
 //!        ▼
-//!  Transport::produce ── retriable errors: backoff and retry up to max_elapsed
-//!        │
+//!  Transport::produce ── retriable errors: backoff and retry until delivery_timeout;
+//!        │                too large: split and retry; expired: Timeout, never sent
 //!        ▼  partition and offset (or the error) back to each caller
 //! ```
 //!
@@ -27,6 +27,7 @@
 mod delivery;
 mod health;
 mod metrics;
+mod ship;
 mod wrapper;
 mod writer;
 
@@ -41,7 +42,7 @@ use crate::config::{validate_topic_name, Config};
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 use crate::transport::Transport;
-use delivery::{wait_reply, writer_gone, QueuedRecord, Reply, WriterCommand};
+use delivery::{wait_reply, writer_gone, QueuedRecord, Reply, WriterCommand, REPLY_MARGIN};
 use writer::WriterHandle;
 
 pub use delivery::DeliveryHandle;
@@ -93,20 +94,16 @@ impl Producer {
     /// topic's queue is full, up to `enqueue_timeout`; the whole call is bounded by
     /// `delivery_timeout`.
     pub fn send(&self, topic: &str, message: &KafkaMessage) -> Result<Delivery> {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.config.producer.delivery_timeout;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let record = self.encode(topic, message, true, tx, 0)?;
+        let record = self.encode(topic, message, true, tx, 0, deadline)?;
         log::debug!(
             "sending message {} (correlation {}) to {topic}",
             message.id,
             message.correlation_id
         );
         self.enqueue(topic, record)?;
-        let bound = self
-            .config
-            .producer
-            .delivery_timeout
-            .saturating_sub(started.elapsed());
+        let bound = (deadline + REPLY_MARGIN).saturating_duration_since(Instant::now());
         wait_reply(&rx, topic, bound)
     }
 
@@ -117,7 +114,7 @@ impl Producer {
         topic: &str,
         messages: Vec<KafkaMessage>,
     ) -> Vec<Result<Delivery, SendError>> {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.config.producer.delivery_timeout;
         let (tx, rx) = crossbeam_channel::unbounded::<Reply>();
         let mut results: Vec<Option<Result<Delivery>>> = Vec::with_capacity(messages.len());
         let mut expected = 0;
@@ -125,7 +122,7 @@ impl Producer {
         for (i, message) in messages.iter().enumerate() {
             // Only the last record marks a waiting caller: the batch fills without lingering.
             let queued = self
-                .encode(topic, message, i == last, tx.clone(), i)
+                .encode(topic, message, i == last, tx.clone(), i, deadline)
                 .and_then(|r| self.enqueue(topic, r));
             match queued {
                 Ok(()) => {
@@ -136,9 +133,8 @@ impl Producer {
             }
         }
         drop(tx);
-        let deadline = started + self.config.producer.delivery_timeout;
         while expected > 0 {
-            let bound = deadline.saturating_duration_since(Instant::now());
+            let bound = (deadline + REPLY_MARGIN).saturating_duration_since(Instant::now());
             match rx.recv_timeout(bound) {
                 Ok(reply) => {
                     for (i, result) in reply {
@@ -302,20 +298,18 @@ impl Producer {
         never_block: bool,
     ) -> Result<DeliveryHandle, SendError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let queued = self.encode(topic, &message, false, tx, 0).and_then(|r| {
-            if never_block {
-                self.try_enqueue(topic, r)
-            } else {
-                self.enqueue(topic, r)
-            }
-        });
+        let deadline = Instant::now() + self.config.producer.delivery_timeout;
+        let queued = self
+            .encode(topic, &message, false, tx, 0, deadline)
+            .and_then(|r| {
+                if never_block {
+                    self.try_enqueue(topic, r)
+                } else {
+                    self.enqueue(topic, r)
+                }
+            });
         match queued {
-            Ok(()) => Ok(DeliveryHandle::new(
-                rx,
-                message,
-                topic,
-                self.config.producer.delivery_timeout,
-            )),
+            Ok(()) => Ok(DeliveryHandle::new(rx, message, topic, deadline)),
             Err(e) => Err(SendError::new(e, message)),
         }
     }
@@ -327,13 +321,14 @@ impl Producer {
         caller_waiting: bool,
         reply_to: Sender<Reply>,
         index: usize,
+        deadline: Instant,
     ) -> Result<QueuedRecord> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Closed, "the producer is closed").with_topic(topic));
         }
         validate_topic_name(topic)?;
         let max = self.config.producer.max_message_bytes;
-        QueuedRecord::encode(message, max, caller_waiting, reply_to, index)
+        QueuedRecord::encode(message, max, caller_waiting, reply_to, index, deadline)
             .map_err(|e| e.with_topic(topic))
     }
 

@@ -7,10 +7,13 @@
 //!                                          │ a caller waits & queue empty │ record, in order
 //! ```
 //!
-//! A batch ships when it is full, when its linger ends, or at once when a synchronous caller
-//! waits and nothing else is queued, so a lone caller never pays the batch timeout.
+//! A batch ships when it is full (`batch_size` messages or `batch_bytes` bytes), when its
+//! linger ends, or at once when a synchronous caller waits and nothing else is queued, so a
+//! lone caller never pays the batch timeout. Shipping (attempts, retries, expiry, splitting)
+//! is in `ship.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,12 +22,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
-use crate::config::{Compression, Config};
-use crate::domain::Delivery;
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{
-    partition_for_key, OutgoingRecord, ProduceOptions, ProducerSession, Transport,
-};
+use crate::transport::{OutgoingRecord, ProducerSession, Transport};
 use crate::wait::recv_soon;
 
 /// The caller's side of a writer thread.
@@ -34,6 +34,8 @@ pub(crate) struct WriterHandle {
     pub thread: JoinHandle<()>,
     /// Receives one unit when the thread has finished (for a bounded join).
     pub finished: Receiver<()>,
+    /// Set when the thread panicked: it takes no more records.
+    stopped: Arc<AtomicBool>,
 }
 
 impl WriterHandle {
@@ -42,12 +44,14 @@ impl WriterHandle {
         let (sender, queue) = crossbeam_channel::bounded(config.producer.queue_capacity);
         let (done_tx, finished) = crossbeam_channel::bounded(1);
         let metrics = Arc::new(WriterMetrics::default());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (stop_flag, leftovers) = (stopped.clone(), queue.clone());
         let writer = Writer {
             topic: topic.to_string(),
             config: config.clone(),
             transport,
             session: None,
-            partitions: None,
+            carry: None,
             queue,
             metrics: metrics.clone(),
         };
@@ -59,6 +63,11 @@ impl WriterHandle {
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| writer.run())) {
                     let why = panic_text(&panic);
                     log::error!("writer thread for topic {topic} panicked: {why}; queued messages get a worker-stopped error");
+                    // The batch in hand was dropped with the writer (its callers see the
+                    // reply channel close); everything still queued is answered now rather
+                    // than left to wait for its delivery timeout.
+                    stop_flag.store(true, Ordering::SeqCst);
+                    fail_leftovers(&leftovers, &topic, &why);
                 }
                 let _ = done_tx.send(());
             })
@@ -71,12 +80,52 @@ impl WriterHandle {
             metrics,
             thread,
             finished,
+            stopped,
         })
     }
 
-    /// Whether the thread is still running.
+    /// Whether the thread is still running and taking records.
     pub fn is_alive(&self) -> bool {
-        !self.thread.is_finished()
+        !self.thread.is_finished() && !self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+/// How long a writer that panicked keeps answering records that were on their way into its
+/// queue when it stopped (senders that picked its channel just before it was marked dead).
+const LEFTOVER_GRACE: Duration = Duration::from_millis(20);
+
+/// Answers every record left in `queue` with `WorkerStopped` and releases every flush.
+fn fail_leftovers(queue: &Receiver<WriterCommand>, topic: &str, why: &str) {
+    let error = Error::new(
+        ErrorKind::WorkerStopped,
+        format!(
+            "the writer thread kafka-writer-{topic} panicked ({why}) before sending this message"
+        ),
+    )
+    .with_topic(topic);
+    let mut answers = Answers::default();
+    let mut failed = 0usize;
+    let until = Instant::now() + LEFTOVER_GRACE;
+    loop {
+        match queue.try_recv() {
+            Ok(WriterCommand::Record(r)) => {
+                failed += 1;
+                answers.push(&r, Err(error.detached()));
+            }
+            Ok(WriterCommand::Flush(done)) => {
+                let _ = done.send(());
+            }
+            Err(TryRecvError::Empty) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break,
+        }
+    }
+    answers.send();
+    if failed > 0 {
+        log::error!(
+            "writer for topic {topic}: {failed} queued message(s) failed with worker-stopped"
+        );
     }
 }
 
@@ -92,24 +141,27 @@ pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// The state a writer thread owns.
-struct Writer {
-    topic: String,
-    config: Config,
-    transport: Arc<dyn Transport>,
-    session: Option<Box<dyn ProducerSession>>,
-    partitions: Option<usize>,
+pub(super) struct Writer {
+    pub(super) topic: String,
+    pub(super) config: Config,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) session: Option<Box<dyn ProducerSession>>,
+    /// A record taken from the queue that did not fit the last batch: the next one starts
+    /// with it.
+    carry: Option<WriterCommand>,
     queue: Receiver<WriterCommand>,
-    metrics: Arc<WriterMetrics>,
+    pub(super) metrics: Arc<WriterMetrics>,
 }
 
 /// A batch being gathered: the records to produce (partition `UNASSIGNED` until the first
 /// attempt) and, in the same order, whom to answer.
 #[derive(Default)]
-struct Batch {
-    tickets: Vec<QueuedRecord>,
-    records: Vec<OutgoingRecord>,
-    flushes: Vec<Sender<()>>,
+pub(super) struct Batch {
+    pub(super) tickets: Vec<QueuedRecord>,
+    pub(super) records: Vec<OutgoingRecord>,
+    pub(super) flushes: Vec<Sender<()>>,
     caller_waiting: bool,
+    bytes: usize,
 }
 
 /// How often an idle writer wakes up to wait again (it stops when every sender is gone, not
@@ -117,7 +169,7 @@ struct Batch {
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
 /// Partition of a record that has not been routed yet.
-const UNASSIGNED: i32 = -1;
+pub(super) const UNASSIGNED: i32 = -1;
 
 /// How long a lingering writer sleeps between looks at its queue. Sleeping (rather than
 /// blocking on the channel) spares the senders a wake-up call per message.
@@ -128,6 +180,7 @@ impl Batch {
         match command {
             WriterCommand::Record(mut r) => {
                 self.caller_waiting |= r.caller_waiting;
+                self.bytes += r.size;
                 self.records.push(OutgoingRecord {
                     partition: UNASSIGNED,
                     key: Some(std::mem::take(&mut r.key)),
@@ -137,6 +190,14 @@ impl Batch {
                 self.tickets.push(r);
             }
             WriterCommand::Flush(done) => self.flushes.push(done),
+        }
+    }
+
+    /// Whether `command` may join without passing `max_bytes` (a record alone always may).
+    fn fits(&self, command: &WriterCommand, max_bytes: usize) -> bool {
+        match command {
+            WriterCommand::Record(r) => self.records.is_empty() || self.bytes + r.size <= max_bytes,
+            WriterCommand::Flush(_) => true,
         }
     }
 
@@ -153,10 +214,13 @@ impl Writer {
         loop {
             // A lone synchronous caller sends again right after its answer: looking for a
             // moment before parking spares both threads a wake-up per message.
-            let first = match recv_soon(&self.queue, IDLE_WAKE) {
-                Ok(command) => command,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
+            let first = match self.carry.take() {
+                Some(command) => command,
+                None => match recv_soon(&self.queue, IDLE_WAKE) {
+                    Ok(command) => command,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
             };
             let batch = self.gather(first);
             let flushes = self.ship(batch);
@@ -170,18 +234,24 @@ impl Writer {
         );
     }
 
-    /// Collects a batch starting with `first`: ships when full, when a caller waits and the
-    /// queue is empty, or when the linger (`batch_timeout`) ends.
-    fn gather(&self, first: WriterCommand) -> Batch {
+    /// Collects a batch starting with `first`: ships when full (`batch_size` records or
+    /// `batch_bytes`), when a caller waits and the queue is empty, or when the linger
+    /// (`batch_timeout`) ends.
+    fn gather(&mut self, first: WriterCommand) -> Batch {
         let size = self.config.producer.batch_size;
+        let max_bytes = self.config.producer.batch_bytes;
         let deadline = Instant::now() + self.config.producer.batch_timeout;
         let mut batch = Batch::default();
         batch.take(first);
-        while batch.records.len() < size {
+        while batch.records.len() < size && batch.bytes < max_bytes {
             match self.queue.try_recv() {
-                Ok(c) => {
+                Ok(c) if batch.fits(&c, max_bytes) => {
                     batch.take(c);
                     continue;
+                }
+                Ok(c) => {
+                    self.carry = Some(c);
+                    break;
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) if batch.urgent() => break,
@@ -194,169 +264,5 @@ impl Writer {
             std::thread::sleep(LINGER_STEP.min(deadline - now));
         }
         batch
-    }
-
-    /// Produces the batch, retrying retriable failures with backoff, answers every caller,
-    /// and returns the flushes waiting on it.
-    fn ship(&mut self, batch: Batch) -> Vec<Sender<()>> {
-        let Batch {
-            mut tickets,
-            mut records,
-            flushes,
-            ..
-        } = batch;
-        let started = Instant::now();
-        let mut schedule = self.config.producer.retry.schedule();
-        while !records.is_empty() {
-            let results = self.attempt(&mut records);
-            let mut again = (Vec::new(), Vec::new());
-            let mut retriable = false;
-            let mut delivered = (0u64, 0u64);
-            let mut failed = Vec::new();
-            let mut answers = Answers::default();
-            for ((ticket, record), result) in tickets.into_iter().zip(records).zip(results) {
-                match result {
-                    Ok(delivery) => {
-                        delivered.0 += 1;
-                        delivered.1 += record.value.len() as u64;
-                        answers.push(&ticket, Ok(delivery));
-                    }
-                    Err(e) => {
-                        retriable |= e.is_retriable();
-                        failed.push((ticket, record, e));
-                    }
-                }
-            }
-            if delivered.0 > 0 {
-                self.metrics.batch_sent();
-                self.metrics.delivered(delivered.0, delivered.1);
-            }
-            let delay = match (failed.is_empty(), retriable) {
-                (false, true) => schedule.next_delay(started.elapsed()),
-                _ => None,
-            };
-            for (ticket, record, e) in failed {
-                if delay.is_some() && e.is_retriable() {
-                    again.0.push(ticket);
-                    again.1.push(record);
-                } else {
-                    self.fail(&mut answers, ticket, e, schedule.attempts());
-                }
-            }
-            answers.send();
-            (tickets, records) = again;
-            if let Some(delay) = delay.filter(|_| !records.is_empty()) {
-                self.metrics.retried(records.len() as u64);
-                log::warn!(
-                    "topic {}: {} message(s) failed with a retriable error; attempt {} in {delay:?}",
-                    self.topic,
-                    records.len(),
-                    schedule.attempts()
-                );
-                std::thread::sleep(delay);
-            }
-        }
-        flushes
-    }
-
-    /// Answers a record with its final error.
-    fn fail(&self, answers: &mut Answers, record: QueuedRecord, error: Error, attempts: u32) {
-        log::error!(
-            "message {} (correlation {}) to topic {} failed after {attempts} attempt(s): {error}",
-            record.message_id,
-            record.correlation_id,
-            self.topic
-        );
-        self.metrics.failed(1, &error.to_string());
-        answers.push(&record, Err(error));
-    }
-
-    /// One produce request for `records`, routing those not routed yet by their key.
-    fn attempt(&mut self, records: &mut [OutgoingRecord]) -> Vec<Result<Delivery>> {
-        let count = records.len();
-        let every = |e: Error| (0..count).map(|_| Err(e.detached())).collect();
-        if records.iter().any(|r| r.partition == UNASSIGNED) {
-            let partitions = match self.partition_count() {
-                Ok(n) => n,
-                Err(e) => return every(e),
-            };
-            for r in records.iter_mut().filter(|r| r.partition == UNASSIGNED) {
-                let key = r.key.as_deref().unwrap_or_default();
-                r.partition = partition_for_key(key, partitions);
-            }
-        }
-        let bytes: usize = records.iter().map(|r| r.value.len()).sum();
-        let p = &self.config.producer;
-        let compress = p.compression_threshold == 0 || bytes > p.compression_threshold;
-        let options = ProduceOptions {
-            acks: p.acks,
-            compression: if compress {
-                p.compression
-            } else {
-                Compression::None
-            },
-            timeout: self.config.request_timeout,
-        };
-        let topic = self.topic.clone();
-        let session = match self.session() {
-            Ok(s) => s,
-            Err(e) => return every(e),
-        };
-        let results = session.produce(&topic, records, &options);
-        if results.iter().any(|r| r.is_err()) {
-            self.after_error(&results);
-        }
-        results
-    }
-
-    /// Drops what a failure may have made stale: the connection after connection errors,
-    /// cached metadata after any retriable error.
-    fn after_error(&mut self, results: &[Result<Delivery>]) {
-        let kinds: Vec<ErrorKind> = results
-            .iter()
-            .filter_map(|r| r.as_ref().err().map(|e| e.kind()))
-            .collect();
-        if kinds.contains(&ErrorKind::Connection) {
-            self.session = None;
-        } else if let Some(s) = self.session.as_mut() {
-            if kinds.iter().any(|k| k.is_retriable()) {
-                s.refresh_metadata();
-            }
-        }
-        if kinds.contains(&ErrorKind::UnknownTopic) {
-            self.partitions = None;
-        }
-    }
-
-    fn session(&mut self) -> Result<&mut Box<dyn ProducerSession>> {
-        if self.session.is_none() {
-            self.session = Some(self.transport.connect_producer()?);
-        }
-        Ok(self.session.as_mut().expect("session was just set"))
-    }
-
-    fn partition_count(&mut self) -> Result<usize> {
-        if let Some(n) = self.partitions {
-            return Ok(n);
-        }
-        let topic = self.topic.clone();
-        let result = self.session().and_then(|s| s.partition_count(&topic));
-        match result {
-            Ok(0) => Err(Error::new(
-                ErrorKind::BrokerRetriable,
-                "the topic has no partitions yet (leader election in progress?)",
-            )
-            .with_topic(topic)),
-            Ok(n) => {
-                self.partitions = Some(n);
-                Ok(n)
-            }
-            Err(e) => {
-                if e.kind() == ErrorKind::Connection {
-                    self.session = None;
-                }
-                Err(e)
-            }
-        }
     }
 }

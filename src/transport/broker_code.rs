@@ -103,10 +103,17 @@ mod tests {
         for c in [REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID] {
             assert_eq!(code_kind(c), ErrorKind::BrokerRetriable, "code {c}");
         }
-        for c in [MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_MESSAGE_SIZE] {
+        for c in [
+            MESSAGE_TOO_LARGE,
+            RECORD_LIST_TOO_LARGE,
+            INVALID_MESSAGE_SIZE,
+        ] {
             assert_eq!(code_kind(c), ErrorKind::MessageTooLarge, "code {c}");
         }
-        assert_eq!(code_kind(UNKNOWN_TOPIC_OR_PARTITION), ErrorKind::UnknownTopic);
+        assert_eq!(
+            code_kind(UNKNOWN_TOPIC_OR_PARTITION),
+            ErrorKind::UnknownTopic
+        );
         assert_eq!(code_kind(29), ErrorKind::Broker); // TOPIC_AUTHORIZATION_FAILED
     }
 }

@@ -111,6 +111,9 @@ pub struct ConsumedRecord {
     pub key: Option<Vec<u8>>,
     /// Its value (empty if the record had none).
     pub value: Vec<u8>,
+    /// Whether the value was null (a tombstone, as log compaction uses them), not merely
+    /// empty. Only the modern transport can tell; the others report `false`.
+    pub null_value: bool,
     /// Its headers, in order (always empty on the `kafka` crate transport; on the modern
     /// transport, of several headers with one name only the last is kept).
     pub headers: Vec<Header>,
@@ -169,6 +172,22 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
     /// A metadata round trip within `timeout`: `Ok` when a broker answered.
     fn health_check(&self, timeout: Duration) -> Result<()>;
+
+    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
+    /// either: the broker's default) unless it exists, and returns its partition count (an
+    /// existing topic is left as it is). Transports that cannot create topics (the `kafka`
+    /// crate speaks no CreateTopics) fail with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        let _ = (partitions, replication);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedBroker,
+            format!(
+                "the {} transport cannot create topic {topic}: create it with the broker's tools",
+                self.name()
+            ),
+        )
+        .with_topic(topic))
+    }
 }
 
 /// One thread's producing connection.
@@ -188,6 +207,20 @@ pub trait ProducerSession: Send {
     /// Forgets cached metadata, so the next call asks the broker again (after not-leader or
     /// connection errors).
     fn refresh_metadata(&mut self) {}
+}
+
+/// The header a transport puts on the stand-in record of a record batch it could not decode
+/// (its value is the batch's bytes as fetched, the header's value the reason); the consumer
+/// dead-letters it and goes on past the batch.
+pub(crate) const UNDECODABLE_BATCH: &str = "kafka-sync-undecodable-batch";
+
+/// Takes a group member out of its group from another thread, while the member's own
+/// consumer thread is busy (a handler call past its timeout): the member leaves (or stops
+/// heartbeating) so its partitions move to the other members; its next poll joins again as
+/// a new member, reading from the group's commits.
+pub trait GroupExit: Send + Sync {
+    /// Leaves the group now; `reason` is for the broker's and our logs.
+    fn leave(&self, reason: &str);
 }
 
 /// A group member's view of one topic.
@@ -216,6 +249,32 @@ pub trait Subscription: Send {
     /// without group membership (the default).
     fn rebalance_pending(&self) -> bool {
         false
+    }
+
+    /// Stops fetching `partitions` (they stay assigned; their positions are kept) until
+    /// [`resume`](Self::resume)d: the consumer pauses a partition while it still holds
+    /// records of it, or while it waits for a retry entry's due time, so the others go on.
+    /// The default does nothing (polls then return records of paused partitions too).
+    fn pause(&mut self, partitions: &[i32]) {
+        let _ = partitions;
+    }
+
+    /// Fetches `partitions` again after a [`pause`](Self::pause).
+    fn resume(&mut self, partitions: &[i32]) {
+        let _ = partitions;
+    }
+
+    /// Partitions whose reading restarted from the group's committed offset since the last
+    /// call, though they stayed assigned (the member rejoined the group as a new member):
+    /// records of them the caller still holds will be read again. Default: none.
+    fn take_restarted(&mut self) -> Vec<i32> {
+        Vec::new()
+    }
+
+    /// A handle another thread can take this member out of its group with (see
+    /// [`GroupExit`]). Default: `None` (no group membership).
+    fn group_exit(&self) -> Option<Arc<dyn GroupExit>> {
+        None
     }
 }
 

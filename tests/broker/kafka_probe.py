@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Tiny dependency-free Kafka wire-protocol probe used by kafka.sh.
 
-    kafka_probe.py ready HOST PORT [TIMEOUT_S]
+    kafka_probe.py ready HOST PORT [TIMEOUT_S [MIN_BROKERS]]
         One attempt: ApiVersions v0, then Metadata (all topics). Exit 0 and
-        print the broker list if the broker answers and lists >= 1 broker.
+        print the broker list if the broker answers and lists >= MIN_BROKERS
+        brokers (default 1).
+    kafka_probe.py partitions HOST PORT TOPIC COUNT [TIMEOUT_S]
+        CreatePartitions v1: grows TOPIC to COUNT partitions (any broker of a
+        KRaft cluster forwards it to the controller). Exit 0 when the broker
+        answered no error.
+    kafka_probe.py leader HOST PORT TOPIC PARTITION [TIMEOUT_S]
+        Prints the node id of the partition's leader (-1: none right now).
+        Exit 1 if the topic or partition is unknown.
     kafka_probe.py topic HOST PORT NAME [TIMEOUT_S]
         Metadata request for NAME (auto-creates it when the broker has
         auto.create.topics.enable=true), retried until the topic has
@@ -169,13 +177,13 @@ def connect(host, port, timeout):
     return s
 
 
-def cmd_ready(host, port, timeout):
+def cmd_ready(host, port, timeout, min_brokers=1):
     with connect(host, port, timeout) as s:
         vers = api_versions(s)
         mv = pick_metadata_version(vers)
         brokers, _ = metadata(s, mv, None)
-    if not brokers:
-        print("no brokers registered yet", file=sys.stderr)
+    if len(brokers) < min_brokers:
+        print("%d of %d brokers registered yet" % (len(brokers), min_brokers), file=sys.stderr)
         return 1
     print("brokers: " + ", ".join("%d@%s:%d" % b for b in brokers))
     return 0
@@ -210,11 +218,59 @@ def cmd_topic(host, port, name, timeout):
         time.sleep(0.2)
 
 
+def cmd_leader(host, port, name, partition, timeout):
+    with connect(host, port, timeout) as s:
+        mv = pick_metadata_version(api_versions(s))
+        _, topics = metadata(s, mv, [name])
+    for err, tname, parts in topics:
+        if tname != name:
+            continue
+        for perr, pid, leader in parts or []:
+            if pid == partition:
+                print(leader)
+                return 0
+    print("topic %s partition %d unknown" % (name, partition), file=sys.stderr)
+    return 1
+
+
+API_CREATE_PARTITIONS = 37
+
+
+def cmd_partitions(host, port, name, count, timeout):
+    body = struct.pack(">i", 1) + enc_string(name) + struct.pack(">ii", count, -1)
+    body += struct.pack(">ib", int(timeout * 1000), 0)
+    with connect(host, port, timeout + 5) as s:
+        r = request(s, API_CREATE_PARTITIONS, 1, 7, body)
+    r.i32()  # throttle_time_ms
+    for _ in range(r.i32()):
+        tname, err, msg = r.string(), r.i16(), r.string()
+        if tname == name and err != 0:
+            print("CreatePartitions %s: error %d %s" % (name, err, msg or ""), file=sys.stderr)
+            return 1
+    print("topic %s now has %d partitions" % (name, count))
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 5 and argv[0] == "partitions":
+        timeout = float(argv[5]) if len(argv) > 5 else 10.0
+        try:
+            return cmd_partitions(argv[1], int(argv[2]), argv[3], int(argv[4]), timeout)
+        except (OSError, ValueError) as e:
+            print("no answer: %s" % e, file=sys.stderr)
+            return 1
+    if len(argv) >= 5 and argv[0] == "leader":
+        timeout = float(argv[5]) if len(argv) > 5 else 5.0
+        try:
+            return cmd_leader(argv[1], int(argv[2]), argv[3], int(argv[4]), timeout)
+        except (OSError, ValueError) as e:
+            print("no answer: %s" % e, file=sys.stderr)
+            return 1
     if len(argv) >= 3 and argv[0] == "ready":
         timeout = float(argv[3]) if len(argv) > 3 else 3.0
+        min_brokers = int(argv[4]) if len(argv) > 4 else 1
         try:
-            return cmd_ready(argv[1], int(argv[2]), timeout)
+            return cmd_ready(argv[1], int(argv[2]), timeout, min_brokers)
         except (OSError, ValueError) as e:
             print("not ready: %s" % e, file=sys.stderr)
             return 1

@@ -7,7 +7,7 @@
 # Environment:
 #   KAFKA_BROKERS_UP   the brokers as version:port pairs, a `:secure` suffix for a broker with
 #                      TLS and SASL listeners too (KAFKA_SECURE=1 in kafka.sh; its own ports
-#                      port..port+4) (default "3.9.1:9092 4.1.2:9094 3.9.1:9300:secure")
+#                      port..port+4) (default "3.9.1:9092 4.1.2:9094 4.4.0:9096 3.9.1:9300:secure")
 #   others as tests/broker/kafka.sh (KAFKA_START_TIMEOUT, KAFKA_HEAP_OPTS, ...).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +28,7 @@ stop_started() {
 }
 trap stop_started EXIT
 trap 'exit 130' INT TERM
-for b in ${KAFKA_BROKERS_UP:-3.9.1:9092 4.1.2:9094 3.9.1:9300:secure}; do
+for b in ${KAFKA_BROKERS_UP:-3.9.1:9092 4.1.2:9094 4.4.0:9096 3.9.1:9300:secure}; do
   if ! kafka "$b" status >/dev/null 2>&1; then
     kafka "$b" up || exit 1
     started+=("$b")

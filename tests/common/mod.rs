@@ -2,30 +2,24 @@
 //! and an independent reader (Apache Kafka's own Java consumer, not this crate's code).
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_sync::Config;
 
+#[path = "../reach/mod.rs"]
+pub mod reach;
+
 /// The brokers the tests use: `KAFKA_TEST_BROKERS` or `127.0.0.1:9092`. Panics with how to
 /// start one when none answers: a broker test never passes or skips without a broker.
 pub fn brokers() -> Vec<String> {
     let list = std::env::var("KAFKA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let brokers: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
-    let reachable = brokers.iter().any(|b| {
-        b.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-            .unwrap_or(false)
-    });
-    assert!(
-        reachable,
-        "no Kafka broker at {list}: run `make kafka-up` (or `make test`, which starts one)"
-    );
-    brokers
+    reach::require(
+        brokers,
+        "`make kafka-up` (or `make test`, which starts one)",
+    )
 }
 
 /// A topic name no other run uses.
@@ -120,6 +114,16 @@ fn unhex(text: &str) -> Vec<u8> {
 /// crate's code) until `expected` records arrived or `timeout` passed; sorted by partition
 /// and offset.
 pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBack> {
+    read_back_from(&brokers().join(","), topic, expected, timeout)
+}
+
+/// Like [`read_back`], from the brokers `bootstrap` (comma-separated `host:port`).
+pub fn read_back_from(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<ReadBack> {
     let out = Command::new("java")
         .args([
             "-Xmx256m",
@@ -129,7 +133,7 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         ])
         .arg(reader_classpath())
         .arg("ReadBack")
-        .arg(brokers().join(","))
+        .arg(bootstrap)
         .arg(topic)
         .arg(expected.min(i64::MAX as usize).to_string())
         .arg(timeout.as_millis().to_string())
@@ -156,4 +160,53 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
         .collect();
     records.sort_by_key(|r| (r.partition, r.offset));
     records
+}
+
+/// Creates `topic` on the test broker with `partitions` partitions and topic-level `configs`
+/// (e.g. `[("max.message.bytes", "2000000")]`: the test broker keeps Kafka's default 1 MB
+/// limit, so a test that needs more says so on its own topic).
+pub fn create_topic(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let config = Config {
+        brokers: brokers(),
+        transport: kafka_sync::TransportKind::Modern,
+        ..Config::default()
+    };
+    let t = kafka_sync::transport::ModernTransport::new(&config).expect("transport");
+    t.ensure_topic_with_configs(topic, partitions, -1, configs)
+        .expect("topic created");
+}
+
+/// Writes each of `lines` as one record value to `topic` with Apache Kafka's own Java
+/// producer (`kafka.tools.ConsoleProducer` from the broker's jars, acks=all): records
+/// exactly as a Java service would write them.
+pub fn java_produce(topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+        ])
+        .arg(reader_classpath())
+        .args(["kafka.tools.ConsoleProducer", "--bootstrap-server"])
+        .arg(brokers().join(","))
+        .args(["--topic", topic, "--producer-property", "acks=all"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in lines {
+            writeln!(stdin, "{line}").expect("the Java producer reads stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("the Java producer ends");
+    assert!(
+        out.status.success(),
+        "the Java producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

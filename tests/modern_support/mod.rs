@@ -3,13 +3,15 @@
 //! reader that polls until enough records arrived.
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use kafka_sync::transport::{
     ConsumedRecord, ModernTransport, SubscribeOptions, Subscription, Transport,
 };
 use kafka_sync::{Config, StartOffset, TransportKind};
+
+#[path = "../reach/mod.rs"]
+pub mod reach;
 
 /// A broker the tests run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +36,7 @@ impl Broker {
         };
         let list = std::env::var(var).unwrap_or_else(|_| default.to_string());
         let addrs: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
-        let reachable = addrs.iter().any(|b| {
-            b.to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-        });
-        assert!(reachable, "no Kafka broker at {list}: run {how}");
-        addrs
+        reach::require(addrs, how)
     }
 
     /// A config for this broker with test-friendly bounds.

@@ -4,7 +4,7 @@
 //! but [`SecurityProtocol::Plaintext`], and the in-memory transport ignores the section.
 //!
 //! ```
-//! use kafka_sync::config::{Sasl, SaslMechanism, Security, SecurityProtocol, TlsConfig};
+//! use kafka_sync::security::{Sasl, SaslMechanism, Security, SecurityProtocol, TlsConfig};
 //! use kafka_sync::Config;
 //!
 //! let mut config = Config::default();

@@ -6,6 +6,7 @@
 //! and drops the client after a connection error or a long idle spell, so that the crate never
 //! reuses a broken socket and never opens one we have not probed first.
 
+use crate::retry::Doubling;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -215,7 +216,7 @@ impl Link {
             }
         }
         let started = Instant::now();
-        let mut backoff = METADATA_BACKOFF;
+        let mut backoff = Doubling::new(METADATA_BACKOFF, METADATA_BACKOFF_MAX);
         let mut created = false;
         loop {
             self.probe_bootstrap()?;
@@ -243,7 +244,7 @@ impl Link {
             } else {
                 wait
             };
-            if complete || started.elapsed() + backoff > bound {
+            if complete || started.elapsed() + backoff.peek() > bound {
                 if info.partitions.is_empty() {
                     self.loaded.remove(topic);
                     return Err(Error::new(
@@ -276,8 +277,7 @@ impl Link {
                 }
                 return Ok(info);
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(METADATA_BACKOFF_MAX);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 
@@ -286,7 +286,7 @@ impl Link {
     /// asks every leader for its latest offset until all answer, or `wait` has passed since
     /// `started` (then the producer's retries take over).
     fn await_leaders_ready(&mut self, topic: &str, started: Instant, wait: Duration) -> Result<()> {
-        let mut backoff = METADATA_BACKOFF;
+        let mut backoff = Doubling::new(METADATA_BACKOFF, METADATA_BACKOFF_MAX);
         loop {
             let broker = self.broker_label();
             let client = self
@@ -304,15 +304,14 @@ impl Link {
                     .with_broker(broker);
                 return Err(self.fail(e));
             }
-            if started.elapsed() + backoff > wait {
+            if started.elapsed() + backoff.peek() > wait {
                 log::warn!(
                     "kafka-crate: new topic {topic} not ready after {:?}",
                     started.elapsed()
                 );
                 return Ok(());
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(METADATA_BACKOFF_MAX);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 

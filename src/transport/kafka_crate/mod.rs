@@ -12,7 +12,7 @@ mod producer;
 mod subscription;
 
 #[cfg(test)]
-mod broker_tests;
+mod fake_broker_tests;
 
 use std::fmt;
 use std::sync::Mutex;
@@ -111,9 +111,14 @@ struct Settings {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use kafka_sync::{Config, KafkaCrateTransport, Transport};
+/// use kafka_sync::transport::{KafkaCrateTransport, Transport};
+/// use kafka_sync::{Config, TransportKind};
 ///
-/// let config = Config::builder().brokers(["127.0.0.1:9092"]).build().unwrap();
+/// let config = Config {
+///     brokers: vec!["127.0.0.1:9092".into()],
+///     transport: TransportKind::KafkaCrate,
+///     ..Config::default()
+/// };
 /// let transport = KafkaCrateTransport::new(&config).unwrap();
 /// transport.health_check(Duration::from_secs(2)).unwrap();
 /// let partitions = transport.partition_count("scraping-tasks").unwrap();

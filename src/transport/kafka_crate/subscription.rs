@@ -35,6 +35,8 @@ pub(super) struct KafkaSubscription {
     stale: bool,
     /// Consecutive empty fetches of a partition that has records past its position.
     stuck: HashMap<i32, u32>,
+    /// Partitions not fetched until resumed.
+    paused: std::collections::BTreeSet<i32>,
 }
 
 impl KafkaSubscription {
@@ -56,6 +58,7 @@ impl KafkaSubscription {
             positions: BTreeMap::new(),
             stale: false,
             stuck: HashMap::new(),
+            paused: std::collections::BTreeSet::new(),
         };
         let ids = sub.metadata(false)?;
         sub.add_partitions(&ids)?;
@@ -170,8 +173,13 @@ impl KafkaSubscription {
         let requests: Vec<FetchPartition<'_>> = self
             .positions
             .iter()
+            .filter(|(p, _)| !self.paused.contains(p))
             .map(|(&p, &offset)| FetchPartition::new(&topic, p, offset))
             .collect();
+        if requests.is_empty() {
+            std::thread::sleep(wait.min(Duration::from_millis(50)));
+            return Ok(Vec::new());
+        }
         let responses = match client.fetch_messages(requests) {
             Ok(r) => r,
             Err(e) => return Err(self.fail(e, "fetch failed")),
@@ -204,6 +212,8 @@ impl KafkaSubscription {
                                     offset: m.offset,
                                     key: (!m.key.is_empty()).then(|| m.key.to_vec()),
                                     value: m.value.to_vec(),
+                                    // Fetch v0 does not tell a null value from an empty one.
+                                    null_value: false,
                                     // Message format v0/v1 has no headers.
                                     headers: Vec::new(),
                                 });
@@ -275,6 +285,16 @@ impl KafkaSubscription {
 impl Subscription for KafkaSubscription {
     fn assignment(&self) -> Vec<i32> {
         self.positions.keys().copied().collect()
+    }
+
+    fn pause(&mut self, partitions: &[i32]) {
+        self.paused.extend(partitions.iter().copied());
+    }
+
+    fn resume(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.paused.remove(p);
+        }
     }
 
     fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>> {

@@ -38,11 +38,11 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafka_sync::config::StartOffset;
 /// use kafka_sync::transport::{
 ///     Header, OutgoingRecord, ProduceOptions, SubscribeOptions, Transport,
 /// };
-/// use kafka_sync::{Acks, Compression, MemoryTransport};
+/// use kafka_sync::transport::MemoryTransport;
+/// use kafka_sync::{Acks, Compression, StartOffset};
 ///
 /// let broker = MemoryTransport::new();
 /// let mut session = broker.connect_producer().unwrap();
@@ -127,6 +127,19 @@ impl MemoryTransport {
     pub fn set_unavailable(&self, unavailable: bool) {
         self.broker.lock().unavailable = unavailable;
         self.broker.notify();
+    }
+
+    /// Appends a record whose value is null (a tombstone, as other clients write for log
+    /// compaction) to `partition` of `topic`, creating the topic if auto-creation is on;
+    /// returns its offset. The producer never writes null values; this is for tests of what
+    /// consumers do with them.
+    pub fn append_tombstone(&self, topic: &str, partition: i32, key: Option<&[u8]>) -> Result<i64> {
+        let offset =
+            self.broker
+                .lock()
+                .append_tombstone(topic, partition, key.map(<[u8]>::to_vec))?;
+        self.broker.notify();
+        Ok(offset)
     }
 
     /// How many produce calls this broker received, failed ones included.
@@ -220,6 +233,23 @@ impl Transport for MemoryTransport {
     /// `Ok` unless the broker is marked unavailable; never waits.
     fn health_check(&self, _timeout: Duration) -> Result<()> {
         self.broker.lock().check_available()
+    }
+
+    /// Creates the topic unless it exists (`partitions` -1: the default count); the
+    /// replication is ignored.
+    fn ensure_topic(&self, topic: &str, partitions: i32, _replication: i16) -> Result<usize> {
+        let mut state = self.broker.lock();
+        state.check_available().map_err(|e| e.with_topic(topic))?;
+        if let Some(t) = state.topics.get(topic) {
+            return Ok(t.partition_count());
+        }
+        let count = if partitions < 1 {
+            state.default_partitions
+        } else {
+            partitions as usize
+        };
+        state.create_topic(topic, count)?;
+        Ok(count)
     }
 }
 

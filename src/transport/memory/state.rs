@@ -18,6 +18,9 @@ pub(super) const DEFAULT_PARTITIONS: usize = 3;
 pub(super) struct Broker {
     state: Mutex<State>,
     changed: Condvar,
+    /// Bumped at every join and leave of any group, so members can tell cheaply (without
+    /// the lock) whether a rebalance may be under way.
+    membership: std::sync::atomic::AtomicU64,
 }
 
 impl Broker {
@@ -25,7 +28,19 @@ impl Broker {
         Broker {
             state: Mutex::new(State::new(default_partitions)),
             changed: Condvar::new(),
+            membership: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records that some group's membership changed.
+    pub(super) fn membership_changed(&self) {
+        self.membership
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many membership changes happened so far.
+    pub(super) fn membership_changes(&self) -> u64 {
+        self.membership.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Locks the state; a poisoned lock (a panic while it was held) is taken over, since every
@@ -79,6 +94,8 @@ impl fmt::Debug for Broker {
 struct Stored {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
+    /// A tombstone: the value is null (only [`State::append_tombstone`] writes them).
+    null_value: bool,
     headers: Vec<Header>,
 }
 
@@ -137,6 +154,7 @@ impl Topic {
                 offset: next,
                 key: r.key.clone(),
                 value: r.value.clone(),
+                null_value: r.null_value,
                 headers: r.headers.clone(),
             });
             next += 1;
@@ -207,7 +225,7 @@ pub(super) struct State {
     /// Produce calls still to fail, and with which kind.
     pub(super) injected_failures: (usize, ErrorKind),
     pub(super) produce_calls: u64,
-    topics: BTreeMap<String, Topic>,
+    pub(super) topics: BTreeMap<String, Topic>,
     /// group → topic → group state.
     groups: HashMap<String, HashMap<String, Group>>,
     next_member: u64,
@@ -341,6 +359,7 @@ impl State {
                 log.push(Stored {
                     key: r.key.clone(),
                     value: r.value.clone(),
+                    null_value: false,
                     headers: r.headers.clone(),
                 });
                 Ok(Delivery {
@@ -349,6 +368,36 @@ impl State {
                 })
             })
             .collect()
+    }
+
+    /// Appends a record with a null value (a tombstone) to `partition` of `topic`; returns
+    /// its offset.
+    pub(super) fn append_tombstone(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: Option<Vec<u8>>,
+    ) -> Result<i64> {
+        self.topic(topic)?;
+        let log = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+            })
+            .ok_or_else(|| {
+                Error::new(ErrorKind::UnknownTopic, format!("no partition {partition}"))
+                    .with_topic(topic)
+            })?;
+        log.push(Stored {
+            key,
+            value: Vec::new(),
+            null_value: true,
+            headers: Vec::new(),
+        });
+        Ok(log.len() as i64 - 1)
     }
 
     pub(super) fn group(&self, group: &str, topic: &str) -> Option<&Group> {

@@ -2,22 +2,61 @@
 //! assignment, keeps a fetch position per partition, polls fairly, commits.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::state::{Broker, State};
 use crate::config::StartOffset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{ConsumedRecord, PartitionLag, SubscribeOptions, Subscription};
+use crate::transport::{ConsumedRecord, GroupExit, PartitionLag, SubscribeOptions, Subscription};
 
 /// Most records one poll returns, over all partitions.
 pub(super) const MAX_POLL_RECORDS: usize = 500;
+
+/// Who a member is, shared with its [`GroupExit`] handle.
+#[derive(Default)]
+struct Identity {
+    member: String,
+    /// Set when another thread took the member out of its group: join again at the next
+    /// poll.
+    evicted: bool,
+}
+
+/// Takes a memory member out of its group from another thread.
+struct MemoryExit {
+    broker: Arc<Broker>,
+    group: String,
+    topic: String,
+    identity: Arc<Mutex<Identity>>,
+}
+
+impl GroupExit for MemoryExit {
+    fn leave(&self, reason: &str) {
+        let mut id = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+        if id.evicted {
+            return;
+        }
+        id.evicted = true;
+        log::warn!(
+            "memory broker: member {} leaves group {} on {}: {reason}",
+            id.member,
+            self.group,
+            self.topic
+        );
+        self.broker
+            .lock()
+            .leave(&self.group, &self.topic, &id.member);
+        self.broker.membership_changed();
+        self.broker.notify();
+    }
+}
 
 /// One member of a group on one topic.
 pub(super) struct MemorySubscription {
     broker: Arc<Broker>,
     options: SubscribeOptions,
     member: String,
+    identity: Arc<Mutex<Identity>>,
     /// The group generation `assignment` and `positions` belong to.
     generation: u64,
     assignment: Vec<i32>,
@@ -25,6 +64,12 @@ pub(super) struct MemorySubscription {
     positions: BTreeMap<i32, i64>,
     /// Rotates the partition a poll starts with, so none is starved.
     next_start: usize,
+    /// Partitions not fetched until resumed.
+    paused: std::collections::BTreeSet<i32>,
+    /// Partitions kept across a generation whose position was reset to the commit.
+    restarted: Vec<i32>,
+    /// The broker's membership change count when this member last saw its group settled.
+    seen_changes: std::cell::Cell<u64>,
     closed: bool,
 }
 
@@ -32,14 +77,23 @@ impl MemorySubscription {
     /// Joins the group (the topic must exist) and takes the first assignment.
     pub(super) fn join(broker: Arc<Broker>, state: &mut State, options: SubscribeOptions) -> Self {
         let member = state.join(&options.group, &options.topic, &options.client_id);
+        broker.membership_changed();
+        let identity = Arc::new(Mutex::new(Identity {
+            member: member.clone(),
+            evicted: false,
+        }));
         let mut sub = MemorySubscription {
             broker,
             options,
             member,
+            identity,
             generation: 0,
             assignment: Vec::new(),
             positions: BTreeMap::new(),
             next_start: 0,
+            paused: std::collections::BTreeSet::new(),
+            restarted: Vec::new(),
+            seen_changes: std::cell::Cell::new(0),
             closed: false,
         };
         sub.sync(state);
@@ -61,6 +115,9 @@ impl MemorySubscription {
         let mut positions = BTreeMap::new();
         for &p in &assignment {
             let kept = g.owned_since(p) <= self.generation;
+            if !kept && self.positions.contains_key(&p) {
+                self.restarted.push(p);
+            }
             let position = match self.positions.get(&p) {
                 Some(&pos) if kept => pos,
                 _ => g.committed.get(&p).copied().unwrap_or_else(|| {
@@ -81,6 +138,7 @@ impl MemorySubscription {
             g.generation
         );
         self.generation = g.generation;
+        self.paused.retain(|p| assignment.contains(p));
         self.assignment = assignment;
         self.positions = positions;
     }
@@ -100,6 +158,9 @@ impl MemorySubscription {
         self.next_start = self.next_start.wrapping_add(1);
         for i in 0..n {
             let p = self.assignment[(start + i) % n];
+            if self.paused.contains(&p) {
+                continue;
+            }
             let Some(position) = self.positions.get_mut(&p) else {
                 continue;
             };
@@ -128,6 +189,41 @@ impl MemorySubscription {
         }
         Ok(())
     }
+
+    fn is_evicted(&self) -> bool {
+        self.identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .evicted
+    }
+
+    /// Joins again as a new member after an eviction: every position restarts from the
+    /// group's commit.
+    fn rejoin(&mut self, state: &mut State) {
+        let member = state.join(
+            &self.options.group,
+            &self.options.topic,
+            &self.options.client_id,
+        );
+        self.broker.membership_changed();
+        log::info!(
+            "memory broker: member {} of group {} on {} joins again as {member}",
+            self.member,
+            self.options.group,
+            self.options.topic
+        );
+        {
+            let mut id = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+            id.member = member.clone();
+            id.evicted = false;
+        }
+        self.member = member;
+        self.restarted.extend(self.positions.keys().copied());
+        self.positions.clear();
+        self.assignment.clear();
+        self.generation = 0;
+        self.sync(state);
+    }
 }
 
 impl Subscription for MemorySubscription {
@@ -144,6 +240,12 @@ impl Subscription for MemorySubscription {
         let deadline = Instant::now().checked_add(max_wait);
         let broker = Arc::clone(&self.broker);
         let mut state = broker.lock();
+        if self.is_evicted() {
+            self.rejoin(&mut state);
+            drop(state);
+            broker.notify();
+            state = broker.lock();
+        }
         loop {
             state
                 .check_available()
@@ -164,8 +266,57 @@ impl Subscription for MemorySubscription {
         }
     }
 
+    fn pause(&mut self, partitions: &[i32]) {
+        self.paused.extend(partitions.iter().copied());
+    }
+
+    fn resume(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.paused.remove(p);
+        }
+        // A poller waiting on the broker would not notice: wake it to look again.
+        self.broker.notify();
+    }
+
+    fn take_restarted(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.restarted)
+    }
+
+    /// Whether the group moved to a new generation this member has not followed yet (it
+    /// follows at its next poll). Costs an atomic load unless some membership changed.
+    fn rebalance_pending(&self) -> bool {
+        let changes = self.broker.membership_changes();
+        if changes == self.seen_changes.get() || self.closed {
+            return false;
+        }
+        let state = self.broker.lock();
+        let moved = state
+            .group(&self.options.group, &self.options.topic)
+            .is_some_and(|g| g.generation != self.generation);
+        if !moved {
+            self.seen_changes.set(changes);
+        }
+        moved && !self.assignment.is_empty()
+    }
+
+    fn group_exit(&self) -> Option<Arc<dyn GroupExit>> {
+        Some(Arc::new(MemoryExit {
+            broker: self.broker.clone(),
+            group: self.options.group.clone(),
+            topic: self.options.topic.clone(),
+            identity: self.identity.clone(),
+        }))
+    }
+
     fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()> {
         self.check_open()?;
+        if self.is_evicted() {
+            return Err(Error::new(
+                ErrorKind::BrokerRetriable,
+                "this member was taken out of its group; it joins again at its next poll",
+            )
+            .with_topic(&self.options.topic));
+        }
         let mut state = self.broker.lock();
         state
             .check_available()
@@ -197,9 +348,12 @@ impl Subscription for MemorySubscription {
     fn close(&mut self) -> Result<()> {
         if !self.closed {
             self.closed = true;
-            self.broker
-                .lock()
-                .leave(&self.options.group, &self.options.topic, &self.member);
+            if !self.is_evicted() {
+                self.broker
+                    .lock()
+                    .leave(&self.options.group, &self.options.topic, &self.member);
+                self.broker.membership_changed();
+            }
             self.broker.notify();
             self.assignment.clear();
             self.positions.clear();

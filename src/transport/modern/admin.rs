@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::CreateTopicsRequest;
+
+use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::{topic_name, Cluster, BACKOFF_MAX, BACKOFF_START};
 use super::errors::{code, code_error_with, code_kind};
@@ -14,15 +16,17 @@ use crate::config::validate_topic_name;
 use crate::error::{Error, Result};
 
 /// Creates `name` with `partitions` partitions and `replication` replicas (-1 for either:
-/// the broker's default) unless it exists, then waits until metadata shows every partition
-/// with a leader. Returns the topic's partition count (an existing topic's may differ from
-/// `partitions`). Bounded by `request_timeout` for the creation plus `request_timeout` for
-/// the leaders to answer.
+/// the broker's default) and the topic-level `configs` (e.g. `max.message.bytes`) unless it
+/// exists, then waits until metadata shows every partition with a leader. Returns the topic's
+/// partition count (an existing topic's may differ from `partitions`; its configs are left as
+/// they are). Bounded by `request_timeout` for the creation plus `request_timeout` for the
+/// leaders to answer.
 pub(super) fn ensure_topic(
     cluster: &mut Cluster,
     name: &str,
     partitions: i32,
     replication: i16,
+    configs: &[(&str, &str)],
 ) -> Result<usize> {
     validate_topic_name(name)?;
     if partitions == 0 || partitions < -1 {
@@ -53,7 +57,17 @@ pub(super) fn ensure_topic(
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(name))
                 .with_num_partitions(partitions)
-                .with_replication_factor(replication)])
+                .with_replication_factor(replication)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )])
             .with_timeout_ms(wait.as_millis().min(i32::MAX as u128) as i32)
             .with_validate_only(false);
         let answer = cluster.call(&addr, &request, wait)?;
@@ -83,7 +97,7 @@ pub(super) fn ensure_topic(
             }
         }
     };
-    let meta = cluster.topic(name, true)?;
+    let meta = cluster.topic_with_leaders(name)?;
     if created {
         // Metadata names the leaders a moment before they accept requests (Kafka 4 answers
         // NotLeaderOrFollower for a few milliseconds): wait until each one answers.

@@ -1,7 +1,13 @@
 //! [`Cluster`]: metadata and routing. Which broker leads which partition, one connection per
 //! broker, opened on first use, dropped after a failure; metadata forgotten after a
-//! not-leader or unknown-partition answer and after a connection loss, and asked again on the
-//! next call.
+//! not-leader or unknown-partition answer, after a connection loss and once older than
+//! `metadata_max_age`, and asked again on the next call.
+//!
+//! Requests for "any broker" (metadata, producer ids, coordinators) go to every broker the
+//! client knows, the bootstrap list and the brokers metadata named, starting at a random one;
+//! a broker that refused a connection is tried last until its reconnect backoff (50 ms
+//! doubling to 1 s) has passed. A partition without a leader does not hold the others up:
+//! metadata with it is returned at once, its records wait for the next round.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,12 @@ const UNKNOWN_TOPIC_WAIT: Duration = Duration::from_secs(2);
 /// (brokers close idle connections after `connections.max.idle.ms`, 10 minutes by default;
 /// a request on a socket the broker closed would fail).
 const IDLE_REOPEN: Duration = Duration::from_secs(240);
+
+/// Reconnect backoff after a failed connection to one broker: starts here, doubles per
+/// failure, capped at [`RECONNECT_MAX`] (the Java client's `reconnect.backoff.ms` and
+/// `reconnect.backoff.max.ms`).
+const RECONNECT_START: Duration = Duration::from_millis(50);
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// Waits between metadata requests while a topic has no partitions or leaders yet.
 pub(super) const BACKOFF_START: Duration = Duration::from_millis(20);
@@ -79,7 +91,19 @@ pub(super) struct Cluster {
     nodes: HashMap<i32, String>,
     controller: Option<i32>,
     conns: HashMap<String, Connection>,
-    topics: HashMap<String, TopicMeta>,
+    /// Topic metadata and when it was asked for.
+    topics: HashMap<String, (TopicMeta, Instant)>,
+    /// Broker address → (not before, current backoff) after a failed connection.
+    backoff: HashMap<String, (Instant, Duration)>,
+}
+
+/// A pseudo-random number (std's per-process random hash keys; no extra crate needed for
+/// picking a starting broker).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
 }
 
 impl Cluster {
@@ -92,6 +116,7 @@ impl Cluster {
             controller: None,
             conns: HashMap::new(),
             topics: HashMap::new(),
+            backoff: HashMap::new(),
         }
     }
 
@@ -127,13 +152,27 @@ impl Cluster {
         }
         if !self.conns.contains_key(addr) {
             let s = &self.settings;
-            let c = Connection::open(
+            let opened = Connection::open(
                 addr,
                 &self.client_id,
                 &s.security,
                 s.connect_timeout,
                 s.request_timeout,
-            )?;
+            );
+            let mut c = match opened {
+                Ok(c) => c,
+                Err(e) => {
+                    let next = self
+                        .backoff
+                        .get(addr)
+                        .map_or(RECONNECT_START, |&(_, b)| (b * 2).min(RECONNECT_MAX));
+                    self.backoff
+                        .insert(addr.to_string(), (Instant::now() + next, next));
+                    return Err(e);
+                }
+            };
+            self.backoff.remove(addr);
+            c.limit_responses(s.max_response_bytes);
             self.conns.insert(addr.to_string(), c);
         }
         self.conns
@@ -141,8 +180,22 @@ impl Cluster {
             .ok_or_else(|| Error::new(ErrorKind::Connection, "connection vanished"))
     }
 
-    /// The address of a broker that answers: one already connected, else the first bootstrap
-    /// broker that accepts a connection. The error names every broker tried.
+    /// Every broker address known: the bootstrap list, then those metadata named.
+    fn known_addrs(&self) -> Vec<String> {
+        let mut all = self.settings.brokers.clone();
+        let mut learned: Vec<&String> = self.nodes.values().collect();
+        learned.sort();
+        for a in learned {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
+    }
+
+    /// The address of a broker that answers: one already connected, else the first of every
+    /// known broker (bootstrap and metadata, from a random start, those in reconnect backoff
+    /// last) that accepts a connection. The error names every broker tried.
     pub fn any_addr(&mut self) -> Result<String> {
         if let Some(addr) = self
             .conns
@@ -153,7 +206,11 @@ impl Cluster {
             return Ok(addr.clone());
         }
         let mut failures = Vec::new();
-        let brokers = self.settings.brokers.clone();
+        let mut brokers = self.known_addrs();
+        let start = (random() % brokers.len().max(1) as u64) as usize;
+        brokers.rotate_left(start);
+        let now = Instant::now();
+        brokers.sort_by_key(|b| self.backoff.get(b).is_some_and(|&(until, _)| until > now));
         for b in &brokers {
             match self.conn(b) {
                 Ok(_) => return Ok(b.clone()),
@@ -251,6 +308,14 @@ impl Cluster {
         self.call(&addr, request, bound)
     }
 
+    /// Makes the next request to `addr` wait `ms` milliseconds (the broker asked for it in an
+    /// answer's `throttle_time_ms`: a quota was exceeded).
+    pub fn throttle(&mut self, addr: &str, ms: i32) {
+        if let Some(c) = self.conns.get_mut(addr) {
+            c.throttle(ms);
+        }
+    }
+
     /// Forgets the connection to `addr` (it failed) and all topic metadata.
     pub fn lost(&mut self, addr: &str) {
         self.conns.remove(addr);
@@ -288,7 +353,9 @@ impl Cluster {
             }))
             .with_allow_auto_topic_creation(auto_create);
         let bound = self.settings.request_timeout;
-        let answer = self.call_any(&request, bound)?;
+        let addr = self.any_addr()?;
+        let answer = self.call(&addr, &request, bound)?;
+        self.throttle(&addr, answer.throttle_time_ms);
         self.nodes = answer
             .brokers
             .iter()
@@ -298,16 +365,31 @@ impl Cluster {
         Ok(answer)
     }
 
-    /// `topic`'s partitions, from cached metadata unless `reload` or none is cached.
+    /// `topic`'s partitions, from cached metadata unless `reload`, none is cached or it is
+    /// older than `metadata_max_age`.
     ///
     /// Asks the broker (which creates the topic where it auto-creates topics) until the topic
-    /// has partitions and every partition a leader, for at most `request_timeout`; then a
-    /// topic with some leaderless partitions is returned as it is. A topic the broker still
-    /// calls unknown after 2 s is `UnknownTopic`.
+    /// has partitions, for at most `request_timeout`; partitions without a leader are
+    /// returned as they are (their records wait for the next round; the metadata is not
+    /// cached, so the next call asks again). A topic the broker still calls unknown after
+    /// 2 s is `UnknownTopic`.
     pub fn topic(&mut self, topic: &str, reload: bool) -> Result<TopicMeta> {
+        self.topic_waiting(topic, reload, false)
+    }
+
+    /// Like [`topic`](Self::topic), always asking, and waiting (up to `request_timeout`)
+    /// until every partition has a leader: for a topic just created.
+    pub fn topic_with_leaders(&mut self, topic: &str) -> Result<TopicMeta> {
+        self.topic_waiting(topic, true, true)
+    }
+
+    fn topic_waiting(&mut self, topic: &str, reload: bool, leaders: bool) -> Result<TopicMeta> {
         if !reload {
-            if let Some(meta) = self.topics.get(topic) {
-                return Ok(meta.clone());
+            let max_age = self.settings.metadata_max_age;
+            if let Some((meta, at)) = self.topics.get(topic) {
+                if at.elapsed() < max_age {
+                    return Ok(meta.clone());
+                }
             }
         }
         let started = Instant::now();
@@ -336,14 +418,17 @@ impl Cluster {
             };
             let elapsed = started.elapsed();
             let out_of_time = elapsed + backoff > wait;
+            let usable = !meta.partitions.is_empty() && (!leaders || out_of_time);
             match error {
-                code::NONE if meta.complete() || (out_of_time && !meta.partitions.is_empty()) => {
-                    if !meta.complete() {
-                        log::warn!(
-                            "modern: topic {topic} has partitions without a leader after {elapsed:?}"
+                code::NONE if meta.complete() || usable => {
+                    if meta.complete() {
+                        self.topics
+                            .insert(topic.to_string(), (meta.clone(), Instant::now()));
+                    } else {
+                        log::debug!(
+                            "modern: topic {topic} has partitions without a leader; the others go on"
                         );
                     }
-                    self.topics.insert(topic.to_string(), meta.clone());
                     return Ok(meta);
                 }
                 code::UNKNOWN_TOPIC_OR_PARTITION

@@ -22,8 +22,9 @@ use super::errors::{code, code_error, codec_error, io_error};
 use super::stream::{Security, Stream};
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest answer accepted (a fetch answer is bounded by the request's `max_bytes`).
-const MAX_FRAME: usize = 1 << 30;
+/// The largest answer accepted unless [`Connection::limit_responses`] says otherwise (the
+/// default of `Config::max_response_bytes`).
+const MAX_FRAME: usize = 100 << 20;
 
 /// The ApiVersions version asked first; brokers that do not know it answer in v0.
 const API_VERSIONS_FIRST: i16 = 3;
@@ -45,6 +46,10 @@ pub(super) struct Connection {
     last_used: Instant,
     /// When the broker ends the SASL session (a little before), if it set a lifetime.
     session_ends: Option<Instant>,
+    /// Largest answer accepted, checked against the announced size before allocating.
+    max_frame: usize,
+    /// The broker asked us (`throttle_time_ms`) not to send before this moment.
+    throttled_until: Option<Instant>,
 }
 
 impl Connection {
@@ -71,6 +76,8 @@ impl Connection {
             bound: request_timeout,
             last_used: Instant::now(),
             session_ends: None,
+            max_frame: MAX_FRAME,
+            throttled_until: None,
         };
         conn.handshake(request_timeout)
             .map_err(|e| security.hint(e))?;
@@ -82,6 +89,20 @@ impl Connection {
             conn.session_ends = lifetime.map(|l| authenticated + l.mul_f32(0.9));
         }
         Ok(conn)
+    }
+
+    /// Refuses answers bigger than `max` bytes (`Config::max_response_bytes`).
+    pub fn limit_responses(&mut self, max: usize) {
+        self.max_frame = max.max(64);
+    }
+
+    /// Holds the next request back for `ms` milliseconds (a quota's `throttle_time_ms`).
+    pub fn throttle(&mut self, ms: i32) {
+        if ms > 0 {
+            let until = Instant::now() + Duration::from_millis(ms as u64);
+            log::debug!("modern: broker {} throttles us for {ms} ms", self.addr);
+            self.throttled_until = Some(until);
+        }
     }
 
     /// The broker's address as it was dialled.
@@ -131,6 +152,13 @@ impl Connection {
     pub fn send<R: Api>(&mut self, request: &R, version: i16, deadline: Instant) -> Result<i32> {
         if self.broken {
             return Err(self.broken_error());
+        }
+        if let Some(until) = self.throttled_until.take() {
+            // Honour the broker's throttle, but never past the request's own deadline.
+            let wait = until
+                .min(deadline)
+                .saturating_duration_since(Instant::now());
+            std::thread::sleep(wait);
         }
         self.last_used = Instant::now();
         self.bound = deadline.saturating_duration_since(self.last_used);
@@ -238,11 +266,32 @@ impl Connection {
         self.read_by(&mut size, deadline)
             .map_err(|e| self.fail(e, api, "waiting for the answer to"))?;
         let size = i32::from_be_bytes(size);
-        if size < 4 || size as usize > MAX_FRAME {
+        if size < 4 {
             self.broken = true;
             return Err(Error::new(
                 ErrorKind::Broker,
                 format!("the {api} answer announces {size} bytes: is this a Kafka broker?"),
+            )
+            .with_broker(self.addr.clone()));
+        }
+        if size as usize > self.max_frame {
+            self.broken = true;
+            let head = size.to_be_bytes();
+            let hint = if head.iter().all(|b| b.is_ascii_graphic()) {
+                format!(
+                    " (it begins with the text {:?}: is this a Kafka broker?)",
+                    String::from_utf8_lossy(&head)
+                )
+            } else {
+                String::new()
+            };
+            return Err(Error::new(
+                ErrorKind::Broker,
+                format!(
+                    "the {api} answer announces {size} bytes, more than max_response_bytes \
+                     ({}); nothing was allocated and the connection is closed{hint}",
+                    self.max_frame
+                ),
             )
             .with_broker(self.addr.clone()));
         }
@@ -394,6 +443,34 @@ mod tests {
         assert!(e.message().contains("Produce v0–v2"), "{e}");
         assert_eq!(e.context().broker.as_deref(), Some(addr.as_str()));
         drop(conn);
+        broker.join().unwrap();
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_refused_before_it_is_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut size = [0u8; 4];
+            s.read_exact(&mut size).unwrap();
+            let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+            s.read_exact(&mut body).unwrap();
+            // An answer announcing 2 GB minus one, and nothing after it.
+            s.write_all(&i32::MAX.to_be_bytes()).unwrap();
+            let _ = s.read(&mut [0u8; 1]);
+        });
+        let e = Connection::open(
+            &addr,
+            "t",
+            &Security::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Broker, "{e}");
+        assert!(e.message().contains("max_response_bytes"), "{e}");
+        assert!(e.message().contains("2147483647"), "{e}");
         broker.join().unwrap();
     }
 

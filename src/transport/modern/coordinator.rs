@@ -96,6 +96,8 @@ pub(super) struct Join<'a> {
     pub rebalance_timeout: Duration,
     /// The strategies offered, preferred first, with this member's subscription bytes.
     pub protocols: Vec<(&'static str, Bytes)>,
+    /// Static membership: the member's stable instance id.
+    pub instance: Option<&'a str>,
 }
 
 /// What the coordinator answered to a JoinGroup.
@@ -137,6 +139,17 @@ pub(super) fn join(cluster: &mut Cluster, coordinator: &str, j: &Join<'_>) -> Re
     if version >= 1 {
         request.rebalance_timeout_ms = millis(j.rebalance_timeout);
     }
+    if let Some(id) = j.instance {
+        if version >= 5 {
+            request.group_instance_id = Some(text(id));
+        } else {
+            log::warn!(
+                "modern: the coordinator speaks JoinGroup v{version} (before Kafka 2.3): no \
+                 static membership, joining group {} as a dynamic member",
+                j.group
+            );
+        }
+    }
     let bound = j.rebalance_timeout + cluster.settings().request_timeout;
     let a = cluster.call_at(coordinator, &request, version, bound)?;
     Ok(Joined {
@@ -165,6 +178,7 @@ pub(super) fn sync(
     protocol: &str,
     assignments: Vec<(String, Bytes)>,
     rebalance_timeout: Duration,
+    instance: Option<&str>,
 ) -> Result<(i16, Bytes)> {
     let version = cluster.version::<SyncGroupRequest>(coordinator)?;
     let mut request = SyncGroupRequest::default()
@@ -185,6 +199,9 @@ pub(super) fn sync(
         request.protocol_type = Some(StrBytes::from_static_str(CONSUMER));
         request.protocol_name = Some(text(protocol));
     }
+    if version >= 3 {
+        request.group_instance_id = instance.map(text);
+    }
     let bound = rebalance_timeout + cluster.settings().request_timeout;
     let a = cluster.call_at(coordinator, &request, version, bound)?;
     Ok((a.error_code, a.assignment))
@@ -196,13 +213,18 @@ pub(super) fn heartbeat(
     group: &str,
     generation: i32,
     member_id: &str,
+    instance: Option<&str>,
     bound: Duration,
 ) -> Result<i16> {
-    let request = HeartbeatRequest::default()
+    let version = conn.version::<HeartbeatRequest>()?;
+    let mut request = HeartbeatRequest::default()
         .with_group_id(group_id(group))
         .with_generation_id(generation)
         .with_member_id(text(member_id));
-    Ok(conn.call(&request, bound)?.error_code)
+    if version >= 3 {
+        request.group_instance_id = instance.map(text);
+    }
+    Ok(conn.call_at(&request, version, bound)?.error_code)
 }
 
 /// Tells the coordinator this member leaves, so the others rebalance at once instead of
@@ -214,26 +236,52 @@ pub(super) fn leave(
     member_id: &str,
 ) -> Result<i16> {
     let version = cluster.version::<LeaveGroupRequest>(coordinator)?;
+    let request = leave_request(version, group, member_id, "the consumer is closing");
+    let bound = cluster.settings().request_timeout;
+    let a = cluster.call_at(coordinator, &request, version, bound)?;
+    Ok(leave_answer(&a))
+}
+
+/// Like [`leave`], on a connection of its own (another thread takes a busy member out).
+pub(super) fn leave_on(
+    conn: &mut Connection,
+    group: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    reason: &str,
+    bound: Duration,
+) -> Result<i16> {
+    let version = conn.version::<LeaveGroupRequest>()?;
+    let mut request = leave_request(version, group, member_id, reason);
+    if let (Some(id), Some(who)) = (instance, request.members.first_mut()) {
+        who.group_instance_id = Some(text(id));
+    }
+    Ok(leave_answer(&conn.call_at(&request, version, bound)?))
+}
+
+fn leave_answer(a: &kafka_protocol::messages::LeaveGroupResponse) -> i16 {
+    if a.error_code != code::NONE {
+        return a.error_code;
+    }
+    a.members
+        .iter()
+        .map(|m| m.error_code)
+        .find(|&c| c != code::NONE)
+        .unwrap_or(code::NONE)
+}
+
+fn leave_request(version: i16, group: &str, member_id: &str, reason: &str) -> LeaveGroupRequest {
     let mut request = LeaveGroupRequest::default().with_group_id(group_id(group));
     if version >= 3 {
         let mut who = MemberIdentity::default().with_member_id(text(member_id));
         if version >= 5 {
-            who.reason = Some(StrBytes::from_static_str("the consumer is closing"));
+            who.reason = Some(text(reason));
         }
         request.members = vec![who];
     } else {
         request.member_id = text(member_id);
     }
-    let bound = cluster.settings().request_timeout;
-    let a = cluster.call_at(coordinator, &request, version, bound)?;
-    if a.error_code != code::NONE {
-        return Ok(a.error_code);
-    }
-    Ok(a.members
-        .iter()
-        .map(|m| m.error_code)
-        .find(|&c| c != code::NONE)
-        .unwrap_or(code::NONE))
+    request
 }
 
 /// The error for a group answer `c` while doing `what`.

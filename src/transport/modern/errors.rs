@@ -5,7 +5,6 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-
 use crate::error::{Error, ErrorKind};
 
 pub(super) use crate::transport::broker_code::{code, code_kind, code_name};
@@ -159,6 +158,9 @@ mod tests {
     fn broker_errors_keep_kafkas_code() {
         let e = code_error(code::NOT_LEADER_OR_FOLLOWER, "produce");
         assert_eq!(e.broker_code(), Some(6));
-        assert_eq!(code_error_with(10, "produce", Some("too big")).broker_code(), Some(10));
+        assert_eq!(
+            code_error_with(10, "produce", Some("too big")).broker_code(),
+            Some(10)
+        );
     }
 }

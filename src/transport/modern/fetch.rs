@@ -11,8 +11,8 @@ use kafka_protocol::messages::{BrokerId, FetchRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::{topic_name, Cluster};
-use super::errors::{code, code_error, code_kind, codec_error, is_stale_metadata};
-use super::records::decode_batches;
+use super::errors::{code, code_error, code_kind, is_stale_metadata};
+use super::records::decode_committed;
 use crate::error::{Error, Result};
 use crate::transport::ConsumedRecord;
 
@@ -25,6 +25,9 @@ pub(super) struct FetchLimits {
     pub min_bytes: usize,
     /// Largest answer per partition (the first batch is returned even when larger).
     pub partition_max_bytes: usize,
+    /// Isolation level read_committed: records of aborted transactions are dropped, and
+    /// reading stops at the last stable offset.
+    pub read_committed: bool,
 }
 
 /// What one round brought.
@@ -53,6 +56,7 @@ pub(super) fn fetch_round(
     limits: FetchLimits,
 ) -> Result<Round> {
     let mut round = Round::default();
+    let read_committed = limits.read_committed;
     let meta = cluster.topic(topic, false)?;
     let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
     for (&p, &offset) in positions.iter() {
@@ -72,7 +76,7 @@ pub(super) fn fetch_round(
             .with_max_bytes(clamp_i32(
                 (limits.partition_max_bytes as u128).saturating_mul(parts.len() as u128),
             ))
-            .with_isolation_level(0)
+            .with_isolation_level(i8::from(read_committed))
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()
@@ -157,19 +161,18 @@ pub(super) fn fetch_round(
                 let Some(data) = pd.records.as_ref() else {
                     continue;
                 };
-                match decode_batches(topic, p, data, *position) {
-                    Ok(decoded) => {
-                        if let Some(next) = decoded.next_offset {
-                            *position = (*position).max(next);
-                        }
-                        round.records.extend(decoded.records);
-                    }
-                    Err(why) => round.errors.push(
-                        codec_error(why, "decoding fetched records", &addr)
-                            .with_topic(topic)
-                            .with_partition(p),
-                    ),
+                let aborted: Option<Vec<(i64, i64)>> = read_committed.then(|| {
+                    pd.aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| (a.producer_id.0, a.first_offset))
+                        .collect()
+                });
+                let decoded = decode_committed(topic, p, data, *position, aborted.as_deref());
+                if let Some(next) = decoded.next_offset {
+                    *position = (*position).max(next);
                 }
+                round.records.extend(decoded.records);
             }
         }
     }

@@ -17,6 +17,7 @@ use super::assign::{
     Assignor,
 };
 use super::cluster::{Cluster, BACKOFF_MAX, BACKOFF_START};
+use super::conn::Connection;
 use super::coordinator::{self, group_error, Join, Joined};
 use super::errors::{code, is_coordinator_moved};
 use super::heartbeat::{lock, Heartbeat, MemberState, Shared};
@@ -41,6 +42,8 @@ pub(super) struct Membership {
     group: String,
     topic: String,
     client_id: String,
+    /// Static membership: this member's instance id (`<group_instance_id>-<topic>`).
+    instance: Option<String>,
     shared: Shared,
     heartbeat: Option<Heartbeat>,
 }
@@ -49,6 +52,10 @@ impl Membership {
     /// A member of `group` reading `topic`; nothing is sent until [`join`](Self::join).
     pub fn new(settings: Arc<Settings>, group: &str, topic: &str, client_id: &str) -> Self {
         Membership {
+            instance: settings
+                .group_instance_id
+                .as_ref()
+                .map(|id| format!("{id}-{topic}")),
             settings,
             group: group.to_string(),
             topic: topic.to_string(),
@@ -62,6 +69,11 @@ impl Membership {
     pub fn needs_join(&self) -> bool {
         let s = lock(&self.shared);
         s.generation < 0 || s.rejoin
+    }
+
+    /// Static membership: this member's instance id.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// The generation and member id to commit with.
@@ -174,6 +186,7 @@ impl Membership {
                 session_timeout: s.session_timeout,
                 rebalance_timeout: s.rebalance_timeout,
                 protocols: protocols.clone(),
+                instance: self.instance.as_deref(),
             };
             let joined = match coordinator::join(cluster, &addr, &request) {
                 Ok(j) => j,
@@ -224,6 +237,7 @@ impl Membership {
                 &protocol,
                 assignments,
                 s.rebalance_timeout,
+                self.instance.as_deref(),
             ) {
                 Ok(answer) => answer,
                 Err(e) if e.is_retriable() => {
@@ -263,6 +277,7 @@ impl Membership {
                     self.settings.clone(),
                     &self.group,
                     &self.client_id,
+                    self.instance.clone(),
                     self.shared.clone(),
                 )?);
             }
@@ -345,12 +360,96 @@ impl Membership {
         let (Some(addr), false) = (addr, member_id.is_empty()) else {
             return Ok(());
         };
+        if let Some(instance) = &self.instance {
+            log::info!(
+                "modern: static member {instance} ({member_id}) of group {} closes without \
+                 leaving: its partitions wait for it until the session times out",
+                self.group
+            );
+            return Ok(());
+        }
         match coordinator::leave(cluster, &addr, &self.group, &member_id)? {
             code::NONE | code::UNKNOWN_MEMBER_ID => {
                 log::info!("modern: member {member_id} left group {}", self.group);
                 Ok(())
             }
             c => Err(group_error(c, "leaving", &self.group, &addr)),
+        }
+    }
+}
+
+/// Takes a member out of its group from another thread (see
+/// [`GroupExit`](crate::transport::GroupExit)): heartbeats stop, a LeaveGroup goes out on a
+/// connection of its own, and the member joins again as a new member at its next poll.
+pub(super) struct MemberExit {
+    settings: Arc<Settings>,
+    group: String,
+    client_id: String,
+    instance: Option<String>,
+    shared: Shared,
+}
+
+impl Membership {
+    /// A handle to take this member out of its group from another thread.
+    pub fn exit_handle(&self) -> MemberExit {
+        MemberExit {
+            settings: self.settings.clone(),
+            group: self.group.clone(),
+            client_id: self.client_id.clone(),
+            instance: self.instance.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl crate::transport::GroupExit for MemberExit {
+    fn leave(&self, reason: &str) {
+        let (member_id, coordinator) = {
+            let mut s = lock(&self.shared);
+            if s.member_id.is_empty() || s.generation < 0 {
+                return;
+            }
+            let out = (std::mem::take(&mut s.member_id), s.coordinator.clone());
+            s.generation = -1;
+            s.heartbeating = false;
+            s.rejoin = true;
+            out
+        };
+        let Some(addr) = coordinator else { return };
+        let s = &self.settings;
+        let result = Connection::open(
+            &addr,
+            &self.client_id,
+            &s.security,
+            s.connect_timeout,
+            s.request_timeout,
+        )
+        .and_then(|mut conn| {
+            coordinator::leave_on(
+                &mut conn,
+                &self.group,
+                &member_id,
+                self.instance.as_deref(),
+                reason,
+                s.request_timeout,
+            )
+        });
+        match result {
+            Ok(code::NONE | code::UNKNOWN_MEMBER_ID) => log::warn!(
+                "modern: member {member_id} left group {} from the watchdog: {reason}",
+                self.group
+            ),
+            Ok(c) => log::warn!(
+                "modern: LeaveGroup of {member_id} ({}): {}; heartbeats stopped, the session \
+                 expires instead",
+                self.group,
+                super::errors::code_name(c)
+            ),
+            Err(e) => log::warn!(
+                "modern: LeaveGroup of {member_id} ({}) failed: {e}; heartbeats stopped, the \
+                 session expires instead",
+                self.group
+            ),
         }
     }
 }

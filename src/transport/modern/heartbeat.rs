@@ -9,11 +9,13 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
+use super::cluster::Cluster;
 use super::conn::Connection;
-use super::coordinator::heartbeat;
+use super::coordinator::{find_coordinator, heartbeat};
 use super::errors::{code, code_name, is_coordinator_moved};
 use super::Settings;
 use crate::error::{Error, ErrorKind, Result};
@@ -70,6 +72,7 @@ impl Heartbeat {
         settings: Arc<Settings>,
         group: &str,
         client_id: &str,
+        instance: Option<String>,
         shared: Shared,
     ) -> Result<Heartbeat> {
         let (stop, stopped) = bounded::<()>(1);
@@ -77,7 +80,14 @@ impl Heartbeat {
         let client_id = client_id.to_string();
         let handle = std::thread::Builder::new()
             .name(format!("kafka-heartbeat-{group}"))
-            .spawn(move || run(&settings, &group, &client_id, &shared, &stopped))
+            .spawn(move || {
+                let who = Who {
+                    group: &group,
+                    client_id: &client_id,
+                    instance: instance.as_deref(),
+                };
+                run(&settings, &who, &shared, &stopped)
+            })
             .map_err(|e| {
                 Error::new(
                     ErrorKind::WorkerStopped,
@@ -108,21 +118,75 @@ impl Drop for Heartbeat {
     }
 }
 
-fn run(settings: &Settings, group: &str, client_id: &str, shared: &Shared, stopped: &Receiver<()>) {
+/// Which member the thread keeps alive.
+struct Who<'a> {
+    group: &'a str,
+    client_id: &'a str,
+    instance: Option<&'a str>,
+}
+
+fn run(settings: &Arc<Settings>, who: &Who<'_>, shared: &Shared, stopped: &Receiver<()>) {
+    let group = who.group;
     let bound = settings.request_timeout.min(settings.session_timeout);
     let mut conn: Option<Connection> = None;
+    // For finding the coordinator again on its own (the consumer thread may be busy).
+    let mut cluster: Option<Cluster> = None;
+    // The generation the last answered heartbeat was for, and when.
+    let mut last_ok: Option<(i32, Instant)> = None;
     loop {
         match stopped.recv_timeout(settings.heartbeat_interval) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let (addr, generation, member_id) = {
+        let (coordinator, generation, member_id) = {
             let s = lock(shared);
-            match &s.coordinator {
-                Some(a) if s.heartbeating && s.generation >= 0 && !s.coordinator_lost => {
-                    (a.clone(), s.generation, s.member_id.clone())
+            if !s.heartbeating || s.generation < 0 {
+                last_ok = None;
+                continue;
+            }
+            let known = s.coordinator.clone().filter(|_| !s.coordinator_lost);
+            (known, s.generation, s.member_id.clone())
+        };
+        // No answer within the session timeout: the coordinator has dropped the member.
+        let since = match last_ok {
+            Some((g, at)) if g == generation => at,
+            _ => {
+                let now = Instant::now();
+                last_ok = Some((generation, now));
+                now
+            }
+        };
+        if since.elapsed() > settings.session_timeout {
+            expired(shared, group, generation, since.elapsed());
+            last_ok = None;
+            conn = None;
+            continue;
+        }
+        let addr = match coordinator {
+            Some(a) => a,
+            None => {
+                let c =
+                    cluster.get_or_insert_with(|| Cluster::new(settings.clone(), who.client_id));
+                match find_coordinator(c, group) {
+                    Ok(a) => {
+                        log::info!(
+                            "modern: heartbeat of group {group} found its coordinator at {a}"
+                        );
+                        let mut s = lock(shared);
+                        if s.generation == generation {
+                            s.coordinator = Some(a.clone());
+                            s.coordinator_lost = false;
+                        }
+                        a
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "modern: heartbeat of group {group} cannot find its coordinator: {e}"
+                        );
+                        c.reset();
+                        continue;
+                    }
                 }
-                _ => continue,
             }
         };
         if conn
@@ -130,22 +194,37 @@ fn run(settings: &Settings, group: &str, client_id: &str, shared: &Shared, stopp
             .is_none_or(|c| c.is_broken() || c.addr() != addr)
         {
             let security = &settings.security;
-            conn =
-                match Connection::open(&addr, client_id, security, settings.connect_timeout, bound)
-                {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        log::warn!(
-                            "modern: heartbeat of group {group} cannot reach its coordinator: {e}"
-                        );
-                        lock(shared).coordinator_lost = true;
-                        continue;
-                    }
-                };
+            conn = match Connection::open(
+                &addr,
+                who.client_id,
+                security,
+                settings.connect_timeout,
+                bound,
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log::warn!(
+                        "modern: heartbeat of group {group} cannot reach its coordinator: {e}"
+                    );
+                    lock(shared).coordinator_lost = true;
+                    continue;
+                }
+            };
         }
         let Some(c) = conn.as_mut() else { continue };
-        match heartbeat(c, group, generation, &member_id, bound) {
-            Ok(code::NONE) => {}
+        match heartbeat(c, group, generation, &member_id, who.instance, bound) {
+            // A rebalance answer is an answer too: the member is still in the group.
+            Ok(code::NONE) => last_ok = Some((generation, Instant::now())),
+            Ok(code::REBALANCE_IN_PROGRESS) => {
+                last_ok = Some((generation, Instant::now()));
+                react(
+                    shared,
+                    group,
+                    generation,
+                    code::REBALANCE_IN_PROGRESS,
+                    &mut conn,
+                );
+            }
             Ok(answer) => react(shared, group, generation, answer, &mut conn),
             Err(e) => {
                 log::warn!("modern: heartbeat of group {group} failed: {e}");
@@ -154,6 +233,23 @@ fn run(settings: &Settings, group: &str, client_id: &str, shared: &Shared, stopp
             }
         }
     }
+}
+
+/// The member's session expired without an answered heartbeat: it is out of the group.
+fn expired(shared: &Shared, group: &str, generation: i32, silent: Duration) {
+    let mut s = lock(shared);
+    if s.generation != generation || !s.heartbeating {
+        return;
+    }
+    log::error!(
+        "modern: no heartbeat of member {} in group {group} answered for {silent:?}, past the \
+         session timeout: the coordinator has dropped it; joining again",
+        s.member_id
+    );
+    s.member_id.clear();
+    s.heartbeating = false;
+    s.rejoin = true;
+    s.coordinator_lost = true;
 }
 
 /// Acts on a heartbeat answer `c` for `generation`: flags a rejoin or a coordinator search.
@@ -225,7 +321,7 @@ mod tests {
     fn the_thread_is_named_idle_until_joined_and_stops_promptly() {
         let settings = Arc::new(Settings::for_tests(vec!["127.0.0.1:1".into()]));
         let shared: Shared = Arc::new(Mutex::new(MemberState::default()));
-        let mut hb = Heartbeat::start(settings, "grp", "c", shared.clone()).unwrap();
+        let mut hb = Heartbeat::start(settings, "grp", "c", None, shared.clone()).unwrap();
         let name = hb
             .handle
             .as_ref()
@@ -235,5 +331,19 @@ mod tests {
         hb.stop();
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(*lock(&shared), MemberState::default());
+    }
+
+    #[test]
+    fn an_expired_session_forgets_the_member_and_asks_for_a_rejoin() {
+        let s = joined(4);
+        expired(&s, "g", 3, Duration::from_secs(11));
+        assert_eq!(
+            lock(&s).member_id,
+            "m-1",
+            "an older generation is left alone"
+        );
+        expired(&s, "g", 4, Duration::from_secs(11));
+        let st = lock(&s);
+        assert!(st.member_id.is_empty() && st.rejoin && !st.heartbeating);
     }
 }

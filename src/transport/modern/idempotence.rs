@@ -46,7 +46,25 @@ pub(super) enum Outcome {
     Fenced,
 }
 
-/// The outcome a produce answer's error code means.
+/// Codes a broker answers a produce request with before appending anything (Kafka's
+/// `Errors.java` numbering), besides those in the shared table.
+mod refused {
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+/// The outcome a produce answer's error code means. Only codes the broker sends before it
+/// appends anything count as refused; any other error (a request timed out, not enough
+/// replicas *after* the append, the leader moving while the batch waited for its replicas,
+/// a storage error) may have left the batch written, so its outcome is unknown: the same
+/// records go again under the same sequence, or different ones under a new producer id,
+/// and never different records under a sequence the broker may already hold.
 pub(super) fn outcome_of(error_code: i16) -> Outcome {
     match error_code {
         code::NONE | code::DUPLICATE_SEQUENCE_NUMBER => Outcome::Written,
@@ -54,7 +72,22 @@ pub(super) fn outcome_of(error_code: i16) -> Outcome {
         | code::INVALID_PRODUCER_EPOCH
         | code::UNKNOWN_PRODUCER_ID
         | code::INVALID_PRODUCER_ID_MAPPING => Outcome::Fenced,
-        _ => Outcome::Refused,
+        code::UNKNOWN_TOPIC_OR_PARTITION
+        | code::LEADER_NOT_AVAILABLE
+        | code::MESSAGE_TOO_LARGE
+        | code::RECORD_LIST_TOO_LARGE
+        | code::INVALID_MESSAGE_SIZE
+        | code::NOT_ENOUGH_REPLICAS
+        | code::UNSUPPORTED_VERSION
+        | refused::CORRUPT_MESSAGE
+        | refused::INVALID_REQUIRED_ACKS
+        | refused::TOPIC_AUTHORIZATION_FAILED
+        | refused::CLUSTER_AUTHORIZATION_FAILED
+        | refused::INVALID_TIMESTAMP
+        | refused::UNSUPPORTED_FOR_MESSAGE_FORMAT
+        | refused::UNSUPPORTED_COMPRESSION_TYPE
+        | refused::INVALID_RECORD => Outcome::Refused,
+        _ => Outcome::Unknown,
     }
 }
 
@@ -266,6 +299,18 @@ mod tests {
             outcome_of(code::OUT_OF_ORDER_SEQUENCE_NUMBER),
             Outcome::Fenced
         );
-        assert_eq!(outcome_of(code::NOT_LEADER_OR_FOLLOWER), Outcome::Refused);
+        // The batch may be written when these come back: never reuse its sequence for others.
+        for c in [
+            code::NOT_LEADER_OR_FOLLOWER,
+            code::REQUEST_TIMED_OUT,
+            code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            code::KAFKA_STORAGE_ERROR,
+            code::NETWORK_EXCEPTION,
+        ] {
+            assert_eq!(outcome_of(c), Outcome::Unknown, "code {c}");
+        }
+        for c in [code::NOT_ENOUGH_REPLICAS, code::MESSAGE_TOO_LARGE] {
+            assert_eq!(outcome_of(c), Outcome::Refused, "code {c}");
+        }
     }
 }

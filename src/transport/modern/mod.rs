@@ -132,6 +132,14 @@ struct Settings {
     assignor: Assignor,
     idempotent: bool,
     security: Security,
+    /// Static membership: the consumer's `group_instance_id`.
+    group_instance_id: Option<String>,
+    /// The consumer's isolation level is read_committed.
+    read_committed: bool,
+    /// Cached topic metadata older than this is asked for again.
+    metadata_max_age: Duration,
+    /// Largest answer accepted (checked before allocating).
+    max_response_bytes: usize,
 }
 
 impl Settings {
@@ -150,6 +158,10 @@ impl Settings {
             assignor: c.assignor,
             idempotent: config.producer.idempotence,
             security: Security::new(&config.security)?,
+            group_instance_id: c.group_instance_id.clone(),
+            read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
+            metadata_max_age: config.metadata_max_age,
+            max_response_bytes: config.max_response_bytes,
         })
     }
 
@@ -167,6 +179,10 @@ impl Settings {
             assignor: Assignor::Range,
             idempotent: false,
             security: Security::default(),
+            group_instance_id: None,
+            read_committed: true,
+            metadata_max_age: Duration::from_secs(300),
+            max_response_bytes: 100 << 20,
         }
     }
 }
@@ -290,19 +306,30 @@ impl ModernTransport {
         }
     }
 
-    /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
-    /// either: the broker's default) unless it exists, and waits until every partition has a
-    /// leader. Returns the topic's partition count: an existing topic is left as it is, so the
-    /// count may differ from `partitions`. Bounded by about two `request_timeout`s.
-    pub fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+    /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
+    /// (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing topic's configs
+    /// are left as they are.
+    pub fn ensure_topic_with_configs(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<usize> {
         let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        admin::ensure_topic(&mut admin, topic, partitions, replication)
+        admin::ensure_topic(&mut admin, topic, partitions, replication, configs)
     }
 }
 
 impl Transport for ModernTransport {
     fn name(&self) -> &'static str {
         "modern"
+    }
+
+    /// Creates the topic unless it exists and waits until every partition has a leader;
+    /// bounded by about two `request_timeout`s.
+    fn ensure_topic(&self, topic: &str, partitions: i32, replication: i16) -> Result<usize> {
+        self.ensure_topic_with_configs(topic, partitions, replication, &[])
     }
 
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {

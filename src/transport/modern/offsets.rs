@@ -202,6 +202,8 @@ pub(super) struct Committer<'a> {
     pub generation: i32,
     /// The member id the coordinator gave.
     pub member_id: &'a str,
+    /// Static membership: the member's instance id.
+    pub instance: Option<&'a str>,
 }
 
 /// Commits `offsets` (`(partition, next offset)`) of `topic` for `who` at `coordinator`.
@@ -214,7 +216,8 @@ pub(super) fn commit(
     topic: &str,
     offsets: &[(i32, i64)],
 ) -> Result<i16> {
-    let request = OffsetCommitRequest::default()
+    let version = cluster.version::<OffsetCommitRequest>(coordinator)?;
+    let mut request = OffsetCommitRequest::default()
         .with_group_id(group_id(who.group))
         .with_generation_id_or_member_epoch(who.generation)
         .with_member_id(StrBytes::from_string(who.member_id.to_string()))
@@ -232,8 +235,11 @@ pub(super) fn commit(
                     })
                     .collect(),
             )]);
+    if version >= 7 {
+        request.group_instance_id = who.instance.map(|i| StrBytes::from_string(i.to_string()));
+    }
     let bound = cluster.settings().request_timeout;
-    let answer = cluster.call(coordinator, &request, bound)?;
+    let answer = cluster.call_at(coordinator, &request, version, bound)?;
     Ok(answer
         .topics
         .iter()

@@ -79,16 +79,12 @@ impl ModernProducerSession {
         options
             .compression
             .check_available("producer.compression")?;
-        let Some(store) = self.store.clone() else {
+        // Config validation keeps the producer's acks at All when idempotence is on; a
+        // request for fewer acks made through the session directly goes without sequence
+        // numbers (the broker cannot deduplicate what it does not acknowledge to all).
+        let Some(store) = self.store.clone().filter(|_| options.acks == Acks::All) else {
             return self.produce_with(topic, records, options, None);
         };
-        if options.acks != Acks::All {
-            return Err(Error::config(
-                "producer.acks",
-                format!("{:?}", options.acks),
-                "the idempotent producer needs acks from all in-sync replicas (Acks::All)",
-            ));
-        }
         // Taken out while producing (no lock held across I/O), put back after.
         let mut state = lock_store(&store).remove(topic).unwrap_or_default();
         let produced = self.produce_with(topic, records, options, Some(&mut state));
@@ -105,7 +101,14 @@ impl ModernProducerSession {
     ) -> Result<Vec<Result<Delivery>>> {
         let started = Instant::now();
         let deadline = started + options.timeout;
-        let meta = self.cluster.topic(topic, false)?;
+        let mut meta = self.cluster.topic(topic, false)?;
+        if records
+            .iter()
+            .any(|r| !meta.partitions.iter().any(|m| m.id == r.partition))
+        {
+            // A partition this metadata does not know may have been added since: ask again.
+            meta = self.cluster.topic(topic, true)?;
+        }
         let mut results: Vec<Option<Result<Delivery>>> = (0..records.len()).map(|_| None).collect();
         let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
@@ -191,7 +194,7 @@ impl ModernProducerSession {
                 }
             }
             let sent = match failure {
-                Some(e) => Err(e),
+                Some(e) => Err((e, Outcome::Refused)),
                 None => {
                     let request = ProduceRequest::default()
                         .with_acks(acks)
@@ -199,23 +202,36 @@ impl ModernProducerSession {
                         .with_topic_data(vec![TopicProduceData::default()
                             .with_name(topic_name(topic))
                             .with_partition_data(data)]);
-                    self.cluster.node_addr(node).and_then(|addr| {
-                        let sent = self.cluster.send(&addr, &request, deadline)?;
-                        Ok(InFlight {
-                            addr,
-                            sent,
-                            partitions: partitions.clone(),
-                        })
-                    })
+                    // No connection: nothing left this client. A write that fails half-way
+                    // may have reached the broker.
+                    match self
+                        .cluster
+                        .node_addr(node)
+                        .and_then(|addr| self.cluster.conn(&addr).map(|_| addr))
+                    {
+                        Err(e) => Err((e, Outcome::Refused)),
+                        Ok(addr) => match self.cluster.send(&addr, &request, deadline) {
+                            Ok(sent) => Ok(InFlight {
+                                addr,
+                                sent,
+                                partitions: partitions.clone(),
+                            }),
+                            Err(e) => Err((e.with_broker(addr), Outcome::Unknown)),
+                        },
+                    }
                 }
             };
+            let sent = sent.map_err(|(e, outcome)| {
+                stale = true;
+                (e, outcome)
+            });
             match sent {
                 Ok(f) => in_flight.push(f),
-                Err(e) => {
-                    // Possibly written in part: the same records sent again reuse the sequence.
-                    let unknown: Vec<(i32, Outcome)> =
-                        partitions.iter().map(|&p| (p, Outcome::Unknown)).collect();
-                    settle(&mut idem, &sequences, &unknown, &refs);
+                Err((e, outcome)) => {
+                    // Possibly written: the same records sent again reuse the sequence.
+                    let settled: Vec<(i32, Outcome)> =
+                        partitions.iter().map(|&p| (p, outcome)).collect();
+                    settle(&mut idem, &sequences, &settled, &refs);
                     for &p in &partitions {
                         for &i in &by_partition[&p] {
                             results[i] = Some(Err(e.detached().with_partition(p)));
@@ -243,6 +259,7 @@ impl ModernProducerSession {
                 .receive::<ProduceRequest>(&f.addr, f.sent, deadline);
             match answer {
                 Ok(answer) => {
+                    self.cluster.throttle(&f.addr, answer.throttle_time_ms);
                     let (s, codes) = apply_answer(&answer, topic, &f, &by_partition, &mut results);
                     stale |= s;
                     let outcomes: Vec<(i32, Outcome)> = f
@@ -256,6 +273,7 @@ impl ModernProducerSession {
                     settle(&mut idem, &sequences, &outcomes, &refs);
                 }
                 Err(e) => {
+                    stale = true;
                     let unknown: Vec<(i32, Outcome)> = f
                         .partitions
                         .iter()
@@ -310,16 +328,22 @@ fn apply_answer(
                 continue;
             };
             codes.push((p, pr.error_code));
-            // A duplicate of a batch already written (idempotent retry) is a success.
+            // A duplicate of a batch already written (idempotent retry) is a success; when
+            // the broker no longer knows where it wrote it (base offset -1), offsets are -1.
             if pr.error_code == code::NONE || pr.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
+                let known = pr.base_offset >= 0;
                 for (n, &i) in indices.iter().enumerate() {
                     results[i] = Some(Ok(Delivery {
                         partition: p,
-                        offset: pr.base_offset + n as i64,
+                        offset: if known { pr.base_offset + n as i64 } else { -1 },
                     }));
                 }
             } else {
                 stale |= is_stale_metadata(pr.error_code);
+                // Produce answers "unknown partition" for a partition whose leader has not
+                // heard of it yet (just created or added): retried after a metadata refresh,
+                // like the Java client. A topic that cannot exist fails in metadata instead.
+                let c = pr.error_code;
                 let e = code_error_with(
                     pr.error_code,
                     "produce",
@@ -328,6 +352,14 @@ fn apply_answer(
                 .with_topic(topic)
                 .with_partition(p)
                 .with_broker(f.addr.clone());
+                let e = if c == code::UNKNOWN_TOPIC_OR_PARTITION {
+                    Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
+                        .with_topic(topic)
+                        .with_partition(p)
+                        .with_broker(f.addr.clone())
+                } else {
+                    e
+                };
                 for &i in indices {
                     results[i] = Some(Err(e.detached()));
                 }

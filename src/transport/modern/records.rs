@@ -17,7 +17,7 @@ use kafka_protocol::records::{
     RecordEncodeOptions, TimestampType,
 };
 
-use super::super::{ConsumedRecord, Header, OutgoingRecord};
+use super::super::{ConsumedRecord, Header, OutgoingRecord, UNDECODABLE_BATCH};
 use crate::config::Compression;
 
 /// Byte positions inside a v2 batch header.
@@ -152,58 +152,150 @@ pub(super) struct Decoded {
 }
 
 /// Decodes the batches of `data` (one partition's `records` field) for `topic`/`partition`,
-/// keeping records at or after `position`. A last batch cut short by the answer's size limit
-/// is left for the next fetch; control batches (transaction markers) are skipped.
+/// keeping records at or after `position`, with no transaction filtering (see
+/// [`decode_committed`]).
+#[cfg(test)]
 pub(super) fn decode_batches(
     topic: &str,
     partition: i32,
     data: &Bytes,
     position: i64,
 ) -> Result<Decoded, String> {
+    Ok(decode_committed(topic, partition, data, position, None))
+}
+
+/// Byte positions of a v2 batch's producer id.
+const PRODUCER_ID_AT: usize = 43;
+const TRANSACTIONAL_BIT: u16 = 0x10;
+
+/// Decodes the batches of `data` (one partition's `records` field) for `topic`/`partition`,
+/// keeping records at or after `position`. A last batch cut short by the answer's size limit
+/// is left for the next fetch; control batches (transaction markers) are skipped.
+///
+/// With `aborted` (read_committed: the answer's aborted transactions as `(producer id,
+/// first offset)`), batches of aborted transactions are dropped, as Kafka's own consumer
+/// does: from an aborted transaction's first offset, its producer's transactional batches
+/// are skipped until that producer's abort marker.
+///
+/// A batch that cannot be decoded (message format v0/v1, a CRC mismatch, a codec this
+/// build lacks, a header key that is not UTF-8, a size that makes no sense) never stops the
+/// partition: it becomes one stand-in record at its first offset, its value the batch's
+/// bytes as fetched, its [`UNDECODABLE_BATCH`] header the reason, and reading goes on
+/// after it.
+pub(super) fn decode_committed(
+    topic: &str,
+    partition: i32,
+    data: &Bytes,
+    position: i64,
+    aborted: Option<&[(i64, i64)]>,
+) -> Decoded {
     let mut out = Decoded::default();
+    let mut aborted: Vec<(i64, i64)> = aborted.map(<[_]>::to_vec).unwrap_or_default();
+    aborted.sort_by_key(|&(_, first)| first);
+    let mut aborted = aborted.into_iter().peekable();
+    let mut aborting: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut at = 0usize;
-    while data.len() - at >= BATCH_HEADER {
-        let head = &data[at..];
-        let base = i64::from_be_bytes(head[..8].try_into().map_err(|_| "short batch")?);
-        let length = i32::from_be_bytes(
-            head[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4]
-                .try_into()
-                .map_err(|_| "short batch")?,
+    let stand_in = |out: &mut Decoded, offset: i64, bytes: &[u8], why: String| {
+        log::error!(
+            "modern: {topic}/{partition}: undecodable record batch at offset {offset}: {why}"
         );
-        if length < (BATCH_HEADER - 12) as i32 {
-            return Err(format!(
-                "record batch at offset {base} announces {length} bytes"
-            ));
+        out.records.push(ConsumedRecord {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            key: None,
+            value: bytes.to_vec(),
+            null_value: false,
+            headers: vec![Header::new(UNDECODABLE_BATCH, why)],
+        });
+    };
+    while data.len() - at >= 17 {
+        let head = &data[at..];
+        let base = i64::from_be_bytes(head[..8].try_into().unwrap_or([0; 8]));
+        let length = i32::from_be_bytes(head[BATCH_LENGTH_AT..12].try_into().unwrap_or([0; 4]));
+        let magic = head[MAGIC_AT] as i8;
+        let min = if magic == 2 { BATCH_HEADER - 12 } else { 14 };
+        if length < min as i32 {
+            // Nothing after this can be framed: stand in for the rest, move one offset on.
+            let offset = base.max(position);
+            let why = format!("a record batch announcing {length} bytes");
+            stand_in(&mut out, offset, &data[at..], why);
+            out.next_offset = Some(offset + 1);
+            return out;
         }
         let total = 12 + length as usize;
-        if data.len() - at < total {
+        if data.len() - at < total || (magic == 2 && data.len() - at < BATCH_HEADER) {
             break; // cut short by max_bytes: the next fetch starts at this batch
         }
-        let magic = head[MAGIC_AT] as i8;
+        let bytes = &data[at..at + total];
         if magic != 2 {
-            return Err(format!(
-                "record batch at offset {base} has message format v{magic}; only v2 is supported"
-            ));
+            // v0/v1 message sets: one (possibly compressed) message per entry; its offset
+            // is the last of what it holds.
+            if base >= position {
+                let why = format!("message format v{magic}: only v2 record batches are read");
+                stand_in(&mut out, base, bytes, why);
+            }
+            out.next_offset = Some(out.next_offset.map_or(base + 1, |n: i64| n.max(base + 1)));
+            at += total;
+            continue;
         }
         let attributes = u16::from_be_bytes([head[ATTRIBUTES_AT], head[ATTRIBUTES_AT + 1]]);
         let last_delta = i32::from_be_bytes(
             head[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
                 .try_into()
-                .map_err(|_| "short batch")?,
+                .unwrap_or([0; 4]),
+        );
+        let producer_id = i64::from_be_bytes(
+            head[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]
+                .try_into()
+                .unwrap_or([0; 8]),
         );
         let end = base + i64::from(last_delta) + 1;
-        if attributes & CONTROL_BIT == 0 && end > position {
+        let last = end - 1;
+        while let Some(&(pid, _)) = aborted.peek().filter(|(_, first)| *first <= last) {
+            aborting.insert(pid);
+            aborted.next();
+        }
+        let control = attributes & CONTROL_BIT != 0;
+        let transactional = attributes & TRANSACTIONAL_BIT != 0;
+        if control {
+            // An abort marker ends its producer's aborted transaction.
+            if is_abort_marker(bytes) {
+                aborting.remove(&producer_id);
+            }
+        } else if transactional && aborting.contains(&producer_id) {
+            log::debug!("modern: {topic}/{partition}: skipping aborted batch {base}..{end}");
+        } else if end > position {
             let batch = data.slice(at..at + total);
-            if attributes & CODEC_BITS == 0 {
-                plain::decode(topic, partition, &batch, position, &mut out.records)?;
+            let mut records = Vec::new();
+            let decoded = if attributes & CODEC_BITS == 0 {
+                plain::decode(topic, partition, &batch, position, &mut records)
             } else {
-                decode_with_codec(topic, partition, batch, position, &mut out.records)?;
+                decode_with_codec(topic, partition, batch, position, &mut records)
+            };
+            match decoded {
+                Ok(()) => out.records.append(&mut records),
+                Err(why) => stand_in(&mut out, base.max(position), bytes, why),
             }
         }
         out.next_offset = Some(out.next_offset.map_or(end, |n: i64| n.max(end)));
         at += total;
     }
-    Ok(out)
+    out
+}
+
+/// Whether a control batch holds an abort marker (its record's key: version, type 0).
+fn is_abort_marker(batch: &[u8]) -> bool {
+    let mut b = Bytes::copy_from_slice(batch);
+    match RecordBatchDecoder::decode(&mut b) {
+        Ok(set) => set.records.iter().any(|r| {
+            r.control
+                && r.key
+                    .as_ref()
+                    .is_some_and(|k| k.len() >= 4 && k[2] == 0 && k[3] == 0)
+        }),
+        Err(_) => false,
+    }
 }
 
 /// Appends the records of the whole batch `batch` at or after `position` to `out`, through
@@ -232,6 +324,7 @@ fn decode_with_codec(
             partition,
             offset: r.offset,
             key: r.key.map(|k| k.to_vec()),
+            null_value: r.value.is_none(),
             value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
             headers: r
                 .headers
@@ -388,22 +481,101 @@ mod tests {
         assert_eq!(got.next_offset, Some(6));
     }
 
+    /// One record of producer `pid` as a batch at `base`: data or a control marker.
+    fn txn_batch(base: i64, pid: i64, value: Option<&[u8]>, control: Option<bool>) -> Vec<u8> {
+        let record = Record {
+            transactional: true,
+            control: control.is_some(),
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: base,
+            sequence: 0,
+            timestamp: 1,
+            // A control record's key: version 0, type 0 (abort) or 1 (commit).
+            key: control.map(|commit| Bytes::from(vec![0, 0, 0, u8::from(commit)])),
+            value: value.map(Bytes::copy_from_slice),
+            headers: IndexMap::new(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: WireCompression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.to_vec()
+    }
+
     #[test]
-    fn old_message_formats_and_garbage_are_errors() {
-        let batch = encode_batch(&[rec(None, b"x")], Compression::None, 1, None).unwrap();
-        let mut b = batch.to_vec();
-        b[MAGIC_AT] = 1;
-        let e = decode_batches("t", 0, &Bytes::from(b), 0).unwrap_err();
-        assert!(e.contains("message format v1"), "{e}");
-        let mut b = batch.to_vec();
-        b[8..12].copy_from_slice(&3i32.to_be_bytes());
-        assert!(decode_batches("t", 0, &Bytes::from(b), 0).is_err());
-        let mut b = batch.to_vec();
-        let last = b.len() - 1;
-        b[last] ^= 0xff;
-        assert!(
-            decode_batches("t", 0, &Bytes::from(b), 0).is_err(),
-            "CRC mismatch"
+    fn read_committed_drops_aborted_transactions_and_keeps_committed_ones() {
+        let mut data = Vec::new();
+        data.extend(txn_batch(0, 7, Some(b"aborted"), None));
+        data.extend(txn_batch(1, 8, Some(b"committed"), None));
+        data.extend(txn_batch(2, 7, None, Some(false))); // abort marker of 7
+        data.extend(txn_batch(3, 8, None, Some(true))); // commit marker of 8
+        data.extend(txn_batch(4, 7, Some(b"later, committed"), None));
+        let data = Bytes::from(data);
+        let got = decode_committed("t", 0, &data, 0, Some(&[(7, 0)]));
+        let values: Vec<&[u8]> = got.records.iter().map(|r| r.value.as_slice()).collect();
+        assert_eq!(values, vec![&b"committed"[..], b"later, committed"]);
+        assert_eq!(got.next_offset, Some(5));
+        let all = decode_committed("t", 0, &data, 0, None);
+        assert_eq!(
+            all.records.len(),
+            3,
+            "read_uncommitted keeps the aborted record"
         );
+    }
+
+    #[test]
+    fn a_null_value_is_told_from_an_empty_one() {
+        let mut data = txn_batch(0, 1, None, None);
+        data.extend(txn_batch(1, 1, Some(b""), None));
+        let got = decode_committed("t", 0, &Bytes::from(data), 0, None);
+        let nulls: Vec<bool> = got.records.iter().map(|r| r.null_value).collect();
+        assert_eq!(nulls, vec![true, false]);
+    }
+
+    #[test]
+    fn an_undecodable_batch_becomes_a_stand_in_and_reading_goes_on_after_it() {
+        let good = |base| {
+            at_offset(
+                &encode_batch(&[rec(None, b"ok")], Compression::None, 1, None).unwrap(),
+                base,
+            )
+            .to_vec()
+        };
+        // Message format v1, a CRC mismatch, then a good batch.
+        let mut v1 = good(0);
+        v1[MAGIC_AT] = 1;
+        let mut crc = good(1);
+        let last = crc.len() - 1;
+        crc[last] ^= 0xff;
+        let mut data = v1.clone();
+        data.extend(crc.clone());
+        data.extend(good(2));
+        let got = decode_committed("t", 4, &Bytes::from(data), 0, None);
+        assert_eq!(got.next_offset, Some(3));
+        let offsets: Vec<i64> = got.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2]);
+        let why = |r: &ConsumedRecord| {
+            r.headers
+                .iter()
+                .find(|h| h.key == UNDECODABLE_BATCH)
+                .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        };
+        assert!(why(&got.records[0]).unwrap().contains("message format v1"));
+        assert_eq!(got.records[0].value, v1, "the batch's bytes as fetched");
+        assert!(why(&got.records[1]).is_some(), "CRC mismatch");
+        assert_eq!(got.records[1].value, crc);
+        assert_eq!(why(&got.records[2]), None);
+        assert_eq!(got.records[2].value, b"ok");
+        // A size that makes no sense: the rest stands in, one offset further.
+        let mut garbage = good(9);
+        garbage[8..12].copy_from_slice(&3i32.to_be_bytes());
+        let got = decode_committed("t", 0, &Bytes::from(garbage), 9, None);
+        assert_eq!((got.records.len(), got.next_offset), (1, Some(10)));
     }
 }

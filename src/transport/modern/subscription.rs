@@ -34,6 +34,10 @@ pub(super) struct ModernSubscription {
     assignment: Vec<i32>,
     /// The next offset to fetch, per assigned partition that has one.
     positions: BTreeMap<i32, i64>,
+    /// Partitions not fetched until resumed.
+    paused: std::collections::BTreeSet<i32>,
+    /// Partitions kept across a rejoin whose positions were reset to the commit.
+    restarted: Vec<i32>,
     closed: bool,
 }
 
@@ -54,6 +58,7 @@ impl ModernSubscription {
             max_wait: settings.fetch_max_wait,
             min_bytes: options.min_bytes,
             partition_max_bytes: options.max_bytes.max(1),
+            read_committed: settings.read_committed,
         };
         Ok(ModernSubscription {
             member: Membership::new(settings, &options.group, &options.topic, &options.client_id),
@@ -64,6 +69,8 @@ impl ModernSubscription {
             limits,
             assignment: Vec::new(),
             positions: BTreeMap::new(),
+            paused: std::collections::BTreeSet::new(),
+            restarted: Vec::new(),
             closed: false,
         })
     }
@@ -83,8 +90,14 @@ impl ModernSubscription {
         }
         let assigned = self.member.join(&mut self.cluster)?;
         if !assigned.continued {
+            self.restarted.extend(
+                self.positions
+                    .keys()
+                    .filter(|p| assigned.partitions.contains(p)),
+            );
             self.positions.clear();
         }
+        self.paused.retain(|p| assigned.partitions.contains(p));
         self.positions
             .retain(|p, _| assigned.partitions.contains(p));
         if assigned.partitions != self.assignment {
@@ -177,7 +190,7 @@ impl Subscription for ModernSubscription {
         let deadline = Instant::now() + max_wait;
         self.follow_group()?;
         self.start_positions()?;
-        if self.positions.is_empty() {
+        if self.positions.keys().all(|p| self.paused.contains(p)) {
             self.idle(deadline);
             return Ok(Vec::new());
         }
@@ -189,7 +202,19 @@ impl Subscription for ModernSubscription {
                     .min(self.limits.max_wait),
                 ..self.limits
             };
-            let round = fetch_round(&mut self.cluster, &self.topic, &mut self.positions, limits)?;
+            let round = if self.paused.is_empty() {
+                fetch_round(&mut self.cluster, &self.topic, &mut self.positions, limits)?
+            } else {
+                let mut active: BTreeMap<i32, i64> = self
+                    .positions
+                    .iter()
+                    .filter(|(p, _)| !self.paused.contains(p))
+                    .map(|(p, o)| (*p, *o))
+                    .collect();
+                let round = fetch_round(&mut self.cluster, &self.topic, &mut active, limits)?;
+                self.positions.extend(active);
+                round
+            };
             if round.stale {
                 self.cluster.forget(&self.topic);
             }
@@ -243,10 +268,12 @@ impl Subscription for ModernSubscription {
         }
         let (generation, member_id) = self.member.generation();
         let (group, topic) = (self.group.clone(), self.topic.clone());
+        let instance = self.member.instance().map(str::to_string);
         let who = Committer {
             group: &group,
             generation,
             member_id: &member_id,
+            instance: instance.as_deref(),
         };
         let mut rebalancing = false;
         let result = self
@@ -294,6 +321,24 @@ impl Subscription for ModernSubscription {
                 })
             })
             .collect())
+    }
+
+    fn pause(&mut self, partitions: &[i32]) {
+        self.paused.extend(partitions.iter().copied());
+    }
+
+    fn resume(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.paused.remove(p);
+        }
+    }
+
+    fn take_restarted(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.restarted)
+    }
+
+    fn group_exit(&self) -> Option<Arc<dyn crate::transport::GroupExit>> {
+        Some(Arc::new(self.member.exit_handle()))
     }
 
     fn rebalance_pending(&self) -> bool {

@@ -288,6 +288,7 @@ pub(super) fn decode(
             partition,
             offset,
             key: key.map(<[u8]>::to_vec),
+            null_value: value.is_none(),
             value: value.map(<[u8]>::to_vec).unwrap_or_default(),
             headers,
         });
