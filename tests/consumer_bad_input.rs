@@ -19,7 +19,6 @@ use kafka_sync::transport::{Header, MemoryTransport, OutgoingRecord, ProduceOpti
 use kafka_sync::{Acks, Compression, Config, Kafka};
 
 const T: &str = "input";
-const RETRY: &str = "retry";
 const DLQ: &str = "dead-letter";
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +36,6 @@ enum Handler {
 }
 
 /// Where a row's record must end.
-#[derive(Debug, PartialEq)]
 enum Ends {
     /// A handler returned `Ok` for it.
     Handled,

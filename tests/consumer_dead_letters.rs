@@ -271,3 +271,19 @@ fn the_dead_letter_handler_gets_each_record_and_one_that_keeps_failing_is_never_
     assert_eq!(broker.records(DLQ).len(), 2, "nothing written back");
     dlq.close(WAIT).unwrap();
 }
+
+#[test]
+fn with_a_dead_letter_topic_per_topic_each_topics_dead_letters_go_to_its_own() {
+    let (broker, transport) = memory();
+    send_raw(&transport, T, 0, b"not an envelope");
+    let mut config = fast_config("g");
+    config.consumer.dead_letter_topic_per_topic = true;
+    let consumer = consumer(config, transport);
+    let e = consumer.consume(["input.dead-letter"]).unwrap_err();
+    assert!(e.to_string().contains("dead-letter handler"), "{e}");
+    let _handle = consumer.consume([T]).unwrap();
+    wait_for("committed", WAIT, || all_committed(&broker, "g", T));
+    assert_eq!(dead_letters(&broker, "input.dead-letter").len(), 1);
+    assert!(broker.records(DLQ).is_empty(), "not the shared topic");
+    consumer.close(WAIT).unwrap();
+}

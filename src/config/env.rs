@@ -249,6 +249,13 @@ pub(super) const VARIABLES: &[Variable] = &[
         |c, v| c.consumer.retry_topic_per_group = boolean("KAFKA_RETRY_TOPIC_PER_GROUP", v)?
     ),
     var!(
+        "KAFKA_DEAD_LETTER_TOPIC_PER_TOPIC",
+        "consumer.dead_letter_topic_per_topic",
+        "true",
+        |c, v| c.consumer.dead_letter_topic_per_topic =
+            boolean("KAFKA_DEAD_LETTER_TOPIC_PER_TOPIC", v)?
+    ),
+    var!(
         "KAFKA_GROUP_INSTANCE_ID",
         "consumer.group_instance_id",
         "scraper-7",

@@ -293,6 +293,10 @@ pub struct ConsumerConfig {
     /// entries (for deployments with many groups), at the cost of a topic per group.
     /// Default: `false`. Env: `KAFKA_RETRY_TOPIC_PER_GROUP`.
     pub retry_topic_per_group: bool,
+    /// Whether each consumed topic's dead letters go to a topic of its own,
+    /// `<topic>.<dead_letter_topic>` (Spring's `<topic>-dlt`), instead of the shared
+    /// `dead_letter_topic`. Default: `false`. Env: `KAFKA_DEAD_LETTER_TOPIC_PER_TOPIC`.
+    pub dead_letter_topic_per_topic: bool,
     /// Static membership (KIP-345, modern transport, Kafka 2.3+): this process's stable
     /// identity in the group. Each consumed topic's member joins as `<id>-<topic>`; a member
     /// that restarts within `session_timeout` gets its partitions back without a rebalance,
@@ -314,8 +318,9 @@ pub struct ConsumerConfig {
     /// waits without holding up the others); when full, the thread waits for the earliest
     /// one. Default: 1,000. Env: `KAFKA_MAX_WAITING_RETRIES`.
     pub max_waiting_retries: usize,
-    /// Longest a retry-topic entry is held back: an entry due later than this from now (a
-    /// skewed or crafted clock) is clamped to it and logged. Default: 1 h.
+    /// Longest a retry-topic entry is held back, and the cap of the doubling
+    /// `retry_topic_delay`: an entry due later than this from now (a skewed or crafted
+    /// clock) is clamped to it and logged. Default: 1 h.
     /// Env: `KAFKA_RETRY_TOPIC_MAX_DELAY_MS`.
     pub retry_topic_max_delay: Duration,
     /// How long a retry or dead-letter write may keep failing (retried with backoff, other
@@ -324,8 +329,10 @@ pub struct ConsumerConfig {
     /// the partition stops (health `down`, nothing committed past the message) and the
     /// writes are tried again slowly. Default: 30 s. Env: `KAFKA_DIVERT_TIMEOUT_MS`.
     pub divert_timeout: Duration,
-    /// How long a message parked on the retry topic waits before it is handled again (its
-    /// due time is the moment it was parked plus this delay). Default: 30 s.
+    /// How long a message parked on the retry topic for the first time waits before it is
+    /// handled again; each later round waits twice as long as the one before, at most
+    /// `retry_topic_max_delay` (Spring's exponential retry topics, on one topic: the due
+    /// time travels with the entry). Default: 30 s.
     pub retry_topic_delay: Duration,
     /// Most handler attempts for one message over all rounds (in place and from the retry
     /// topic); past it the message is dead-lettered as exhausted. Default: 10.
@@ -433,6 +440,35 @@ impl Default for ProducerConfig {
 }
 
 impl ConsumerConfig {
+    /// Where dead letters of records read from `topic` go: `dead_letter_topic`, or
+    /// `<topic>.<dead_letter_topic>` with
+    /// [`dead_letter_topic_per_topic`](Self::dead_letter_topic_per_topic).
+    ///
+    /// ```
+    /// let mut c = kafka_sync::ConsumerConfig::default();
+    /// assert_eq!(c.dead_letter_topic_of("orders"), "dead-letter");
+    /// c.dead_letter_topic_per_topic = true;
+    /// assert_eq!(c.dead_letter_topic_of("orders"), "orders.dead-letter");
+    /// assert!(c.is_dead_letter_topic("orders.dead-letter"));
+    /// ```
+    pub fn dead_letter_topic_of(&self, topic: &str) -> String {
+        if !self.dead_letter_topic_per_topic {
+            return self.dead_letter_topic.clone();
+        }
+        let mut name = format!("{topic}.{}", self.dead_letter_topic);
+        name.truncate(249);
+        name
+    }
+
+    /// Whether `topic` is a dead-letter topic (the shared one, or with
+    /// [`dead_letter_topic_per_topic`](Self::dead_letter_topic_per_topic) any
+    /// `<topic>.<dead_letter_topic>`): only a dead-letter handler consumes it.
+    pub fn is_dead_letter_topic(&self, topic: &str) -> bool {
+        topic == self.dead_letter_topic
+            || (self.dead_letter_topic_per_topic
+                && topic.ends_with(&format!(".{}", self.dead_letter_topic)))
+    }
+
     /// The retry topic members of `group` park on and read: `retry_topic`, or
     /// `<retry_topic>.<group>` with [`retry_topic_per_group`](Self::retry_topic_per_group).
     ///
@@ -479,6 +515,7 @@ impl Default for ConsumerConfig {
             retry_topic_enabled: true,
             max_poll_records: 500,
             retry_topic_per_group: false,
+            dead_letter_topic_per_topic: false,
             group_instance_id: None,
             isolation_level: IsolationLevel::ReadCommitted,
             max_poll_interval: Duration::from_secs(300),

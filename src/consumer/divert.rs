@@ -217,7 +217,7 @@ pub(crate) fn dead_letter(shared: &Shared, letter: Letter<'_>, failures: &Failur
         failures.attempts
     );
     let c = &shared.config;
-    let topic = c.consumer.dead_letter_topic.clone();
+    let topic = c.consumer.dead_letter_topic_of(&origin.topic);
     let mut meta = vec![
         Header::new(headers::DLT_KIND, kind.to_string()),
         Header::new(headers::DLT_ERROR, error.as_str()),
@@ -308,7 +308,12 @@ pub(crate) fn park(
     let mut parked = message.clone();
     parked.attempt = failures.attempts;
     let c = &shared.config;
-    let delay: Duration = c.consumer.retry_topic_delay;
+    let delay = round_delay(
+        c.consumer.retry_topic_delay,
+        c.consumer.retry_topic_max_delay,
+        failures.attempts,
+        c.consumer.retry.max_attempts,
+    );
     let due_at = SystemTime::now() + delay;
     let record = RetryRecord {
         message: parked,
@@ -357,6 +362,21 @@ pub(crate) fn park(
     Divert { writes, ..fallback }
 }
 
+/// The wait of a message's next round on the retry topic: `first`, doubled for each round
+/// it already had (`attempts` over the in-place attempts per round), at most `max`.
+pub(crate) fn round_delay(
+    first: Duration,
+    max: Duration,
+    attempts: u32,
+    per_round: u32,
+) -> Duration {
+    let rounds_before = (attempts.saturating_sub(1) / per_round.max(1)).min(32);
+    first
+        .checked_mul(1u32 << rounds_before.min(31))
+        .unwrap_or(max)
+        .min(max)
+}
+
 fn envelope<T: serde::Serialize>(
     shared: &Shared,
     message_type: &MessageType,
@@ -389,6 +409,16 @@ mod tests {
         f.record(Cause::Handler, "x".into());
         f.attempted();
         assert_eq!(f.attempts, u32::MAX);
+    }
+
+    #[test]
+    fn each_round_on_the_retry_topic_waits_twice_as_long_up_to_the_maximum() {
+        let (first, max) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let waits: Vec<u64> = [3, 6, 9, 12, u32::MAX]
+            .into_iter()
+            .map(|attempts| round_delay(first, max, attempts, 3).as_secs())
+            .collect();
+        assert_eq!(waits, vec![30, 60, 120, 240, 3600]);
     }
 
     #[test]

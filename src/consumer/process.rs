@@ -122,7 +122,7 @@ impl MessageFlow {
         let runner = HandlerRunner::new(stats.clone(), shared.config.consumer.handler_timeout);
         let store = shared.store();
         MessageFlow {
-            dead_letter_role: stats.topic == shared.config.consumer.dead_letter_topic,
+            dead_letter_role: shared.config.consumer.is_dead_letter_topic(&stats.topic),
             clamped: std::collections::HashMap::new(),
             shared,
             stats,

@@ -106,10 +106,11 @@ impl Shared {
             }
         }
         let c = &self.config.consumer;
-        if topics.contains(&c.dead_letter_topic) && self.dead_letter_handler().is_none() {
+        let dead_letter = topics.iter().find(|t| c.is_dead_letter_topic(t));
+        if let (Some(topic), None) = (dead_letter, self.dead_letter_handler()) {
             return Err(Error::config(
                 "topics",
-                &c.dead_letter_topic,
+                topic,
                 "consuming the dead-letter topic needs a dead-letter handler \
                  (Consumer::register_dead_letter_handler): without one, its records would be \
                  dead-lettered into the same topic",

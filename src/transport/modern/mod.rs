@@ -91,6 +91,7 @@ mod fetch;
 mod group;
 mod heartbeat;
 mod idempotence;
+mod inspect;
 mod offsets;
 mod produce;
 mod records;
@@ -111,8 +112,12 @@ use kafka_protocol::messages::MetadataRequest;
 
 use self::cluster::Cluster;
 use self::conn::Connection;
+pub use self::inspect::{
+    BrokerDescription, ClusterDescription, GroupDescription, GroupListing, GroupMember,
+    PartitionDescription, PartitionOffsets, TopicDescription,
+};
 use self::stream::Security;
-use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
+use super::{net, ConsumedRecord, ProducerSession, SubscribeOptions, Subscription, Transport};
 use crate::config::Assignor;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -304,6 +309,59 @@ impl ModernTransport {
             settings,
             admin: Mutex::new(admin),
         }
+    }
+
+    fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The brokers, the controller, and `topics` with leaders, replicas and ISR (every
+    /// topic when `None`). Never creates a topic: an unknown one is
+    /// [`ErrorKind::UnknownTopic`]. Bounded by `request_timeout`.
+    pub fn describe_cluster(&self, topics: Option<&[&str]>) -> Result<ClusterDescription> {
+        inspect::describe(&mut self.admin(), topics)
+    }
+
+    /// Earliest (log start) and latest (high watermark) offset of each partition of an
+    /// existing `topic`.
+    pub fn topic_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        inspect::offsets(&mut self.admin(), topic)
+    }
+
+    /// Every consumer group the brokers know (ListGroups to each broker).
+    pub fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        inspect::list_groups(&mut self.admin())
+    }
+
+    /// A group's state and members (DescribeGroups); an unknown group is an error naming it.
+    pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        inspect::describe_group(&mut self.admin(), group)
+    }
+
+    /// A group's committed offsets (OffsetFetch of every topic): topic → partition → the
+    /// next offset the group reads.
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<i32, i64>>> {
+        inspect::committed(&mut self.admin(), group)
+    }
+
+    /// The partition ids of an existing `topic` (an unknown one is
+    /// [`ErrorKind::UnknownTopic`]; never creates it).
+    pub fn partition_ids(&self, topic: &str) -> Result<Vec<i32>> {
+        inspect::partition_ids(&mut self.admin(), topic)
+    }
+
+    /// Reads `topic` without joining a group, from `positions` (partition → next offset,
+    /// advanced past what was returned): waits up to `wait` for at least one record.
+    pub fn read(
+        &self,
+        topic: &str,
+        positions: &mut std::collections::BTreeMap<i32, i64>,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        inspect::read(&mut self.admin(), topic, positions, wait)
     }
 
     /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
