@@ -171,8 +171,14 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         for t in topics.all() {
             admin.ensure_topic(t, args.partitions as i32, -1)?;
         }
-        inspector = Some(admin);
-        Kafka::connect(config.clone())?.transport().clone()
+        inspector = Some(admin.clone());
+        if config.transport == TransportKind::Modern {
+            admin
+        } else {
+            // KAFKA_TRANSPORT=kafka-crate: that transport for the services, the modern one
+            // for creating topics and reading log starts.
+            Kafka::connect(config.clone())?.transport().clone()
+        }
     } else {
         let memory = MemoryTransport::new();
         for t in topics.all() {
@@ -239,10 +245,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         tally: tally.clone(),
     });
     let (k4, dead_letters) = stage(&config, &transport, prefix, "dead-letters")?;
-    dead_letters.register_typed(
-        MessageType::DEAD_LETTER,
-        move |m: &_, r: DeadLetterRecord| dead.handle(m, r),
-    );
+    dead_letters.register_dead_letter_handler(move |r: &DeadLetterRecord| dead.handle(r));
     let stages = [
         (&k1, &scraping, &topics.scraping_tasks),
         (&k2, &parsing, &topics.scraped_data),

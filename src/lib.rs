@@ -33,7 +33,7 @@
 //! |---|---|
 //! | [`Kafka`] | the front door: one config, one transport; hands out the producer and consumers, closes them in order; [`Health`] |
 //! | [`Config`], [`ProducerConfig`], [`ConsumerConfig`] | every setting, its default in its doc, `from_env` for `KAFKA_*` variables |
-//! | [`TransportKind`], [`Acks`], [`Compression`], [`StartOffset`], [`Assignor`], [`UnknownTypePolicy`], [`RetryPolicy`] ([`RetrySchedule`]) | the typed values those settings take |
+//! | [`TransportKind`], [`Acks`], [`Compression`], [`StartOffset`], [`Assignor`], [`IsolationLevel`], [`UnknownTypePolicy`], [`RetryPolicy`] ([`RetrySchedule`]) | the typed values those settings take |
 //! | [`Producer`], [`DeliveryHandle`] | blocking `send`, `send_batch`, `send_async`, `try_send`, `flush`, `close` |
 //! | [`Consumer`], [`ConsumerHandle`] | handlers by message type, a thread per topic, retries, dead letters, commits |
 //! | [`IdempotencyStore`], [`MemoryIdempotencyStore`], [`FileIdempotencyStore`] | handle each message id once |

@@ -325,7 +325,16 @@ fn dead_letters_are_listed_and_replayed_once_each() {
         .all(|e| e["replays"].as_array().unwrap().len() == 1));
     // The replayed copies carry attempt 0 and their correlation ids.
     let tail = ok(
-        &["--json", "tail", &topic, "--from-beginning", "--max", "13"],
+        &[
+            "--json",
+            "tail",
+            &topic,
+            "--from-beginning",
+            "--max",
+            "13",
+            "--idle",
+            "10",
+        ],
         None,
     );
     let copies: Vec<serde_json::Value> = tail
@@ -377,20 +386,40 @@ fn produce_refuses_a_bad_line_by_number_and_sends_nothing() {
         timeout: Duration::from_secs(5),
     };
     assert!(s.produce(&topic, &[r], &opts)[0].is_ok());
-    let line = ok(&["tail", &topic, "--from-beginning", "--max", "1"], None);
+    let line = ok(
+        &[
+            "tail",
+            &topic,
+            "--from-beginning",
+            "--max",
+            "1",
+            "--idle",
+            "10",
+        ],
+        None,
+    );
     assert!(
         line.contains("undecodable") && line.contains("raw=0xff000a"),
         "{line}"
     );
     let j: serde_json::Value = serde_json::from_str(
         ok(
-            &["--json", "tail", &topic, "--from-beginning", "--max", "1"],
+            &[
+                "--json",
+                "tail",
+                &topic,
+                "--from-beginning",
+                "--max",
+                "1",
+                "--idle",
+                "10",
+            ],
             None,
         )
         .trim(),
     )
     .unwrap();
-    assert_eq!(j["raw_value"]["bytes"], serde_json::json!([255, 0, 10]));
+    assert_eq!(j["raw_value"]["base64"], "/wAK"); // 0xff 0x00 0x0a
 }
 
 #[test]
@@ -483,4 +512,85 @@ fn topics_lists_leaders_replicas_and_isr() {
         "{table}"
     );
     assert!(!table.contains("__consumer_offsets"));
+}
+
+#[test]
+fn undecodable_dead_letters_are_replayed_byte_for_byte() {
+    let topic = common::random_topic("cli-raw");
+    let dlq = common::random_topic("cli-raw-dlq");
+    ok(&["topic", "create", &topic, "--partitions", "2"], None);
+    let mut config = config();
+    config.consumer.dead_letter_topic = dlq.clone();
+    let t = ModernTransport::new(&config).unwrap();
+    let mut s = t.connect_producer().unwrap();
+    let bytes = vec![0xff, 0x01, b'{'];
+    let record = kafka_sync::transport::OutgoingRecord {
+        partition: 1,
+        key: Some(b"k-1".to_vec()),
+        value: bytes.clone(),
+        headers: vec![],
+    };
+    let opts = kafka_sync::transport::ProduceOptions {
+        acks: kafka_sync::Acks::All,
+        compression: kafka_sync::Compression::None,
+        timeout: Duration::from_secs(5),
+    };
+    assert!(s.produce(&topic, &[record], &opts)[0].is_ok());
+    let kafka = Kafka::connect(config).unwrap();
+    let consumer = kafka.consumer().unwrap();
+    consumer.consume([topic.as_str()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer
+        .metrics()
+        .iter()
+        .map(|m| m.dead_lettered)
+        .sum::<u64>()
+        < 1
+    {
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    consumer.close(Duration::from_secs(10)).unwrap();
+    let list = json(&["dlq", "list", "--topic", &dlq, "--kind", "decode"]);
+    let entry = &list["entries"][0];
+    assert_eq!(entry["origin_partition"], 1);
+    let replayed = json(&[
+        "dlq",
+        "replay",
+        "--topic",
+        &dlq,
+        entry["id"].as_str().unwrap(),
+    ]);
+    assert!(
+        replayed["entries"][0]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("replayed to"),
+        "{replayed}"
+    );
+    let tail = ok(
+        &[
+            "--json",
+            "tail",
+            &topic,
+            "--from-beginning",
+            "--partition",
+            "1",
+            "--max",
+            "2",
+            "--idle",
+            "10",
+        ],
+        None,
+    );
+    let records: Vec<serde_json::Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{tail}");
+    for r in &records {
+        assert_eq!(r["raw_value"]["base64"], "/wF7", "{r}"); // 0xff 0x01 {
+        assert_eq!(r["key"]["utf8"], "k-1", "{r}");
+    }
+    kafka.close(Duration::from_secs(10)).unwrap();
 }

@@ -297,7 +297,7 @@ pub struct DeadLetterHandler {
 }
 
 impl DeadLetterHandler {
-    pub fn handle(&self, _msg: &KafkaMessage, record: DeadLetterRecord) -> HandlerResult {
+    pub fn handle(&self, record: &DeadLetterRecord) -> HandlerResult {
         let cid = record.correlation_id.clone().unwrap_or_default();
         if !cid.starts_with(&format!("{}-", self.run)) {
             return Ok(()); // an earlier run's, or another program's

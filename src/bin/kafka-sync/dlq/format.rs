@@ -1,13 +1,16 @@
 //! The one module that knows what a dead letter looks like on the wire, so a change of
-//! format is a change here only. Two forms are read:
+//! format is a change here only. Two forms are read, through the library's own
+//! `DeadLetterRecord::from_record` first, then by the tolerant header reading below (for
+//! records other tools wrote):
 //!
 //! - the envelope form: a [`KafkaMessage`] of type `dead_letter` whose payload is a
 //!   [`DeadLetterRecord`] (what the consumer writes today);
-//! - the headers form: the original value unchanged, the metadata in record headers named
-//!   `dead-letter-kind`, `dead-letter-error`, `dead-letter-origin-topic`,
-//!   `dead-letter-origin-partition`, `dead-letter-origin-offset`, `dead-letter-group`,
-//!   `dead-letter-service`, `dead-letter-attempts`, `dead-letter-failed-at` (prefixes
-//!   `dlq-` / `x-dead-letter-` and `_` for `-` are accepted too).
+//! - the headers form: the original value unchanged, the metadata in record headers
+//!   `dlt-kind`, `dlt-error`, `dlt-original-topic`, `dlt-original-partition`,
+//!   `dlt-original-offset`, `dlt-attempts`, `dlt-group`, `dlt-service`,
+//!   `dlt-last-failure-at` (milliseconds since the epoch, or RFC 3339) — the names the
+//!   consumer's header-based dead letters use; the prefixes `dead-letter-`, `dlq-` and
+//!   `x-dead-letter-`, `origin-` for `original-`, and `_` for `-` are read too.
 //!
 //! Replays are recorded as envelopes of type `dead_letter_replay` on
 //! `<dead-letter topic>-replays`.
@@ -15,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use kafka_sync::domain::{DeadLetterRecord, KafkaMessage, MessageType};
+use kafka_sync::domain::{DeadLetterRecord, KafkaMessage};
 use kafka_sync::transport::ConsumedRecord;
 use serde::{Deserialize, Serialize};
 
@@ -101,10 +104,14 @@ pub fn decode(r: &ConsumedRecord) -> Option<Entry> {
         original: None,
         original_key: None,
     };
-    if let Ok(envelope) = KafkaMessage::from_bytes(&r.value) {
-        if envelope.message_type == MessageType::DEAD_LETTER {
-            let d: DeadLetterRecord = envelope.payload_as().ok()?;
-            let mut e = base("envelope");
+    // The library's own reader first: both forms the consumer writes.
+    if let Ok(d) = DeadLetterRecord::from_record(r) {
+        let original_form = r
+            .headers
+            .iter()
+            .any(|h| h.key == "dlt-form" && h.value == b"original");
+        {
+            let mut e = base(if original_form { "headers" } else { "envelope" });
             e.kind = d.kind.to_string();
             e.error = d.error.clone();
             e.message_id = d.message_id.map(|i| i.to_string());
@@ -129,10 +136,10 @@ pub fn decode(r: &ConsumedRecord) -> Option<Entry> {
         .iter()
         .filter_map(|h| {
             let k = h.key.to_ascii_lowercase().replace('_', "-");
-            let k = ["x-dead-letter-", "dead-letter-", "dlq-"]
+            let k = ["x-dead-letter-", "dead-letter-", "dlq-", "dlt-"]
                 .iter()
                 .find_map(|p| k.strip_prefix(p))?
-                .to_string();
+                .replace("original-", "origin-");
             Some((k, String::from_utf8_lossy(&h.value).into_owned()))
         })
         .collect();
@@ -149,8 +156,14 @@ pub fn decode(r: &ConsumedRecord) -> Option<Entry> {
     e.group = h("group");
     e.service = h("service");
     e.attempts = h("attempts").parse().unwrap_or(0);
-    e.failed_at = headers.get("failed-at").cloned();
-    e.failed_at_time = e.failed_at.as_deref().and_then(parse_time);
+    e.failed_at_time = ["last-failure-at", "failed-at"]
+        .iter()
+        .find_map(|k| headers.get(*k))
+        .and_then(|v| match v.parse::<u64>() {
+            Ok(millis) => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
+            Err(_) => parse_time(v),
+        });
+    e.failed_at = e.failed_at_time.and_then(rfc3339);
     if let Ok(m) = KafkaMessage::from_bytes(&r.value) {
         e.message_id = Some(m.id.to_string());
         e.message_type = Some(m.message_type.to_string());
@@ -183,6 +196,7 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_sync::domain::MessageType;
     use kafka_sync::transport::Header;
 
     #[test]
@@ -199,9 +213,10 @@ mod tests {
             headers: vec![
                 Header::new("dead-letter-kind", "permanent"),
                 Header::new("dead_letter_error", "gone"),
-                Header::new("dead-letter-origin-topic", "scraping-tasks"),
-                Header::new("dead-letter-origin-partition", "2"),
+                Header::new("dlt-original-topic", "scraping-tasks"),
+                Header::new("dlt-original-partition", "2"),
                 Header::new("dead-letter-origin-offset", "40"),
+                Header::new("dlt-last-failure-at", "1767225600000"),
             ],
         };
         let e = decode(&r).unwrap();
@@ -214,6 +229,7 @@ mod tests {
             ("scraping-tasks", 2, 40)
         );
         assert_eq!(e.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(e.failed_at.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(e.original.as_deref(), Some(&r.value[..]));
         let plain = ConsumedRecord {
             headers: vec![],

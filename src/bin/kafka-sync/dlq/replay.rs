@@ -2,8 +2,10 @@
 
 use std::time::SystemTime;
 
+use kafka_sync::domain::Delivery;
 use kafka_sync::domain::{KafkaMessage, MessageType};
-use kafka_sync::transport::Transport;
+use kafka_sync::transport::{partition_for_key, OutgoingRecord, ProduceOptions, Transport};
+use kafka_sync::{Acks, Compression};
 use serde::Serialize;
 
 use super::format::{replay_topic, rfc3339, Entry, Replay, REPLAY_TYPE};
@@ -79,12 +81,8 @@ pub fn replay(
                 m.attempt = 0;
                 producer.send(&target, &m)
             }
-            Err(_) => {
-                outcome.result = "skipped: the original is not an envelope (raw bytes cannot be re-sent through the producer)".into();
-                failures += 1;
-                outcomes.push(outcome);
-                continue;
-            }
+            // Bytes that were not an envelope go back as they were, key included.
+            Err(_) => send_raw(ctx, &target, &e, &bytes),
         };
         let d = match sent {
             Ok(d) => d,
@@ -148,4 +146,39 @@ pub fn replay(
         .into());
     }
     Ok(())
+}
+
+/// Appends the original bytes to `topic` as they were (key included): on the origin
+/// partition when `topic` has it (the order the original had), else on the partition the
+/// key hashes to, else partition 0.
+fn send_raw(ctx: &Ctx, topic: &str, e: &Entry, bytes: &[u8]) -> kafka_sync::Result<Delivery> {
+    let partitions = ctx.admin.partition_ids(topic)?.len();
+    let partition = match &e.original_key {
+        _ if e.origin_partition >= 0 && (e.origin_partition as usize) < partitions => {
+            e.origin_partition
+        }
+        Some(key) => partition_for_key(key, partitions),
+        None => 0,
+    };
+    let record = OutgoingRecord {
+        partition,
+        key: e.original_key.clone(),
+        value: bytes.to_vec(),
+        headers: Vec::new(),
+    };
+    let options = ProduceOptions {
+        acks: Acks::All,
+        compression: Compression::None,
+        timeout: ctx.config.request_timeout,
+    };
+    let mut session = ctx.admin.connect_producer()?;
+    session
+        .produce(topic, &[record], &options)
+        .pop()
+        .unwrap_or_else(|| {
+            Err(kafka_sync::Error::new(
+                kafka_sync::ErrorKind::Broker,
+                "no answer to the produce request",
+            ))
+        })
 }
