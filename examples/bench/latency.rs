@@ -31,6 +31,9 @@ pub fn steady(base: &Config, producer: &Producer, per_sec: u64, secs: f64) -> Me
     producer.send(&t, &stamped(0)).expect("creating the topic");
     let mut config = base.clone();
     config.group_id = group();
+    if let Ok(v) = std::env::var("BENCH_E2E_MIN_BYTES") {
+        config.consumer.min_bytes = v.parse().expect("BENCH_E2E_MIN_BYTES");
+    }
     let consumer = connect_consumer(&config);
     let seen: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let s = seen.clone();

@@ -56,9 +56,12 @@ pub fn connect_consumer(config: &Config) -> Consumer {
 pub fn envelope() -> KafkaMessage {
     let mut pad = String::new();
     loop {
-        let m =
+        let mut m =
             KafkaMessage::from_json(MessageType::new("bench"), serde_json::json!({ "pad": pad }))
                 .with_correlation_id("bench");
+        // A fixed time with a whole microsecond count: the text form's length varies with
+        // the fraction's digits.
+        m.created_at = std::time::UNIX_EPOCH + Duration::from_micros(1_764_600_000_123_456);
         let len = m.to_bytes().unwrap().len();
         if len >= ENVELOPE_BYTES {
             assert_eq!(
