@@ -180,8 +180,24 @@ impl Cluster {
             .ok_or_else(|| Error::new(ErrorKind::Connection, "connection vanished"))
     }
 
+    /// Remembers the brokers and controller a metadata answer names.
+    pub(super) fn learn_brokers(&mut self, answer: &kafka_protocol::messages::MetadataResponse) {
+        self.nodes = answer
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+    }
+
+    /// Records one broker as if metadata had named it (tests).
+    #[cfg(test)]
+    pub(super) fn learn_node(&mut self, id: i32, addr: &str) {
+        self.nodes.insert(id, addr.to_string());
+    }
+
     /// Every broker address known: the bootstrap list, then those metadata named.
-    fn known_addrs(&self) -> Vec<String> {
+    pub(super) fn known_addrs(&self) -> Vec<String> {
         let mut all = self.settings.brokers.clone();
         let mut learned: Vec<&String> = self.nodes.values().collect();
         learned.sort();
@@ -356,12 +372,7 @@ impl Cluster {
         let addr = self.any_addr()?;
         let answer = self.call(&addr, &request, bound)?;
         self.throttle(&addr, answer.throttle_time_ms);
-        self.nodes = answer
-            .brokers
-            .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-            .collect();
-        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+        self.learn_brokers(&answer);
         Ok(answer)
     }
 
