@@ -33,14 +33,15 @@
 //! |---|---|
 //! | [`Kafka`] | the front door: one config, one transport; hands out the producer and consumers, closes them in order; [`Health`] |
 //! | [`Config`], [`ProducerConfig`], [`ConsumerConfig`] | every setting, its default in its doc, `from_env` for `KAFKA_*` variables |
-//! | [`TransportKind`], [`Acks`], [`Compression`], [`StartOffset`], [`Assignor`], [`UnknownTypePolicy`], [`RetryPolicy`] ([`RetrySchedule`]) | the typed values those settings take |
+//! | [`TransportKind`], [`Acks`], [`Compression`], [`StartOffset`], [`Assignor`], [`IsolationLevel`], [`UnknownTypePolicy`], [`RetryPolicy`] ([`RetrySchedule`]) | the typed values those settings take |
 //! | [`Producer`], [`DeliveryHandle`] | blocking `send`, `send_batch`, `send_async`, `try_send`, `flush`, `close` |
 //! | [`Consumer`], [`ConsumerHandle`] | handlers by message type, a thread per topic, retries, dead letters, commits |
 //! | [`IdempotencyStore`], [`MemoryIdempotencyStore`], [`FileIdempotencyStore`] | handle each message id once |
 //! | [`KafkaProducerWrapper`], [`KafkaConsumerWrapper`] | the Go package's names for the domain-facing adapters |
 //! | [`Error`], [`ErrorKind`], [`ErrorContext`], [`Result`], [`SendError`] | one error type: `kind()`, `is_retriable()`, broker code, context |
 //! | [`domain`] | the envelope [`KafkaMessage`](domain::KafkaMessage), message types, topics, payloads, the `KafkaProducer` / `MessageHandler` traits, dead-letter and retry records |
-//! | [`metrics`] | health and counters of producers and consumers |
+//! | [`metrics`] | health and counters of producers and consumers; one snapshot, Prometheus text, an HTTP endpoint, ok / degraded / down |
+//! | [`logging`] | JSON log lines (`KAFKA_SYNC_LOG_FORMAT=json`) that carry message and correlation ids |
 //! | [`security`] | TLS and SASL settings |
 //! | [`transport`] | the seam to a broker, for implementers and tests: memory, `kafka` crate, modern |
 //! | [`testing`] | [`MockKafkaProducer`](testing::MockKafkaProducer) for services' unit tests |
@@ -64,6 +65,8 @@ mod consumer;
 pub mod domain;
 mod error;
 mod kafka;
+pub mod logging;
+pub mod metrics;
 mod mock;
 mod producer;
 mod retry;
@@ -82,14 +85,6 @@ pub use error::{Error, ErrorContext, ErrorKind, Result, SendError};
 pub use kafka::{Health, Kafka};
 pub use producer::{DeliveryHandle, KafkaProducerWrapper, Producer};
 pub use retry::{RetryPolicy, RetrySchedule};
-
-/// Health reports and counters of producers and consumers.
-pub mod metrics {
-    pub use crate::consumer::{
-        ConsumerHealth, ConsumerTopicMetrics, HealthStatus, RunningCall, ThreadHealth,
-    };
-    pub use crate::producer::{ProducerHealth, ProducerTopicMetrics};
-}
 
 /// TLS and SASL settings ([`Config::security`](crate::Config::security)), modern transport
 /// only.

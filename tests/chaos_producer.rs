@@ -54,6 +54,8 @@ fn create_topic(brokers: &[String], topic: &str, partitions: i32, replication: i
 struct Tally {
     acked: Mutex<HashSet<Uuid>>,
     errors: Mutex<Vec<(Duration, String, ErrorKind)>>,
+    /// Ids of the sends that failed (some may be on the topic all the same).
+    failed: Mutex<HashSet<Uuid>>,
     sent: AtomicUsize,
 }
 
@@ -68,6 +70,7 @@ impl Tally {
                 true
             }
             Err(e) => {
+                self.failed.lock().unwrap().insert(m.id);
                 let took = started.elapsed();
                 self.errors
                     .lock()
@@ -80,7 +83,16 @@ impl Tally {
 
     fn report(&self, name: &'static str, bootstrap: &[String], topic: &str) -> Report {
         let acked = self.acked.lock().unwrap().clone();
-        let on_topic = ids_on_topic(bootstrap, topic, acked.len(), Duration::from_secs(90));
+        let on_topic = ids_on_topic(bootstrap, topic, Duration::from_secs(90));
+        let failed = self.failed.lock().unwrap();
+        if !failed.is_empty() {
+            println!(
+                "  {} of {} failed send(s) are on the topic all the same (an attempt was in \
+                 flight when they timed out)",
+                failed.intersection(&on_topic).count(),
+                failed.len()
+            );
+        }
         Report {
             name,
             acked: acked.len(),
@@ -335,16 +347,10 @@ fn bootstrap_brokers_dead_or_dying() {
     drop(restart);
     kafka.close(Duration::from_secs(10)).unwrap();
     let acked = tally.acked.lock().unwrap().clone();
-    let mut on_topic = ids_on_topic(
-        &cluster::brokers(),
-        &topic_a,
-        acked.len(),
-        Duration::from_secs(60),
-    );
+    let mut on_topic = ids_on_topic(&cluster::brokers(), &topic_a, Duration::from_secs(60));
     on_topic.extend(ids_on_topic(
         &cluster::brokers(),
         &topic_b,
-        acked.len(),
         Duration::from_secs(60),
     ));
     let report = Report {
@@ -482,7 +488,7 @@ fn partitions_added_while_producing() {
     let read = chaos_support::read_back_from(
         &brokers.join(","),
         &topic,
-        usize::MAX,
+        chaos_support::ALL,
         Duration::from_secs(20),
     );
     let partitions: HashSet<i32> = read.iter().map(|r| r.partition).collect();

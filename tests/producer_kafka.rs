@@ -284,3 +284,90 @@ fn a_send_to_a_stopped_broker_fails_within_its_bound_and_works_again_once_it_is_
         "the same producer writes again after the outage"
     );
 }
+
+fn padded(n: usize, bytes: usize) -> KafkaMessage {
+    KafkaMessage::from_json(
+        MessageType::new("padded"),
+        serde_json::json!({ "n": n, "pad": "x".repeat(bytes) }),
+    )
+    .with_key("one-partition")
+}
+
+/// Kafka's default limit (1 MB per batch): 100 records of 15 KB to one partition fit one by
+/// one but not together; the byte cap ships them in batches the broker takes.
+#[test]
+fn records_that_fit_alone_but_not_together_all_arrive_on_a_broker_with_the_default_limit() {
+    let topic = random_topic("bytes");
+    let kafka = Kafka::connect(kafka_config()).unwrap();
+    let producer = kafka.producer();
+    let msgs: Vec<_> = (0..100).map(|n| padded(n, 15_000)).collect();
+    let ids: HashSet<_> = msgs.iter().map(|m| m.id).collect();
+    for r in producer.send_batch(&topic, msgs) {
+        r.unwrap();
+    }
+    let read = read_back(&topic, 100, Duration::from_secs(30));
+    let got: HashSet<_> = read
+        .iter()
+        .map(|r| KafkaMessage::from_bytes(&r.value).unwrap().id)
+        .collect();
+    assert_eq!(got, ids);
+}
+
+/// A topic whose own limit (200 KB) is below the producer's batch cap: the broker refuses
+/// the first batches as too large, the producer splits them until they fit; one message
+/// over the topic's limit fails alone, naming its size; the others arrive in order.
+#[test]
+fn a_batch_over_the_topics_limit_is_split_and_only_a_message_over_it_fails() {
+    let topic = random_topic("split");
+    common::create_topic(&topic, 1, &[("max.message.bytes", "200000")]);
+    let kafka = Kafka::connect(kafka_config()).unwrap();
+    let producer = kafka.producer();
+    let mut msgs: Vec<_> = (0..60).map(|n| padded(n, 15_000)).collect();
+    msgs.insert(30, padded(999, 300_000));
+    let results = producer.send_batch(&topic, msgs.clone());
+    for (i, r) in results.iter().enumerate() {
+        if i == 30 {
+            let e = &r.as_ref().unwrap_err().error;
+            assert_eq!(e.kind(), ErrorKind::MessageTooLarge, "{e}");
+            assert!(e.message().contains("bytes"), "{e}");
+        } else {
+            r.as_ref().unwrap();
+        }
+    }
+    let read = read_back(&topic, 60, Duration::from_secs(30));
+    let ns: Vec<u64> = read
+        .iter()
+        .map(|r| {
+            KafkaMessage::from_bytes(&r.value).unwrap().payload["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ns,
+        (0..60).collect::<Vec<u64>>(),
+        "all but the big one, in order"
+    );
+}
+
+/// A raised limit, where a service needs it: the topic takes 3 MB and the producer is told
+/// so; a 2 MB message is written and read back whole.
+#[test]
+fn a_raised_limit_on_topic_and_producer_carries_a_2_mb_message() {
+    let topic = random_topic("raised");
+    common::create_topic(&topic, 1, &[("max.message.bytes", "3000000")]);
+    let mut config = kafka_config();
+    config.producer.max_message_bytes = 2_500_000;
+    config.producer.batch_bytes = 2_500_000;
+    let kafka = Kafka::connect(config).unwrap();
+    let big = padded(1, 2_000_000);
+    kafka.producer().send(&topic, &big).unwrap();
+    let read = read_back(&topic, 1, Duration::from_secs(30));
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].value, big.to_bytes().unwrap());
+    // Without the raise the producer refuses it before it leaves, naming size and limit.
+    let kafka = Kafka::connect(kafka_config()).unwrap();
+    let e = kafka.producer().send(&topic, &big).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+    assert!(e.message().contains("1000000"), "{e}");
+}

@@ -1,55 +1,97 @@
-//! Consumer scenarios (e)–(g), each next to the bare `kafka` crate consumer reading the same
-//! topic in the same run (under its own group).
+//! Consumer scenarios (e)–(g) and (j): ours, and the bare `kafka` crate consumer reading
+//! the same topic under its own group.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka::client::GroupOffsetStorage;
 use kafka::consumer::{Consumer as BareConsumer, FetchOffset};
 use kafka::producer::{Producer as BareProducer, Record, RequiredAcks};
-use kafka_sync::domain::KafkaMessage;
-use kafka_sync::Kafka;
+use kafka_sync::domain::{HandlerError, KafkaMessage};
 use kafka_sync::{Config, Consumer, Producer};
 
-use crate::support::{brokers, fresh, rate, topic, Row};
+use crate::support::{brokers, connect_consumer, cpu_self, fresh, group, rate, topic, Measured};
+
+/// The longest one consume run may take.
+const CONSUME_BOUND: Duration = Duration::from_secs(600);
 
 /// A new topic holding `n` copies of `msg` (fresh ids), written with `send_async` + `flush`.
 pub fn prefill(producer: &Producer, name: &str, msg: &KafkaMessage, n: usize) -> String {
     let t = topic(name);
-    let handles: Vec<_> = (0..n)
-        .map(|_| producer.send_async(&t, fresh(msg)).expect("queue"))
-        .collect();
+    producer.send(&t, &fresh(msg)).expect("creating the topic");
+    for _ in 1..n {
+        drop(producer.send_async(&t, fresh(msg)).expect("queue"));
+    }
     producer.flush().expect("flush");
     assert!(
-        handles.into_iter().all(|h| h.wait().is_ok()),
+        producer.metrics().iter().all(|m| m.errors == 0),
         "prefill failed"
     );
     t
 }
 
-fn group() -> String {
-    format!("bench-group-{}", uuid::Uuid::new_v4().simple())
+/// Messages a consumer is done with: handled, or given up on (dead-lettered or parked).
+fn done(consumer: &Consumer) -> u64 {
+    consumer
+        .metrics()
+        .iter()
+        .map(|m| m.handled + m.dead_lettered + m.sent_to_retry)
+        .sum()
 }
 
-/// Runs `consumer` on `topic` until `n` messages were handled; returns the elapsed time.
-fn run_ours(consumer: Consumer, topic: &str, n: usize) -> Duration {
+/// Counts a bench handler's successful calls (cheaper to watch than the consumer's metrics,
+/// whose percentiles are computed on each read).
+#[derive(Clone, Default)]
+struct Count(Arc<AtomicU64>);
+
+impl Count {
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `consumer` on `topic` until `finished` says `n` messages are done or `bound`
+/// passed, looking every `every`; the rate of those done (joining the group included) and
+/// this process's CPU for it.
+fn run_ours(
+    consumer: Consumer,
+    topic: &str,
+    n: usize,
+    bound: Duration,
+    every: Duration,
+    finished: impl Fn(&Consumer) -> u64,
+) -> Measured {
+    let cpu = cpu_self();
     let started = Instant::now();
-    let handle = consumer.consume([topic.to_string()]).expect("consume");
-    let deadline = started + Duration::from_secs(600);
-    while handle.metrics().iter().map(|m| m.handled).sum::<u64>() < n as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "consumer did not finish in 10 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(2));
+    let _handle = consumer.consume([topic.to_string()]).expect("consume");
+    let deadline = started + bound;
+    let mut got = finished(&consumer);
+    while got < n as u64 && Instant::now() < deadline {
+        std::thread::sleep(every);
+        got = finished(&consumer);
     }
     let took = started.elapsed();
-    consumer.close(Duration::from_secs(30)).expect("shutdown");
-    took
+    let cpu = cpu_self() - cpu;
+    if got < n as u64 {
+        eprintln!(
+            "bench: consumer on {topic} did {got} of {n} in {bound:?}; its rate counts those"
+        );
+    }
+    consumer.close(Duration::from_secs(30)).expect("close");
+    Measured {
+        rate: rate(got as usize, took),
+        latency: None,
+        cpu: Some(cpu),
+    }
 }
 
 /// The bare crate's consumer: poll, decode each envelope, `handle` it, commit per poll.
-fn run_bare(topic: &str, n: usize, mut handle: impl FnMut(KafkaMessage)) -> Duration {
+fn run_bare(topic: &str, n: usize, mut handle: impl FnMut(KafkaMessage)) -> Measured {
+    let started = Instant::now();
     let mut c = BareConsumer::from_hosts(brokers())
         .with_topic(topic.to_string())
         .with_group(group())
@@ -57,9 +99,9 @@ fn run_bare(topic: &str, n: usize, mut handle: impl FnMut(KafkaMessage)) -> Dura
         .with_offset_storage(Some(GroupOffsetStorage::Kafka))
         .create()
         .expect("bare consumer connects");
-    let started = Instant::now();
     let mut seen = 0;
     while seen < n {
+        assert!(started.elapsed() < CONSUME_BOUND, "bare consumer too slow");
         let sets = c.poll().expect("bare poll");
         for set in sets.iter() {
             for m in set.messages() {
@@ -70,7 +112,7 @@ fn run_bare(topic: &str, n: usize, mut handle: impl FnMut(KafkaMessage)) -> Dura
         }
         c.commit_consumed().expect("bare commit");
     }
-    started.elapsed()
+    Measured::rate(rate(n, started.elapsed()))
 }
 
 fn consumer_config(base: &Config, commit_interval: Duration) -> Config {
@@ -80,69 +122,79 @@ fn consumer_config(base: &Config, commit_interval: Duration) -> Config {
     c
 }
 
-/// (e)/(f): consume + decode + no-op handler + commit.
-pub fn noop(
-    base: &Config,
-    producer: &Producer,
-    msg: &KafkaMessage,
-    n: usize,
-    commit_interval: Duration,
-    name: &'static str,
-) -> Row {
-    let t = prefill(producer, "consume", msg, n);
-    let consumer = Kafka::connect(consumer_config(base, commit_interval))
-        .and_then(|k| k.consumer())
-        .expect("consumer");
-    consumer.register_handler("bench", |_m: &KafkaMessage| Ok(()));
-    let ours = rate(n, run_ours(consumer, &t, n));
-    let bare = rate(n, run_bare(&t, n, |_| {}));
-    Row {
-        name,
-        ours,
-        bare,
-        latency: None,
-    }
+/// (e)/(f): consume `n` of `topic` + decode + no-op handler + commit every `commit_interval`.
+pub fn noop(base: &Config, topic: &str, n: usize, commit_interval: Duration) -> Measured {
+    let consumer = connect_consumer(&consumer_config(base, commit_interval));
+    let count = Count::default();
+    let c = count.clone();
+    consumer.register_handler("bench", move |_m: &KafkaMessage| {
+        c.add();
+        Ok(())
+    });
+    let every = Duration::from_millis(1);
+    run_ours(consumer, topic, n, CONSUME_BOUND, every, |_| count.get())
+}
+
+pub fn noop_bare(topic: &str, n: usize) -> Measured {
+    run_bare(topic, n, |_| {})
+}
+
+/// (j): as (e), but about 1% of the messages (by id) fail every attempt with a retriable
+/// error under the default retry settings; bounded by `bound`.
+pub fn failing(base: &Config, topic: &str, n: usize, bound: Duration) -> Measured {
+    let consumer = connect_consumer(&consumer_config(base, Duration::from_millis(100)));
+    consumer.register_handler("bench", |m: &KafkaMessage| {
+        if m.id.as_u128().is_multiple_of(100) {
+            Err(HandlerError::retriable("bench: 1% fail every attempt"))
+        } else {
+            Ok(())
+        }
+    });
+    run_ours(consumer, topic, n, bound, Duration::from_millis(5), done)
 }
 
 /// (g): the scraper shape: consume, handle, produce the result to the next topic
 /// (synchronously, acks=all) before the message counts as handled.
-pub fn scraper(base: &Config, producer: &Arc<Producer>, msg: &KafkaMessage, n: usize) -> Row {
-    let input = prefill(producer, "scrape-in", msg, n);
+pub fn scraper(
+    base: &Config,
+    producer: &Arc<Producer>,
+    msg: &KafkaMessage,
+    input: &str,
+    n: usize,
+) -> Measured {
     let output = topic("scrape-out");
     producer
         .send(&output, &fresh(msg))
         .expect("create the output topic");
-    let consumer = Kafka::connect(consumer_config(base, Duration::from_millis(100)))
-        .and_then(|k| k.consumer())
-        .expect("consumer");
-    let (p, out) = (producer.clone(), output.clone());
+    let consumer = connect_consumer(&consumer_config(base, Duration::from_millis(100)));
+    let p = producer.clone();
+    let count = Count::default();
+    let c = count.clone();
     consumer.register_handler("bench", move |m: &KafkaMessage| {
         let next = KafkaMessage::from_json("bench-out".into(), m.payload.clone())
             .with_correlation_id(m.correlation_id.clone());
-        p.send(&out, &next)
-            .map(|_| ())
-            .map_err(kafka_sync::domain::HandlerError::retriable)
+        p.send(&output, &next)
+            .map(|_| c.add())
+            .map_err(HandlerError::retriable)
     });
-    let ours = rate(n, run_ours(consumer, &input, n));
-    let mut bare_out = BareProducer::from_hosts(brokers())
+    let every = Duration::from_millis(1);
+    run_ours(consumer, input, n, CONSUME_BOUND, every, |_| count.get())
+}
+
+pub fn scraper_bare(producer: &Producer, msg: &KafkaMessage, input: &str, n: usize) -> Measured {
+    let output = topic("scrape-out-bare");
+    producer
+        .send(&output, &fresh(msg))
+        .expect("create the output topic");
+    let mut out = BareProducer::from_hosts(brokers())
         .with_required_acks(RequiredAcks::All)
         .create()
         .expect("bare producer");
-    let bare = rate(
-        n,
-        run_bare(&input, n, |m| {
-            let next = KafkaMessage::from_json("bench-out".into(), m.payload)
-                .with_correlation_id(m.correlation_id);
-            let bytes = next.to_bytes().expect("encode");
-            bare_out
-                .send(&Record::from_value(&output, &bytes[..]))
-                .expect("bare send");
-        }),
-    );
-    Row {
-        name: "(g) scraper: consume, handle, produce",
-        ours,
-        bare,
-        latency: None,
-    }
+    run_bare(input, n, |m| {
+        let next = KafkaMessage::from_json("bench-out".into(), m.payload)
+            .with_correlation_id(m.correlation_id);
+        let bytes = next.to_bytes().expect("encode");
+        out.send(&Record::from_value(&output, &bytes[..]))
+            .expect("bare send");
+    })
 }

@@ -70,17 +70,7 @@ impl ThreadHealth {
     }
 }
 
-/// How a consumer is doing, in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HealthStatus {
-    /// Everything moves.
-    Up,
-    /// Working, with trouble that may pass (failing polls).
-    Degraded,
-    /// Something does not move: the broker is unreachable, a thread died or is stuck, or a
-    /// partition is stopped. [`ConsumerHealth::problems`] says what.
-    Down,
-}
+pub use crate::metrics::HealthStatus;
 
 /// A consumer's health: see [`Consumer::health`](crate::Consumer::health).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +100,7 @@ impl ConsumerHealth {
     }
 
     /// `Down` when something does not move (see [`HealthStatus::Down`]), `Degraded` when
-    /// polls fail, else `Up`.
+    /// polls fail, else `Ok`.
     pub fn status(&self) -> HealthStatus {
         let down = !self.broker_reachable
             || self
@@ -122,7 +112,7 @@ impl ConsumerHealth {
         } else if self.threads.iter().any(|t| t.consecutive_poll_errors > 0) {
             HealthStatus::Degraded
         } else {
-            HealthStatus::Up
+            HealthStatus::Ok
         }
     }
 
@@ -188,7 +178,7 @@ mod tests {
         stats.record_poll();
         let h = health(&stats);
         assert!(h.is_healthy(Duration::from_secs(5)));
-        assert_eq!(h.status(), HealthStatus::Up);
+        assert_eq!(h.status(), HealthStatus::Ok);
         assert!(h.problems().is_empty());
         assert!(h.oldest_poll_age().is_some());
         stats.alive.store(false, Ordering::SeqCst);

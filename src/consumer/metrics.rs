@@ -44,6 +44,9 @@ pub struct ConsumerTopicMetrics {
     /// Dead-letter records that failed in the dead-letter handler (or did not read back as
     /// dead letters): logged at error and skipped, never written back.
     pub dead_letter_failures: u64,
+    /// Times this member's assignment changed (the first assignment included): a
+    /// rebalance that moved partitions.
+    pub rebalances: u64,
     /// Median handler call time over the recent calls, if any.
     pub handler_latency_p50: Option<Duration>,
     /// 99th percentile handler call time over the recent calls, if any.
@@ -83,9 +86,10 @@ pub(crate) enum Counter {
     Commits,
     DeadLetterFailures,
     Tombstones,
+    Rebalances,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 13;
 
 /// The live state of one topic's consumer thread: counters and health.
 pub(crate) struct TopicStats {
@@ -320,6 +324,7 @@ impl TopicStats {
             tombstones: self.get(Counter::Tombstones),
             commits: self.get(Counter::Commits),
             dead_letter_failures: self.get(Counter::DeadLetterFailures),
+            rebalances: self.get(Counter::Rebalances),
             handler_latency_p50: percentile(&latencies, 50),
             handler_latency_p99: percentile(&latencies, 99),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

@@ -104,7 +104,7 @@ pub(crate) use shared::Shared;
 pub use dedupe::{IdempotencyStore, MemoryIdempotencyStore};
 pub use dedupe_file::FileIdempotencyStore;
 pub use divert::headers;
-pub use health::{ConsumerHealth, HealthStatus, RunningCall, ThreadHealth};
+pub use health::{ConsumerHealth, RunningCall, ThreadHealth};
 pub use metrics::ConsumerTopicMetrics;
 pub use records::{DeadLetterKind, DeadLetterRecord, Origin, RawBytes, RetryRecord};
 pub use wrapper::KafkaConsumerWrapper;

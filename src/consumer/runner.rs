@@ -365,6 +365,7 @@ impl TopicLoop {
                 self.stats.topic,
                 self.assignment
             );
+            self.stats.add(Counter::Rebalances, 1);
         }
         let gone = |p: i32| !assignment.contains(&p) || restarted.contains(&p);
         self.tracker.retain(&assignment);

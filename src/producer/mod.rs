@@ -291,6 +291,18 @@ impl Producer {
         all
     }
 
+    /// Messages queued per topic and not yet taken by the topic's writer thread (the
+    /// writer's batch in flight not included), sorted by topic.
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        let mut all: Vec<(String, usize)> = self
+            .lock_writers()
+            .iter()
+            .map(|(t, w)| (t.clone(), w.sender.len()))
+            .collect();
+        all.sort();
+        all
+    }
+
     fn queue_owned(
         &self,
         topic: &str,

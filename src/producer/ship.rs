@@ -241,6 +241,9 @@ impl Writer {
         if let Some(b) = context.broker {
             out = out.with_broker(b);
         }
+        if let Some(c) = e.broker_code() {
+            out = out.with_broker_code(c);
+        }
         out
     }
 

@@ -31,7 +31,10 @@ use crate::error::Result;
 
 pub use kafka_crate::KafkaCrateTransport;
 pub use memory::MemoryTransport;
-pub use modern::ModernTransport;
+pub use modern::{
+    BrokerDescription, ClusterDescription, GroupDescription, GroupListing, GroupMember,
+    ModernTransport, PartitionDescription, PartitionOffsets, TopicDescription,
+};
 pub use partitioner::partition_for_key;
 
 /// A record header: a name and a value, carried beside the record's key and value.

@@ -4,13 +4,15 @@
 // where <headers> is `-` when the record has none, else `name=value` per header, joined by
 // `,`, name and value both as hex (a null value as `-`).
 // Usage: java -cp '<broker libs>/*:<dir of this class>' ReadBack <bootstrap> <topic> <expected> <timeout-ms>
-// Stops when <expected> records were read or the timeout passed. Exit 0 either way; the
-// caller compares what it got with what it expected.
+// Stops when <expected> records were read or the timeout passed; with <expected> = -1, once
+// every partition was read to the end offset it had when the reader started (all records,
+// however many). Exit 0 either way; the caller compares what it got with what it expected.
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -31,6 +33,15 @@ public class ReadBack {
         for (byte b : bytes) {
             out.append(HEX[(b >> 4) & 0xf]).append(HEX[b & 0xf]);
         }
+    }
+
+    private static boolean atEnd(KafkaConsumer<byte[], byte[]> consumer, Map<TopicPartition, Long> ends) {
+        for (Map.Entry<TopicPartition, Long> e : ends.entrySet()) {
+            if (consumer.position(e.getKey()) < e.getValue()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     public static void main(String[] args) throws Exception {
@@ -56,9 +67,12 @@ public class ReadBack {
             }
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> ends =
+                expected < 0 ? consumer.endOffsets(partitions, Duration.ofSeconds(10)) : null;
             StringBuilder out = new StringBuilder();
             long read = 0;
-            while (read < expected && System.currentTimeMillis() < deadline) {
+            while ((ends != null ? !atEnd(consumer, ends) : read < expected)
+                    && System.currentTimeMillis() < deadline) {
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
                     out.append(r.partition()).append('\t').append(r.offset()).append('\t');
                     hex(out, r.key());

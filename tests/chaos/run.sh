@@ -48,11 +48,15 @@ for s in "${suites[@]}"; do
   fi
 done
 
+echo
+grep -o 'chaos-scenario: .*' "$log" || true
 read -r n acked lost errors < <(awk '
-  /^chaos-scenario:/ {
+  /chaos-scenario: / {
     n++
-    for (i = 2; i <= NF; i++) {
-      split($i, kv, "=")
+    line = substr($0, index($0, "chaos-scenario: ") + 16)
+    m = split(line, f, " ")
+    for (i = 1; i <= m; i++) {
+      split(f[i], kv, "=")
       if (kv[1] == "acked") a += kv[2]
       if (kv[1] == "lost") l += kv[2]
       if (kv[1] == "errors") e += kv[2]
@@ -60,7 +64,6 @@ read -r n acked lost errors < <(awk '
   }
   END { printf "%d %d %d %d\n", n, a, l, e }' "$log")
 rm -f "$log"
-echo
 echo "chaos: $n scenarios, $acked messages acknowledged, $lost lost, $errors errors"
 if ((${#failed[@]})); then
   printf 'chaos: FAILED suite: %s\n' "${failed[@]}" >&2

@@ -25,7 +25,7 @@ use uuid::Uuid;
 #[path = "../common/mod.rs"]
 mod common;
 
-pub use common::{random_topic, read_back_from};
+pub use common::{random_topic, read_back_from, ALL};
 
 /// Whether the short version runs (`CHAOS_SHORT=1`, inside `make test`): fewer messages,
 /// the same faults.
@@ -57,8 +57,9 @@ pub struct Report {
 impl Report {
     /// Prints the scenario's line (the runner adds them up).
     pub fn print(&self) {
+        // On a line of its own whatever the test harness printed before it.
         println!(
-            "chaos-scenario: name={} acked={} lost={} errors={}",
+            "\nchaos-scenario: name={} acked={} lost={} errors={}",
             self.name, self.acked, self.lost, self.errors
         );
     }
@@ -195,15 +196,12 @@ impl Drop for SingleBroker {
     }
 }
 
-/// The message ids on `topic`, read from `bootstrap` by Kafka's own Java consumer until
-/// `expected` records came or `timeout` passed.
-pub fn ids_on_topic(
-    bootstrap: &[String],
-    topic: &str,
-    expected: usize,
-    timeout: Duration,
-) -> HashSet<Uuid> {
-    read_back_from(&bootstrap.join(","), topic, expected, timeout)
+/// The message ids of every record on `topic` (to its end offsets when the reader starts),
+/// read from `bootstrap` by Kafka's own Java consumer within `timeout`. Reading to the end
+/// rather than to a count matters: a send that timed out may still have been written, so the
+/// topic can hold more records than were acknowledged.
+pub fn ids_on_topic(bootstrap: &[String], topic: &str, timeout: Duration) -> HashSet<Uuid> {
+    read_back_from(&bootstrap.join(","), topic, common::ALL, timeout)
         .into_iter()
         .map(|r| KafkaMessage::from_bytes(&r.value).expect("our envelope").id)
         .collect()

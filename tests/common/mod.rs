@@ -117,6 +117,9 @@ pub fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadBac
     read_back_from(&brokers().join(","), topic, expected, timeout)
 }
 
+/// `expected` for [`read_back_from`]: every record the topic holds when the reader starts.
+pub const ALL: usize = usize::MAX - 1;
+
 /// Like [`read_back`], from the brokers `bootstrap` (comma-separated `host:port`).
 pub fn read_back_from(
     bootstrap: &str,
@@ -135,7 +138,11 @@ pub fn read_back_from(
         .arg("ReadBack")
         .arg(bootstrap)
         .arg(topic)
-        .arg(expected.min(i64::MAX as usize).to_string())
+        .arg(if expected == ALL {
+            "-1".to_string()
+        } else {
+            expected.min(i64::MAX as usize).to_string()
+        })
         .arg(timeout.as_millis().to_string())
         .output()
         .expect("java runs");

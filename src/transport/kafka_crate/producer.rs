@@ -169,10 +169,17 @@ impl KafkaProducerSession {
                         }),
                         Some(Err(code)) => {
                             stale |= code_means_stale_metadata(code);
-                            Err(code_error(code, "produce rejected")
-                                .with_topic(topic)
-                                .with_partition(p)
-                                .with_broker(leader(p)))
+                            let e = code_error(code, "produce rejected");
+                            // A leader that has not heard of the partition yet (just created
+                            // or added): retried after a metadata refresh, like the Java
+                            // client; a topic that cannot exist fails in metadata instead.
+                            let e = if code == kafka::error::KafkaCode::UnknownTopicOrPartition {
+                                Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
+                                    .with_broker_code(code as i16)
+                            } else {
+                                e
+                            };
+                            Err(e.with_topic(topic).with_partition(p).with_broker(leader(p)))
                         }
                         None => Err(Error::new(
                             ErrorKind::Broker,

@@ -180,8 +180,24 @@ impl Cluster {
             .ok_or_else(|| Error::new(ErrorKind::Connection, "connection vanished"))
     }
 
+    /// Remembers the brokers and controller a metadata answer names.
+    pub(super) fn learn_brokers(&mut self, answer: &kafka_protocol::messages::MetadataResponse) {
+        self.nodes = answer
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+    }
+
+    /// Records one broker as if metadata had named it (tests).
+    #[cfg(test)]
+    pub(super) fn learn_node(&mut self, id: i32, addr: &str) {
+        self.nodes.insert(id, addr.to_string());
+    }
+
     /// Every broker address known: the bootstrap list, then those metadata named.
-    fn known_addrs(&self) -> Vec<String> {
+    pub(super) fn known_addrs(&self) -> Vec<String> {
         let mut all = self.settings.brokers.clone();
         let mut learned: Vec<&String> = self.nodes.values().collect();
         learned.sort();
@@ -356,12 +372,7 @@ impl Cluster {
         let addr = self.any_addr()?;
         let answer = self.call(&addr, &request, bound)?;
         self.throttle(&addr, answer.throttle_time_ms);
-        self.nodes = answer
-            .brokers
-            .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-            .collect();
-        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+        self.learn_brokers(&answer);
         Ok(answer)
     }
 
@@ -498,6 +509,24 @@ mod tests {
         assert_eq!(meta.leader(7), None);
         assert!(!meta.complete());
         assert!(!TopicMeta::default().complete());
+    }
+
+    #[test]
+    fn brokers_learned_from_metadata_are_tried_and_refused_ones_back_off() {
+        let settings = Arc::new(Settings::for_tests(vec!["127.0.0.1:1".to_string()]));
+        let mut c = Cluster::new(settings, "t");
+        c.nodes.insert(2, "127.0.0.1:2".to_string());
+        c.nodes.insert(3, "127.0.0.1:1".to_string());
+        assert_eq!(c.known_addrs(), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+        let e = c.any_addr().unwrap_err();
+        assert!(
+            e.message().contains("127.0.0.1:2"),
+            "learned broker tried: {e}"
+        );
+        let (until, first) = c.backoff["127.0.0.1:2"];
+        assert!(until > Instant::now() && first == RECONNECT_START);
+        let _ = c.any_addr();
+        assert_eq!(c.backoff["127.0.0.1:2"].1, RECONNECT_START * 2, "doubles");
     }
 
     #[test]

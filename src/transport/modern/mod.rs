@@ -91,6 +91,7 @@ mod fetch;
 mod group;
 mod heartbeat;
 mod idempotence;
+mod inspect;
 mod offsets;
 mod produce;
 mod records;
@@ -111,8 +112,12 @@ use kafka_protocol::messages::MetadataRequest;
 
 use self::cluster::Cluster;
 use self::conn::Connection;
+pub use self::inspect::{
+    BrokerDescription, ClusterDescription, GroupDescription, GroupListing, GroupMember,
+    PartitionDescription, PartitionOffsets, TopicDescription,
+};
 use self::stream::Security;
-use super::{net, ProducerSession, SubscribeOptions, Subscription, Transport};
+use super::{net, ConsumedRecord, ProducerSession, SubscribeOptions, Subscription, Transport};
 use crate::config::Assignor;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -306,6 +311,59 @@ impl ModernTransport {
         }
     }
 
+    fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The brokers, the controller, and `topics` with leaders, replicas and ISR (every
+    /// topic when `None`). Never creates a topic: an unknown one is
+    /// [`ErrorKind::UnknownTopic`]. Bounded by `request_timeout`.
+    pub fn describe_cluster(&self, topics: Option<&[&str]>) -> Result<ClusterDescription> {
+        inspect::describe(&mut self.admin(), topics)
+    }
+
+    /// Earliest (log start) and latest (high watermark) offset of each partition of an
+    /// existing `topic`.
+    pub fn topic_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        inspect::offsets(&mut self.admin(), topic)
+    }
+
+    /// Every consumer group the brokers know (ListGroups to each broker).
+    pub fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        inspect::list_groups(&mut self.admin())
+    }
+
+    /// A group's state and members (DescribeGroups); an unknown group is an error naming it.
+    pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        inspect::describe_group(&mut self.admin(), group)
+    }
+
+    /// A group's committed offsets (OffsetFetch of every topic): topic → partition → the
+    /// next offset the group reads.
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<i32, i64>>> {
+        inspect::committed(&mut self.admin(), group)
+    }
+
+    /// The partition ids of an existing `topic` (an unknown one is
+    /// [`ErrorKind::UnknownTopic`]; never creates it).
+    pub fn partition_ids(&self, topic: &str) -> Result<Vec<i32>> {
+        inspect::partition_ids(&mut self.admin(), topic)
+    }
+
+    /// Reads `topic` without joining a group, from `positions` (partition → next offset,
+    /// advanced past what was returned): waits up to `wait` for at least one record.
+    pub fn read(
+        &self,
+        topic: &str,
+        positions: &mut std::collections::BTreeMap<i32, i64>,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        inspect::read(&mut self.admin(), topic, positions, wait)
+    }
+
     /// Like [`Transport::ensure_topic`], creating the topic with topic-level `configs`
     /// (name, value), e.g. `[("max.message.bytes", "2000000")]`; an existing topic's configs
     /// are left as they are.
@@ -355,7 +413,10 @@ impl Transport for ModernTransport {
         let started = Instant::now();
         let s = &self.settings;
         let mut failures = Vec::new();
-        for b in &s.brokers {
+        // Every broker known, not only the bootstrap list: a cluster whose bootstrap broker
+        // died after start is still healthy if the brokers metadata named answer.
+        let known = self.lock_admin().known_addrs();
+        for b in &known {
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
@@ -372,7 +433,10 @@ impl Transport for ModernTransport {
                     )
                 });
             match answered {
-                Ok(_) => return Ok(()),
+                Ok(answer) => {
+                    self.lock_admin().learn_brokers(&answer);
+                    return Ok(());
+                }
                 Err(e) if cluster::is_final(&e) => return Err(e),
                 Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
             }
@@ -386,7 +450,13 @@ impl Transport for ModernTransport {
             ErrorKind::Connection,
             format!("health check failed ({why})"),
         )
-        .with_broker(s.brokers.join(",")))
+        .with_broker(known.join(",")))
+    }
+}
+
+impl ModernTransport {
+    fn lock_admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -354,6 +354,7 @@ fn apply_answer(
                 .with_broker(f.addr.clone());
                 let e = if c == code::UNKNOWN_TOPIC_OR_PARTITION {
                     Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
+                        .with_broker_code(c)
                         .with_topic(topic)
                         .with_partition(p)
                         .with_broker(f.addr.clone())
@@ -407,5 +408,61 @@ impl ProducerSession for ModernProducerSession {
 
     fn refresh_metadata(&mut self) {
         self.cluster.forget_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+
+    fn answer(code: i16, base: i64) -> ProduceResponse {
+        ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+            .with_name(topic_name("t"))
+            .with_partition_responses(vec![PartitionProduceResponse::default()
+                .with_index(0)
+                .with_error_code(code)
+                .with_base_offset(base)])])
+    }
+
+    fn apply(code: i16, base: i64) -> Vec<Result<Delivery>> {
+        let f = InFlight {
+            addr: "b:1".into(),
+            sent: (1, 9),
+            partitions: vec![0],
+        };
+        let by_partition = BTreeMap::from([(0, vec![0, 1])]);
+        let mut results = vec![None, None];
+        apply_answer(&answer(code, base), "t", &f, &by_partition, &mut results);
+        results.into_iter().map(Option::unwrap).collect()
+    }
+
+    #[test]
+    fn a_duplicate_answered_without_its_offset_is_a_success_at_offset_minus_one() {
+        let offsets: Vec<i64> = apply(code::DUPLICATE_SEQUENCE_NUMBER, -1)
+            .into_iter()
+            .map(|r| r.unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![-1, -1], "never base -1 + n");
+        let offsets: Vec<i64> = apply(code::DUPLICATE_SEQUENCE_NUMBER, 40)
+            .into_iter()
+            .map(|r| r.unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![40, 41]);
+    }
+
+    #[test]
+    fn an_unknown_partition_answer_is_retried_and_a_too_large_one_is_not() {
+        for r in apply(code::UNKNOWN_TOPIC_OR_PARTITION, -1) {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BrokerRetriable, "{e}");
+            assert_eq!(e.context().partition, Some(0));
+            assert_eq!(e.broker_code(), Some(code::UNKNOWN_TOPIC_OR_PARTITION));
+        }
+        for r in apply(code::MESSAGE_TOO_LARGE, -1) {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::MessageTooLarge);
+        }
     }
 }
