@@ -249,3 +249,37 @@ fn a_full_waiting_room_holds_new_records_back_and_everything_still_ends() {
     assert!(m.waiting_retries <= 2);
     consumer.close(WAIT).unwrap();
 }
+
+#[test]
+fn lag_stays_fresh_while_a_handler_call_runs_long() {
+    let (broker, transport) = memory();
+    broker.create_topic(T, 1).unwrap();
+    send_all(&transport, T, vec![message(0)]);
+    let consumer = consumer(default_config("g"), transport.clone());
+    consumer.register_handler("test", |m: &KafkaMessage| {
+        if m.payload["n"] == 0 {
+            std::thread::sleep(Duration::from_millis(3000));
+        }
+        Ok(())
+    });
+    let handle = consumer.consume([T]).unwrap();
+    let input = || handle.metrics().into_iter().find(|m| m.topic == T).unwrap();
+    wait_for("the long call running", WAIT, || {
+        consumer
+            .health()
+            .threads
+            .iter()
+            .any(|t| t.running_call.is_some())
+    });
+    send_all(&transport, T, (1..=30).map(message).collect());
+    wait_for(
+        "the lag measured during the call",
+        Duration::from_millis(2500),
+        || input().lag.first().is_some_and(|l| l.high_watermark == 31),
+    );
+    assert_eq!(input().handled, 0, "measured while the call still ran");
+    wait_for("everything committed", WAIT, || {
+        all_committed(&broker, "g", T)
+    });
+    consumer.close(WAIT).unwrap();
+}

@@ -84,6 +84,7 @@ pub(crate) fn spawn(
 ) -> Result<TopicThread> {
     let stats = Arc::new(TopicStats::new(topic));
     stats.set_exit(subscription.group_exit());
+    stats.set_probe(subscription.lag_probe());
     let (done, finished) = crossbeam_channel::bounded::<()>(0);
     let topic_loop = TopicLoop {
         flow: MessageFlow::new(shared.clone(), stats.clone()),
@@ -333,6 +334,7 @@ impl TopicLoop {
             match self.shared.transport.subscribe(options) {
                 Ok(sub) => {
                     self.stats.set_exit(sub.group_exit());
+                    self.stats.set_probe(sub.lag_probe());
                     self.sub = Some(sub);
                 }
                 Err(e) => {
