@@ -328,7 +328,7 @@ impl TopicLoop {
     }
 
     fn subscription(&mut self) -> Option<&mut Box<dyn Subscription>> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = crate::retry::Doubling::new(Duration::from_millis(200), MAX_POLL_BACKOFF);
         while self.sub.is_none() {
             let options = subscribe_options(&self.shared, &self.stats.topic);
             match self.shared.transport.subscribe(options) {
@@ -340,10 +340,9 @@ impl TopicLoop {
                 Err(e) => {
                     log::error!("subscribing to {} failed: {e}", self.stats.topic);
                     self.stats.set_error(format!("subscribe: {e}"));
-                    if self.shared.stop.sleep(backoff) {
+                    if self.shared.stop.sleep(backoff.next_wait()) {
                         return None;
                     }
-                    backoff = (backoff * 2).min(MAX_POLL_BACKOFF);
                 }
             }
         }

@@ -405,7 +405,7 @@ impl Cluster {
         }
         let started = Instant::now();
         let wait = self.settings.request_timeout;
-        let mut backoff = BACKOFF_START;
+        let mut backoff = crate::retry::Doubling::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             let answer = self.metadata(Some(&[topic]), true)?;
             let found = answer
@@ -428,7 +428,7 @@ impl Cluster {
                 None => (code::UNKNOWN_TOPIC_OR_PARTITION, TopicMeta::default()),
             };
             let elapsed = started.elapsed();
-            let out_of_time = elapsed + backoff > wait;
+            let out_of_time = elapsed + backoff.peek() > wait;
             let usable = !meta.partitions.is_empty() && (!leaders || out_of_time);
             match error {
                 code::NONE if meta.complete() || usable => {
@@ -443,7 +443,7 @@ impl Cluster {
                     return Ok(meta);
                 }
                 code::UNKNOWN_TOPIC_OR_PARTITION
-                    if elapsed + backoff > UNKNOWN_TOPIC_WAIT.min(wait) =>
+                    if elapsed + backoff.peek() > UNKNOWN_TOPIC_WAIT.min(wait) =>
                 {
                     return Err(Error::new(
                         ErrorKind::UnknownTopic,
@@ -475,8 +475,7 @@ impl Cluster {
                 }
                 _ => {}
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 }
