@@ -446,3 +446,74 @@ fn a_second_member_gets_its_partitions_promptly_while_the_first_works_through_a_
     );
     kafka.close(Duration::from_secs(30)).expect("close");
 }
+
+/// Partitions added to a topic while a group reads it are assigned and read: the group's
+/// leader notices the new count within `metadata_max_age` and rebalances (as the Java
+/// client's leader does).
+#[test]
+fn partitions_added_to_a_topic_are_assigned_and_read_within_metadata_max_age() {
+    let broker = Broker::Kafka3;
+    let mut config = broker.config();
+    config.metadata_max_age = Duration::from_secs(1);
+    let t = ModernTransport::new(&config).expect("transport");
+    let topic = random_name("grown");
+    let group = random_name("group");
+    assert_eq!(t.ensure_topic(&topic, 2, 1).unwrap(), 2);
+    let mut sub = subscribe(&t, &topic, &group, StartOffset::Earliest);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sub.assignment() != vec![0, 1] {
+        assert!(Instant::now() < deadline, "never assigned [0, 1]");
+        sub.poll(Duration::from_millis(200)).unwrap();
+    }
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/broker/kafka_probe.py"
+        ))
+        .args(["partitions", "127.0.0.1"])
+        .arg(broker.addrs()[0].rsplit(':').next().unwrap())
+        .args([topic.as_str(), "4"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let grown = Instant::now();
+    while sub.assignment() != vec![0, 1, 2, 3] {
+        assert!(
+            grown.elapsed() < Duration::from_secs(20),
+            "added partitions not assigned: {:?}",
+            sub.assignment()
+        );
+        sub.poll(Duration::from_millis(200)).unwrap();
+    }
+    let mut session = t.connect_producer().unwrap();
+    let record = OutgoingRecord {
+        partition: 3,
+        key: None,
+        value: b"on a new partition".to_vec(),
+        headers: Vec::new(),
+    };
+    let options = ProduceOptions {
+        acks: Acks::All,
+        compression: Compression::None,
+        timeout: Duration::from_secs(10),
+    };
+    session
+        .produce(&topic, &[record], &options)
+        .remove(0)
+        .unwrap();
+    let read_by = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < read_by {
+        got.extend(sub.poll(Duration::from_millis(300)).unwrap());
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].partition, got[0].value.as_slice()),
+        (3, &b"on a new partition"[..])
+    );
+    sub.close().unwrap();
+}

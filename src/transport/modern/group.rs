@@ -47,6 +47,10 @@ pub(super) struct Membership {
     instance: Option<String>,
     shared: Shared,
     heartbeat: Option<Heartbeat>,
+    /// As the group's leader: the partition count of each topic it assigned, and when it
+    /// last compared them with metadata (partitions added to a topic need a rebalance to
+    /// be read, as the Java client's leader notices).
+    planned: Option<(BTreeMap<String, usize>, Instant)>,
 }
 
 impl Membership {
@@ -63,7 +67,47 @@ impl Membership {
             client_id: client_id.to_string(),
             shared: Arc::new(Mutex::new(MemberState::default())),
             heartbeat: None,
+            planned: None,
         }
+    }
+
+    /// For the group's leader, at most every `metadata_max_age`: whether a topic it
+    /// assigned now has another partition count; if so the member asks for a rebalance
+    /// (so added partitions get an owner) and returns `true`. A metadata failure is logged
+    /// and checked again next time.
+    pub fn check_partition_counts(&mut self, cluster: &mut Cluster) -> bool {
+        let max_age = self.settings.metadata_max_age;
+        let Some((counts, checked)) = self.planned.as_mut() else {
+            return false;
+        };
+        if checked.elapsed() < max_age {
+            return false;
+        }
+        *checked = Instant::now();
+        let mut changed = Vec::new();
+        for (topic, &before) in counts.iter() {
+            match cluster.topic(topic, true) {
+                Ok(meta) if meta.partitions.len() != before => {
+                    changed.push(format!("{topic}: {before} → {}", meta.partitions.len()));
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!(
+                    "modern: group {} leader could not check {topic}'s partitions: {e}",
+                    self.group
+                ),
+            }
+        }
+        if changed.is_empty() {
+            return false;
+        }
+        log::info!(
+            "modern: group {}: partitions changed ({}); rebalancing",
+            self.group,
+            changed.join(", ")
+        );
+        self.planned = None;
+        self.request_rejoin();
+        true
     }
 
     /// Whether the member must (re)join before reading: never joined, or a rebalance began.
@@ -222,8 +266,11 @@ impl Membership {
                 .clone()
                 .unwrap_or_else(|| s.assignor.protocol_name().to_string());
             let assignments = if joined.leader == joined.member_id {
-                self.plan(cluster, &joined, &protocol)?
+                let (plan, counts) = self.plan(cluster, &joined, &protocol)?;
+                self.planned = Some((counts, Instant::now()));
+                plan
             } else {
+                self.planned = None;
                 Vec::new()
             };
             let (error, bytes) = match coordinator::sync(
@@ -302,7 +349,7 @@ impl Membership {
         cluster: &mut Cluster,
         joined: &Joined,
         protocol: &str,
-    ) -> Result<Vec<(String, Bytes)>> {
+    ) -> Result<(Vec<(String, Bytes)>, BTreeMap<String, usize>)> {
         let strategy = Assignor::from_protocol_name(protocol).unwrap_or(self.settings.assignor);
         let mut members = Vec::with_capacity(joined.members.len());
         for (id, meta) in &joined.members {
@@ -337,10 +384,11 @@ impl Membership {
             "modern: group {} leader's plan ({protocol}): {plan:?}",
             self.group
         );
-        Ok(plan
+        let plan = plan
             .into_iter()
             .map(|(member, topics)| (member, encode_assignment(&topics)))
-            .collect())
+            .collect();
+        Ok((plan, counts))
     }
 
     /// Stops heartbeats and tells the coordinator the member leaves (when it is in the group

@@ -126,6 +126,9 @@ impl ModernSubscription {
     /// Joins when needed and follows the new assignment.
     fn follow_group(&mut self) -> Result<()> {
         if !self.member.needs_join() {
+            // As the leader, partitions added to a topic start a rebalance, joined at the
+            // next poll (after the owner committed: `rebalance_pending` says so).
+            self.member.check_partition_counts(&mut self.cluster);
             return Ok(());
         }
         let assigned = self.member.join(&mut self.cluster)?;
