@@ -36,6 +36,9 @@ pub(super) struct Assigned {
     pub continued: bool,
 }
 
+/// Topic → partition count, as the leader assigned them.
+type PartitionCounts = BTreeMap<String, usize>;
+
 /// A group member.
 #[derive(Debug)]
 pub(super) struct Membership {
@@ -50,7 +53,7 @@ pub(super) struct Membership {
     /// As the group's leader: the partition count of each topic it assigned, and when it
     /// last compared them with metadata (partitions added to a topic need a rebalance to
     /// be read, as the Java client's leader notices).
-    planned: Option<(BTreeMap<String, usize>, Instant)>,
+    planned: Option<(PartitionCounts, Instant)>,
 }
 
 impl Membership {
@@ -349,7 +352,7 @@ impl Membership {
         cluster: &mut Cluster,
         joined: &Joined,
         protocol: &str,
-    ) -> Result<(Vec<(String, Bytes)>, BTreeMap<String, usize>)> {
+    ) -> Result<(Vec<(String, Bytes)>, PartitionCounts)> {
         let strategy = Assignor::from_protocol_name(protocol).unwrap_or(self.settings.assignor);
         let mut members = Vec::with_capacity(joined.members.len());
         for (id, meta) in &joined.members {
