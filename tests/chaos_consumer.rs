@@ -226,6 +226,7 @@ fn java_hash_abs(s: &str) -> i32 {
 #[test]
 #[ignore = "chaos: needs the 3-node cluster (tests/chaos/run.sh)"]
 fn coordinator_broker_killed_during_consumption() {
+    let _ = env_logger::builder().is_test(false).try_init();
     let n = scale(6000, 1200);
     let (topic, ids) = filled_topic("chaos-coordinator", n);
     let group = format!("chaos-coordinator-{}", Uuid::new_v4().simple());

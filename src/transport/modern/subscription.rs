@@ -133,11 +133,19 @@ impl ModernSubscription {
         }
         let assigned = self.member.join(&mut self.cluster)?;
         if !assigned.continued {
-            self.restarted.extend(
-                self.positions
-                    .keys()
-                    .filter(|p| assigned.partitions.contains(p)),
-            );
+            let restarted: Vec<i32> = self
+                .positions
+                .keys()
+                .copied()
+                .filter(|p| assigned.partitions.contains(p))
+                .collect();
+            // The reader forgets everything it held of a restarted partition, its pause
+            // included (`take_restarted`): so does the subscription, or the partition would
+            // stay paused with nobody left to resume it.
+            for p in &restarted {
+                self.paused.remove(p);
+            }
+            self.restarted.extend(restarted);
             self.positions.clear();
         }
         self.paused.retain(|p| assigned.partitions.contains(p));
