@@ -316,6 +316,18 @@ impl std::error::Error for SendError {
     }
 }
 
+/// The text of a caught panic's payload (`panic!("…")` gives a `&str` or a `String`), for
+/// logs and errors: the one place a panic payload becomes words.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,3 +225,61 @@ fn a_handler_that_never_returns_is_reported_stuck_and_its_partitions_move_to_ano
     one.close(WAIT).unwrap();
     two.close(WAIT).unwrap();
 }
+
+#[test]
+fn a_full_waiting_room_holds_new_records_back_and_everything_still_ends() {
+    let (broker, transport) = memory();
+    send_all(&transport, T, (0..40).map(message).collect());
+    let mut config = default_config("g");
+    config.consumer.max_waiting_retries = 2;
+    config.consumer.retry = quick_retries(3);
+    let consumer = consumer(config, transport);
+    consumer.register_handler("test", |m: &KafkaMessage| {
+        if m.payload["n"].as_u64().unwrap().is_multiple_of(2) {
+            return Err(HandlerError::retriable("every other one fails"));
+        }
+        Ok(())
+    });
+    let handle = consumer.consume([T]).unwrap();
+    wait_for("everything committed", WAIT, || {
+        all_committed(&broker, "g", T)
+    });
+    let m = handle.metrics().into_iter().find(|m| m.topic == T).unwrap();
+    assert_eq!((m.handled, m.sent_to_retry), (20, 20));
+    assert!(m.waiting_retries <= 2);
+    consumer.close(WAIT).unwrap();
+}
+
+#[test]
+fn lag_stays_fresh_while_a_handler_call_runs_long() {
+    let (broker, transport) = memory();
+    broker.create_topic(T, 1).unwrap();
+    send_all(&transport, T, vec![message(0)]);
+    let consumer = consumer(default_config("g"), transport.clone());
+    consumer.register_handler("test", |m: &KafkaMessage| {
+        if m.payload["n"] == 0 {
+            std::thread::sleep(Duration::from_millis(3000));
+        }
+        Ok(())
+    });
+    let handle = consumer.consume([T]).unwrap();
+    let input = || handle.metrics().into_iter().find(|m| m.topic == T).unwrap();
+    wait_for("the long call running", WAIT, || {
+        consumer
+            .health()
+            .threads
+            .iter()
+            .any(|t| t.running_call.is_some())
+    });
+    send_all(&transport, T, (1..=30).map(message).collect());
+    wait_for(
+        "the lag measured during the call",
+        Duration::from_millis(2500),
+        || input().lag.first().is_some_and(|l| l.high_watermark == 31),
+    );
+    assert_eq!(input().handled, 0, "measured while the call still ran");
+    wait_for("everything committed", WAIT, || {
+        all_committed(&broker, "g", T)
+    });
+    consumer.close(WAIT).unwrap();
+}

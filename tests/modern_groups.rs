@@ -401,3 +401,48 @@ fn static_member_comes_back(broker: Broker) {
 fn a_static_member_restarted_within_the_session_gets_its_partitions_back_on_kafka_3() {
     static_member_comes_back(Broker::Kafka3);
 }
+
+/// Issue 9: two members, 40,000 records queued, a handler of 0.5 ms: the second member used
+/// to wait ~25 s for its partitions while the first worked through a whole poll (up to 10 MB
+/// per partition). Rebalances are now seen between records: the first member commits what
+/// ended and gives the partitions up within a heartbeat or two.
+#[test]
+fn a_second_member_gets_its_partitions_promptly_while_the_first_works_through_a_backlog() {
+    use kafka_sync::domain::{KafkaMessage, MessageType};
+    use kafka_sync::Kafka;
+    let mut config = Broker::Kafka3.config();
+    config.consumer.retry_topic_enabled = false;
+    let topic = random_name("backlog");
+    let admin = ModernTransport::new(&config).expect("transport");
+    assert_eq!(admin.ensure_topic(&topic, 4, 1).unwrap(), 4);
+    let kafka = Kafka::connect(config).expect("connect");
+    let messages: Vec<KafkaMessage> = (0..40_000)
+        .map(|n| KafkaMessage::from_json(MessageType::new("slow"), serde_json::json!({ "n": n })))
+        .collect();
+    for r in kafka.producer().send_batch(&topic, messages) {
+        r.expect("written");
+    }
+    let member = || {
+        let c = kafka.consumer().expect("consumer");
+        c.register_handler("slow", |_m: &KafkaMessage| {
+            thread::sleep(Duration::from_micros(500));
+            Ok(())
+        });
+        c.consume([topic.clone()]).expect("consume");
+        c
+    };
+    let handled = |c: &kafka_sync::Consumer| c.metrics().iter().map(|m| m.handled).sum::<u64>();
+    let first = member();
+    wait_for("the first member at work", Duration::from_secs(30), || {
+        handled(&first) > 500
+    });
+    let second = member();
+    let took = wait_for("the second member handles", Duration::from_secs(20), || {
+        handled(&second) > 0
+    });
+    assert!(
+        took < Duration::from_secs(10),
+        "the second member waited {took:?}"
+    );
+    kafka.close(Duration::from_secs(30)).expect("close");
+}

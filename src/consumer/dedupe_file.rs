@@ -57,7 +57,7 @@ pub struct FileIdempotencyStore {
 
 /// How often marks are `fsync`ed unless [`FileIdempotencyStore::with_sync_interval`] says
 /// otherwise.
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Appender {
     out: BufWriter<File>,
@@ -110,7 +110,7 @@ impl FileIdempotencyStore {
     }
 
     /// `fsync`s appended marks at most `interval` apart (`Duration::ZERO`: after every
-    /// mark, before `mark_processed` returns). Default: [`DEFAULT_SYNC_INTERVAL`] (1 s): a
+    /// mark, before `mark_processed` returns). Default: 1 s: a
     /// power loss may forget the marks of the last second (those messages are handled
     /// again); a killed process loses none (each mark reaches the OS before returning).
     pub fn with_sync_interval(mut self, interval: Duration) -> Self {

@@ -134,7 +134,7 @@ pub mod headers {
     pub const RETRY_GROUP: &str = "retry-group";
     /// On a retry entry: when it is due, in milliseconds since the Unix epoch.
     pub const RETRY_DUE_AT: &str = "retry-due-at";
-    /// On a dead-letter record: its [`DeadLetterKind`](crate::DeadLetterKind).
+    /// On a dead-letter record: its [`DeadLetterKind`](crate::domain::DeadLetterKind).
     pub const DLT_KIND: &str = "dlt-kind";
     /// On a dead-letter record: the error, as text.
     pub const DLT_ERROR: &str = "dlt-error";

@@ -129,16 +129,7 @@ fn call(invoker: &Invoker, message: &KafkaMessage) -> Outcome {
     }
 }
 
-/// The text of a panic payload.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_string()
-    }
-}
+pub(crate) use crate::error::panic_text;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
-use crate::transport::{GroupExit, PartitionLag};
+use crate::transport::{GroupExit, LagProbe, PartitionLag};
 
 /// How many recent handler latencies the percentiles are computed over.
 const LATENCY_WINDOW: usize = 4096;
@@ -115,6 +115,10 @@ pub(crate) struct TopicStats {
     stuck: Mutex<Option<String>>,
     /// How the watchdog takes this thread's member out of its group.
     exit: Mutex<Option<Arc<dyn GroupExit>>>,
+    /// How the watchdog measures lag while the thread is in a long handler call.
+    probe: Mutex<Option<Box<dyn LagProbe>>>,
+    /// When the lag was last measured.
+    lag_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for TopicStats {
@@ -155,6 +159,45 @@ impl TopicStats {
             evicted: AtomicBool::new(false),
             stuck: Mutex::new(None),
             exit: Mutex::new(None),
+            probe: Mutex::new(None),
+            lag_at: Mutex::new(None),
+        }
+    }
+
+    /// Remembers how to measure this thread's lag from another thread.
+    pub(crate) fn set_probe(&self, probe: Option<Box<dyn LagProbe>>) {
+        *self.probe.lock().unwrap_or_else(|e| e.into_inner()) = probe;
+    }
+
+    /// Measures the lag of the partitions last measured, through the probe (from the
+    /// watchdog, while the thread is busy) when the last measurement is older than `every`.
+    pub(crate) fn probe_lag(&self, every: Duration) {
+        let due = self
+            .lag_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= every);
+        if !due {
+            return;
+        }
+        let partitions: Vec<i32> = self
+            .lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|l| l.partition)
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = probe.as_mut() else { return };
+        match p.lag(&partitions) {
+            Ok(lag) => {
+                drop(probe);
+                self.set_lag(lag);
+            }
+            Err(e) => log::debug!("lag of {} through the probe: {e}", self.topic),
         }
     }
 
@@ -284,6 +327,7 @@ impl TopicStats {
     /// Stores the latest lag measurement.
     pub(crate) fn set_lag(&self, lag: Vec<PartitionLag>) {
         *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+        *self.lag_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
     /// Remembers the latest error of the thread (poll, commit, write, panic).

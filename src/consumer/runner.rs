@@ -84,6 +84,7 @@ pub(crate) fn spawn(
 ) -> Result<TopicThread> {
     let stats = Arc::new(TopicStats::new(topic));
     stats.set_exit(subscription.group_exit());
+    stats.set_probe(subscription.lag_probe());
     let (done, finished) = crossbeam_channel::bounded::<()>(0);
     let topic_loop = TopicLoop {
         flow: MessageFlow::new(shared.clone(), stats.clone()),
@@ -235,7 +236,8 @@ impl TopicLoop {
                     }
                 }
             }
-            let wait = self.poll_wait(rebalancing);
+            let room = self.waiting.len() < max_waiting;
+            let wait = self.poll_wait(rebalancing || !room);
             self.update_pauses();
             let Some(sub) = self.subscription() else {
                 return;
@@ -284,11 +286,12 @@ impl TopicLoop {
     }
 
     /// How long the next poll may wait: not past the next due retry, held partition or
-    /// outbox write, and not at all while records are ready.
-    fn poll_wait(&self, rebalancing: bool) -> Duration {
+    /// outbox write, and not at all while records are ready to start (unless none may be
+    /// started now: `holding_back`, a rebalance or a full waiting room).
+    fn poll_wait(&self, holding_back: bool) -> Duration {
         let now = Instant::now();
         let stopped = self.outbox.stopped();
-        if !rebalancing && self.backlog.has_ready(now, &stopped) {
+        if !holding_back && self.backlog.has_ready(now, &stopped) {
             return Duration::ZERO;
         }
         let mut wait = self.shared.config.consumer.max_wait.min(POLL_SLICE);
@@ -325,21 +328,21 @@ impl TopicLoop {
     }
 
     fn subscription(&mut self) -> Option<&mut Box<dyn Subscription>> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = crate::retry::Doubling::new(Duration::from_millis(200), MAX_POLL_BACKOFF);
         while self.sub.is_none() {
             let options = subscribe_options(&self.shared, &self.stats.topic);
             match self.shared.transport.subscribe(options) {
                 Ok(sub) => {
                     self.stats.set_exit(sub.group_exit());
+                    self.stats.set_probe(sub.lag_probe());
                     self.sub = Some(sub);
                 }
                 Err(e) => {
                     log::error!("subscribing to {} failed: {e}", self.stats.topic);
                     self.stats.set_error(format!("subscribe: {e}"));
-                    if self.shared.stop.sleep(backoff) {
+                    if self.shared.stop.sleep(backoff.next_wait()) {
                         return None;
                     }
-                    backoff = (backoff * 2).min(MAX_POLL_BACKOFF);
                 }
             }
         }

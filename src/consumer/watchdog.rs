@@ -4,6 +4,9 @@
 //! is marked stuck (health, an error log line with the message id) and its member is taken
 //! out of the group, so the partitions move to members that work. The call is not stopped
 //! (it cannot be): when it returns, its result counts, and the thread joins the group again.
+//! While a call runs longer than a second, the watchdog also measures the thread's lag
+//! (through [`Subscription::lag_probe`](crate::transport::Subscription::lag_probe)), so the
+//! metric stays fresh whatever the handler does.
 
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -14,6 +17,8 @@ use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
 
 const TICK: Duration = Duration::from_millis(100);
+/// Lag is kept at most this old while a handler call runs long.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the watchdog of `shared`; it ends when the consumer stops or is dropped.
 pub(crate) fn start(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
@@ -42,7 +47,14 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
 }
 
 fn look_at(shared: &Shared, stats: &TopicStats) {
-    if !stats.alive.load(std::sync::atomic::Ordering::Relaxed) || stats.stuck().is_some() {
+    if !stats.alive.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    // The thread measures its lag between records; during a long call, the watchdog does.
+    if stats.busy().is_some_and(|(running, _)| running > LAG_EVERY) {
+        stats.probe_lag(LAG_EVERY);
+    }
+    if stats.stuck().is_some() {
         return;
     }
     let c = &shared.config.consumer;

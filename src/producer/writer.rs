@@ -67,7 +67,7 @@ impl WriterHandle {
             .spawn(move || {
                 let topic = writer.topic.clone();
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| writer.run())) {
-                    let why = panic_text(&panic);
+                    let why = crate::error::panic_text(panic.as_ref());
                     log::error!("writer thread for topic {topic} panicked: {why}; queued messages get a worker-stopped error");
                     // The batch in hand was dropped with the writer (its callers see the
                     // reply channel close); everything still queued is answered now rather
@@ -134,17 +134,6 @@ fn fail_leftovers(queue: &Receiver<WriterCommand>, budget: &ByteBudget, topic: &
         log::error!(
             "writer for topic {topic}: {failed} queued message(s) failed with worker-stopped"
         );
-    }
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-text panic payload".to_string()
     }
 }
 

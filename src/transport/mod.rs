@@ -279,6 +279,19 @@ pub trait Subscription: Send {
     fn group_exit(&self) -> Option<Arc<dyn GroupExit>> {
         None
     }
+
+    /// A way for another thread to measure the group's lag on this topic while the
+    /// member's own thread is busy (a long handler call), without joining the group.
+    /// Default: `None`.
+    fn lag_probe(&self) -> Option<Box<dyn LagProbe>> {
+        None
+    }
+}
+
+/// Measures a group's lag on one topic from any thread (see [`Subscription::lag_probe`]).
+pub trait LagProbe: Send {
+    /// High watermark and committed offset of each of `partitions`.
+    fn lag(&mut self, partitions: &[i32]) -> Result<Vec<PartitionLag>>;
 }
 
 /// The transport `config` selects: a [`ModernTransport`] or [`KafkaCrateTransport`] over

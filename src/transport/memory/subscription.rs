@@ -51,6 +51,32 @@ impl GroupExit for MemoryExit {
     }
 }
 
+/// Measures a group's lag on the in-process broker from any thread.
+struct MemoryLagProbe {
+    broker: Arc<Broker>,
+    group: String,
+    topic: String,
+}
+
+impl crate::transport::LagProbe for MemoryLagProbe {
+    fn lag(&mut self, partitions: &[i32]) -> Result<Vec<PartitionLag>> {
+        let state = self.broker.lock();
+        state
+            .check_available()
+            .map_err(|e| e.with_topic(&self.topic))?;
+        let group = state.group(&self.group, &self.topic);
+        let t = state.existing(&self.topic);
+        Ok(partitions
+            .iter()
+            .map(|&partition| PartitionLag {
+                partition,
+                high_watermark: t.and_then(|t| t.high_watermark(partition)).unwrap_or(0),
+                committed: group.and_then(|g| g.committed.get(&partition).copied()),
+            })
+            .collect())
+    }
+}
+
 /// One member of a group on one topic.
 pub(super) struct MemorySubscription {
     broker: Arc<Broker>,
@@ -297,6 +323,14 @@ impl Subscription for MemorySubscription {
             self.seen_changes.set(changes);
         }
         moved && !self.assignment.is_empty()
+    }
+
+    fn lag_probe(&self) -> Option<Box<dyn crate::transport::LagProbe>> {
+        Some(Box::new(MemoryLagProbe {
+            broker: self.broker.clone(),
+            group: self.options.group.clone(),
+            topic: self.options.topic.clone(),
+        }))
     }
 
     fn group_exit(&self) -> Option<Arc<dyn GroupExit>> {

@@ -2,6 +2,7 @@
 //! needs. Sent to the controller (any broker forwards it on KRaft clusters); an existing
 //! topic is left as it is.
 
+use crate::retry::Doubling;
 use std::time::Instant;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -45,7 +46,7 @@ pub(super) fn ensure_topic(
     }
     let started = Instant::now();
     let wait = cluster.settings().request_timeout;
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
     let created = loop {
         // Metadata without topics: brokers and the controller.
         cluster.metadata(Some(&[]), true)?;
@@ -85,10 +86,9 @@ pub(super) fn ensure_topic(
                 break true;
             }
             code::TOPIC_ALREADY_EXISTS => break false,
-            c if code_kind(c).is_retriable() && started.elapsed() + backoff <= wait => {
+            c if code_kind(c).is_retriable() && started.elapsed() + backoff.peek() <= wait => {
                 log::debug!("modern: creating {name}: code {c}; trying again");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                std::thread::sleep(backoff.next_wait());
             }
             c => {
                 return Err(code_error_with(c, "creating the topic", message.as_deref())

@@ -180,8 +180,24 @@ impl Cluster {
             .ok_or_else(|| Error::new(ErrorKind::Connection, "connection vanished"))
     }
 
+    /// Remembers the brokers and controller a metadata answer names.
+    pub(super) fn learn_brokers(&mut self, answer: &kafka_protocol::messages::MetadataResponse) {
+        self.nodes = answer
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+    }
+
+    /// Records one broker as if metadata had named it (tests).
+    #[cfg(test)]
+    pub(super) fn learn_node(&mut self, id: i32, addr: &str) {
+        self.nodes.insert(id, addr.to_string());
+    }
+
     /// Every broker address known: the bootstrap list, then those metadata named.
-    fn known_addrs(&self) -> Vec<String> {
+    pub(super) fn known_addrs(&self) -> Vec<String> {
         let mut all = self.settings.brokers.clone();
         let mut learned: Vec<&String> = self.nodes.values().collect();
         learned.sort();
@@ -356,12 +372,7 @@ impl Cluster {
         let addr = self.any_addr()?;
         let answer = self.call(&addr, &request, bound)?;
         self.throttle(&addr, answer.throttle_time_ms);
-        self.nodes = answer
-            .brokers
-            .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-            .collect();
-        self.controller = (answer.controller_id.0 >= 0).then_some(answer.controller_id.0);
+        self.learn_brokers(&answer);
         Ok(answer)
     }
 
@@ -394,7 +405,7 @@ impl Cluster {
         }
         let started = Instant::now();
         let wait = self.settings.request_timeout;
-        let mut backoff = BACKOFF_START;
+        let mut backoff = crate::retry::Doubling::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             let answer = self.metadata(Some(&[topic]), true)?;
             let found = answer
@@ -417,7 +428,7 @@ impl Cluster {
                 None => (code::UNKNOWN_TOPIC_OR_PARTITION, TopicMeta::default()),
             };
             let elapsed = started.elapsed();
-            let out_of_time = elapsed + backoff > wait;
+            let out_of_time = elapsed + backoff.peek() > wait;
             let usable = !meta.partitions.is_empty() && (!leaders || out_of_time);
             match error {
                 code::NONE if meta.complete() || usable => {
@@ -432,7 +443,7 @@ impl Cluster {
                     return Ok(meta);
                 }
                 code::UNKNOWN_TOPIC_OR_PARTITION
-                    if elapsed + backoff > UNKNOWN_TOPIC_WAIT.min(wait) =>
+                    if elapsed + backoff.peek() > UNKNOWN_TOPIC_WAIT.min(wait) =>
                 {
                     return Err(Error::new(
                         ErrorKind::UnknownTopic,
@@ -464,8 +475,7 @@ impl Cluster {
                 }
                 _ => {}
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 }

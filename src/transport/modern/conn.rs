@@ -274,9 +274,20 @@ impl Connection {
             )
             .with_broker(self.addr.clone()));
         }
+        let head = size.to_be_bytes();
+        if matches!(head, [0x15 | 0x16, 0x03, 0..=4, _]) {
+            // A TLS record (alert or handshake), not a Kafka answer: the listener speaks TLS.
+            self.broken = true;
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "the {api} answer is a TLS record: this listener expects TLS (SSL or SASL_SSL)"
+                ),
+            )
+            .with_broker(self.addr.clone()));
+        }
         if size as usize > self.max_frame {
             self.broken = true;
-            let head = size.to_be_bytes();
             let hint = if head.iter().all(|b| b.is_ascii_graphic()) {
                 format!(
                     " (it begins with the text {:?}: is this a Kafka broker?)",

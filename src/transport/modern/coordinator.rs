@@ -2,6 +2,7 @@
 //! LeaveGroup, each built for the version the coordinator speaks. What the answers mean for
 //! the member is decided in `group.rs`.
 
+use crate::retry::Doubling;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ fn millis(d: Duration) -> i32 {
 pub(super) fn find_coordinator(cluster: &mut Cluster, group: &str) -> Result<String> {
     let started = Instant::now();
     let wait = cluster.settings().request_timeout;
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
     loop {
         let addr = cluster.any_addr()?;
         let version = cluster.version::<FindCoordinatorRequest>(&addr)?;
@@ -74,12 +75,11 @@ pub(super) fn find_coordinator(cluster: &mut Cluster, group: &str) -> Result<Str
             message.as_deref(),
         )
         .with_broker(addr);
-        if !code_kind(error).is_retriable() || started.elapsed() + backoff > wait {
+        if !code_kind(error).is_retriable() || started.elapsed() + backoff.peek() > wait {
             return Err(e);
         }
         log::debug!("modern: {e}; asking again");
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        std::thread::sleep(backoff.next_wait());
     }
 }
 

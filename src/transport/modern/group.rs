@@ -6,6 +6,7 @@
 //! The protocol is the classic eager one: at a rebalance every member gives up all its
 //! partitions before the group moves on, so no partition has two owners at once.
 
+use crate::retry::Doubling;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -121,7 +122,7 @@ impl Membership {
     ) -> Result<T> {
         let started = Instant::now();
         let wait = self.settings.request_timeout;
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             let addr = self.coordinator(cluster)?;
             let last = match f(cluster, &addr) {
@@ -132,12 +133,11 @@ impl Membership {
                 Err(e) => return Err(e),
             };
             self.forget_coordinator();
-            if started.elapsed() + backoff > wait {
+            if started.elapsed() + backoff.peek() > wait {
                 return Err(last);
             }
             log::debug!("modern: {last}; finding the coordinator again");
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 
@@ -170,7 +170,7 @@ impl Membership {
             .iter()
             .map(|a| (a.protocol_name(), metadata.clone()))
             .collect();
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             if started.elapsed() > bound {
                 return Err(Error::timeout(
@@ -193,8 +193,7 @@ impl Membership {
                 Err(e) if e.is_retriable() => {
                     log::debug!("modern: JoinGroup of {} failed: {e}", self.group);
                     self.forget_coordinator();
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    std::thread::sleep(backoff.next_wait());
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -212,8 +211,7 @@ impl Membership {
                 code::REBALANCE_IN_PROGRESS => continue,
                 c if is_coordinator_moved(c) => {
                     self.forget_coordinator();
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    std::thread::sleep(backoff.next_wait());
                     continue;
                 }
                 c => return Err(group_error(c, "joining", &self.group, &addr)),

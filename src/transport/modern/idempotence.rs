@@ -16,6 +16,7 @@
 //! The state lives in the transport, one per topic, so it outlives a producer session that
 //! is rebuilt after a connection error.
 
+use crate::retry::Doubling;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -191,7 +192,7 @@ fn init_producer_id(cluster: &mut Cluster) -> Result<(i64, i16)> {
         .with_transaction_timeout_ms(60_000);
     let started = Instant::now();
     let bound = cluster.settings().request_timeout;
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
     loop {
         let answer = cluster.call_any(&request, bound)?;
         if answer.error_code == code::NONE {
@@ -203,11 +204,10 @@ fn init_producer_id(cluster: &mut Cluster) -> Result<(i64, i16)> {
             return Ok((answer.producer_id.0, answer.producer_epoch));
         }
         let e = code_error(answer.error_code, "asking for a producer id");
-        if !e.is_retriable() || started.elapsed() + backoff > bound {
+        if !e.is_retriable() || started.elapsed() + backoff.peek() > bound {
             return Err(e);
         }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        std::thread::sleep(backoff.next_wait());
     }
 }
 

@@ -413,7 +413,10 @@ impl Transport for ModernTransport {
         let started = Instant::now();
         let s = &self.settings;
         let mut failures = Vec::new();
-        for b in &s.brokers {
+        // Every broker known, not only the bootstrap list: a cluster whose bootstrap broker
+        // died after start is still healthy if the brokers metadata named answer.
+        let known = self.lock_admin().known_addrs();
+        for b in &known {
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
@@ -430,7 +433,10 @@ impl Transport for ModernTransport {
                     )
                 });
             match answered {
-                Ok(_) => return Ok(()),
+                Ok(answer) => {
+                    self.lock_admin().learn_brokers(&answer);
+                    return Ok(());
+                }
                 Err(e) if cluster::is_final(&e) => return Err(e),
                 Err(e) => failures.push(format!("{b}: {}", e.detached().message())),
             }
@@ -444,7 +450,13 @@ impl Transport for ModernTransport {
             ErrorKind::Connection,
             format!("health check failed ({why})"),
         )
-        .with_broker(s.brokers.join(",")))
+        .with_broker(known.join(",")))
+    }
+}
+
+impl ModernTransport {
+    fn lock_admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Offsets: ListOffsets (earliest / latest, to the partition leaders), and a group's
 //! OffsetFetch / OffsetCommit (to its coordinator).
 
+use crate::retry::Doubling;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -40,7 +41,7 @@ pub(super) fn list_offsets(
     let started = Instant::now();
     let wait = cluster.settings().request_timeout;
     let mut found = HashMap::new();
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
     loop {
         let missing: Vec<i32> = partitions
             .iter()
@@ -58,7 +59,7 @@ pub(super) fn list_offsets(
         if found.len() >= partitions.len() {
             return Ok(found);
         }
-        if started.elapsed() + backoff > wait {
+        if started.elapsed() + backoff.peek() > wait {
             let e = last.unwrap_or_else(|| {
                 Error::new(
                     ErrorKind::BrokerRetriable,
@@ -68,8 +69,7 @@ pub(super) fn list_offsets(
             return Err(e.with_topic(topic));
         }
         cluster.forget(topic);
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        std::thread::sleep(backoff.next_wait());
     }
 }
 

@@ -38,7 +38,40 @@ pub(super) struct ModernSubscription {
     paused: std::collections::BTreeSet<i32>,
     /// Partitions kept across a rejoin whose positions were reset to the commit.
     restarted: Vec<i32>,
+    /// What it was opened with (for lag probes).
+    settings: Arc<Settings>,
+    options: SubscribeOptions,
     closed: bool,
+}
+
+/// Measures a group's lag from another thread: a subscription of its own that never
+/// polls, so it never joins the group (opened on first use).
+struct ModernLagProbe {
+    settings: Arc<Settings>,
+    options: SubscribeOptions,
+    probe: Option<ModernSubscription>,
+}
+
+impl crate::transport::LagProbe for ModernLagProbe {
+    fn lag(&mut self, partitions: &[i32]) -> Result<Vec<PartitionLag>> {
+        if self.probe.is_none() {
+            self.probe = Some(ModernSubscription::open(
+                self.settings.clone(),
+                self.options.clone(),
+            )?);
+        }
+        let Some(probe) = self.probe.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let all = probe.lag();
+        if all.is_err() {
+            self.probe = None;
+        }
+        Ok(all?
+            .into_iter()
+            .filter(|l| partitions.contains(&l.partition))
+            .collect())
+    }
 }
 
 impl ModernSubscription {
@@ -61,8 +94,15 @@ impl ModernSubscription {
             read_committed: settings.read_committed,
         };
         Ok(ModernSubscription {
-            member: Membership::new(settings, &options.group, &options.topic, &options.client_id),
+            member: Membership::new(
+                settings.clone(),
+                &options.group,
+                &options.topic,
+                &options.client_id,
+            ),
             cluster,
+            settings,
+            options: options.clone(),
             topic: options.topic,
             group: options.group,
             start_offset: options.start_offset,
@@ -335,6 +375,14 @@ impl Subscription for ModernSubscription {
 
     fn take_restarted(&mut self) -> Vec<i32> {
         std::mem::take(&mut self.restarted)
+    }
+
+    fn lag_probe(&self) -> Option<Box<dyn crate::transport::LagProbe>> {
+        Some(Box::new(ModernLagProbe {
+            settings: self.settings.clone(),
+            options: self.options.clone(),
+            probe: None,
+        }))
     }
 
     fn group_exit(&self) -> Option<Arc<dyn crate::transport::GroupExit>> {

@@ -51,3 +51,19 @@ fn an_unreachable_broker_fails_the_health_check_fast_naming_it() {
     assert_eq!(e.kind(), ErrorKind::Connection);
     assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
 }
+
+#[test]
+fn the_health_check_tries_brokers_learned_from_metadata_too() {
+    let t = ModernTransport::new(&Config {
+        brokers: vec!["127.0.0.1:1".into()],
+        ..Config::default()
+    })
+    .unwrap();
+    t.lock_admin().learn_node(2, "127.0.0.1:2");
+    let e = t.health_check(Duration::from_secs(2)).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("127.0.0.1:1") && text.contains("127.0.0.1:2"),
+        "{text}"
+    );
+}

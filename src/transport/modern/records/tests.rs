@@ -237,3 +237,52 @@ fn an_undecodable_batch_becomes_a_stand_in_and_reading_goes_on_after_it() {
     let got = decode_committed("t", 0, &Bytes::from(garbage), 9, None);
     assert_eq!((got.records.len(), got.next_offset), (1, Some(10)));
 }
+
+/// `batch` with the bytes from the attributes on changed by `change`, its CRC made right.
+fn patched(batch: &Bytes, change: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut b = batch.to_vec();
+    change(&mut b);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+fn stand_in_reason(got: &Decoded) -> Option<String> {
+    got.records.first().and_then(|r| {
+        r.headers
+            .iter()
+            .find(|h| h.key == UNDECODABLE_BATCH)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+    })
+}
+
+#[test]
+fn a_header_name_that_is_not_utf8_makes_its_batch_a_stand_in() {
+    let mut r = rec(None, b"v");
+    r.headers = vec![Header::new("zq", "x")];
+    let batch = encode_batch(&[r], Compression::None, 1, None).unwrap();
+    let bad = patched(&batch, |b| {
+        let at = b
+            .windows(2)
+            .position(|w| w == b"zq")
+            .expect("the header name");
+        b[at] = 0xff;
+        b[at + 1] = 0xfe;
+    });
+    let got = decode_committed("t", 0, &bad, 0, None);
+    let why = stand_in_reason(&got).expect("a stand-in");
+    assert!(why.contains("UTF-8"), "{why}");
+    assert_eq!(got.next_offset, Some(1));
+}
+
+#[cfg(not(feature = "lz4"))]
+#[test]
+fn an_lz4_batch_without_the_feature_makes_a_stand_in_naming_the_feature() {
+    let batch = encode_batch(&[rec(None, b"v")], Compression::None, 1, None).unwrap();
+    // Claims lz4 (codec 3): this build cannot inflate it.
+    let bad = patched(&batch, |b| b[ATTRIBUTES_AT + 1] |= 3);
+    let got = decode_committed("t", 0, &bad, 0, None);
+    let why = stand_in_reason(&got).expect("a stand-in");
+    assert!(why.contains("lz4"), "{why}");
+    assert_eq!(got.next_offset, Some(1));
+}
