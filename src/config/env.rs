@@ -98,6 +98,12 @@ pub(super) const VARIABLES: &[Variable] = &[
         |c, v| c.producer.queue_capacity = number("KAFKA_QUEUE_CAPACITY", v)?
     ),
     var!(
+        "KAFKA_BUFFER_BYTES",
+        "producer.buffer_bytes",
+        "67108864",
+        |c, v| c.producer.buffer_bytes = number("KAFKA_BUFFER_BYTES", v)?
+    ),
+    var!(
         "KAFKA_ENQUEUE_TIMEOUT_MS",
         "producer.enqueue_timeout",
         "1000",
@@ -137,7 +143,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var!(
         "KAFKA_FETCH_MIN_BYTES",
         "consumer.min_bytes",
-        "1",
+        "10000",
         |c, v| c.consumer.min_bytes = number("KAFKA_FETCH_MIN_BYTES", v)?
     ),
     var!(

@@ -5,8 +5,9 @@
 //! the whole config once ([`Config::validate`]).
 //!
 //! Defaults follow the Go package this crate ports (kafka-go's writer and reader settings):
-//! batches of 100 messages or 10 ms, acks from all in-sync replicas, fetches of 10 KB to
-//! 10 MB waiting at most 1 s.
+//! batches of 100 messages or 10 ms, acks from all in-sync replicas, fetches of up to 10 MB
+//! waiting at most 1 s (answered as soon as one record is there, like the Java client's
+//! `fetch.min.bytes` of 1, rather than kafka-go's 10 KB).
 //!
 //! ```
 //! use std::time::Duration;
@@ -231,6 +232,12 @@ pub struct ProducerConfig {
     /// Messages a topic's writer queue holds; a full queue blocks `send` (up to
     /// `enqueue_timeout`) and fails `try_send`. Default: 10,000.
     pub queue_capacity: usize,
+    /// Bytes (key, encoded envelope and headers) a topic's writer queue holds, besides
+    /// `queue_capacity` messages: a record that does not fit blocks `send` (up to
+    /// `enqueue_timeout`) and fails `try_send` with `QueueFull`, so memory stays bounded
+    /// with large messages. A record alone in the queue is always let in. Default: 32 MB
+    /// (33,554,432 bytes, the Java client's `buffer.memory`). Env: `KAFKA_BUFFER_BYTES`.
+    pub buffer_bytes: usize,
     /// Longest `send` blocks on a full queue before failing with a timeout. Default: 30 s.
     pub enqueue_timeout: Duration,
     /// Compression codec. Default: [`Compression::None`]. `Lz4` and `Zstd` need their
@@ -259,7 +266,9 @@ pub struct ProducerConfig {
 /// Consumer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerConfig {
-    /// Smallest response a fetch waits for (bytes). Default: 10 KB (10,000).
+    /// Smallest response a fetch waits for (bytes): 1 answers as soon as any record is
+    /// there (lowest latency); more trades latency for fewer, larger fetches. Default: 1
+    /// (the Java client's `fetch.min.bytes`).
     pub min_bytes: usize,
     /// Largest response a fetch returns per partition (bytes); also bounds the largest
     /// message that can be read. Default: 10 MB (10,000,000).
@@ -426,6 +435,7 @@ impl Default for ProducerConfig {
             acks: Acks::All,
             idempotence: true,
             queue_capacity: 10_000,
+            buffer_bytes: 32 * 1024 * 1024,
             enqueue_timeout: Duration::from_secs(30),
             compression: Compression::None,
             compression_threshold: 0,
@@ -503,7 +513,7 @@ impl ConsumerConfig {
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
-            min_bytes: 10_000,
+            min_bytes: 1,
             max_bytes: 10_000_000,
             max_wait: Duration::from_secs(1),
             start_offset: StartOffset::Earliest,

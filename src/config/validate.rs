@@ -211,6 +211,13 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if p.buffer_bytes == 0 {
+            return Err(Error::config(
+                "producer.buffer_bytes",
+                0,
+                "must be at least 1",
+            ));
+        }
         if p.queue_capacity == 0 {
             return Err(Error::config(
                 "producer.queue_capacity",
@@ -423,6 +430,11 @@ mod tests {
             (
                 Box::new(|c| c.producer.batch_size = 0),
                 "`producer.batch_size`",
+                "at least 1",
+            ),
+            (
+                Box::new(|c| c.producer.buffer_bytes = 0),
+                "`producer.buffer_bytes`",
                 "at least 1",
             ),
             (

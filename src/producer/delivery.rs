@@ -22,10 +22,8 @@ pub(crate) struct QueuedRecord {
     pub value: Vec<u8>,
     /// The envelope's id, type and correlation id as record headers.
     pub headers: Vec<Header>,
-    /// For log lines.
+    /// For log lines (the correlation id is in `headers`).
     pub message_id: Uuid,
-    /// For log lines.
-    pub correlation_id: String,
     /// A caller is blocked on this record: ship without waiting for the batch to fill.
     pub caller_waiting: bool,
     /// Where the result goes.
@@ -53,9 +51,20 @@ impl QueuedRecord {
         index: usize,
         deadline: Instant,
     ) -> Result<Self> {
-        let value = message.to_bytes()?;
-        let key = message.partition_key().into_bytes();
-        let headers = headers_of(message);
+        let value = envelope_bytes(message)?;
+        // The id is formatted once, on the stack, for the key (when the message has none)
+        // and the message-id header.
+        let mut id_buf = Uuid::encode_buffer();
+        let id = message.id.hyphenated().encode_lower(&mut id_buf).as_bytes();
+        let key = match &message.key {
+            Some(k) => k.as_bytes().to_vec(),
+            None => id.to_vec(),
+        };
+        let headers = vec![
+            Header::new(Header::MESSAGE_ID, id),
+            Header::new(Header::MESSAGE_TYPE, message.message_type.as_str()),
+            Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
+        ];
         let size = key.len()
             + value.len()
             + headers
@@ -77,7 +86,6 @@ impl QueuedRecord {
             value,
             headers,
             message_id: message.id,
-            correlation_id: message.correlation_id.clone(),
             caller_waiting,
             reply_to,
             index,
@@ -87,14 +95,30 @@ impl QueuedRecord {
     }
 }
 
-/// The record headers every produced message carries: its id, type and correlation id
-/// (UTF-8), for consumers that read headers but not the envelope.
-pub(crate) fn headers_of(message: &KafkaMessage) -> Vec<Header> {
-    vec![
-        Header::new(Header::MESSAGE_ID, message.id.to_string()),
-        Header::new(Header::MESSAGE_TYPE, message.message_type.as_str()),
-        Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
-    ]
+/// The correlation id in a produced record's `headers` (for log lines).
+pub(crate) fn correlation_of(headers: &[Header]) -> &str {
+    headers
+        .iter()
+        .find(|h| h.key == Header::CORRELATION_ID)
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
+        .unwrap_or("")
+}
+
+/// Room reserved up front for an encoded envelope: most fit, so serializing does not grow
+/// (reallocate and copy) the buffer several times.
+const ENVELOPE_CAPACITY: usize = 512;
+
+/// The envelope as JSON, the same bytes as [`KafkaMessage::to_bytes`], into a buffer sized
+/// for the common case.
+fn envelope_bytes(message: &KafkaMessage) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(ENVELOPE_CAPACITY);
+    serde_json::to_writer(&mut out, message).map_err(|e| {
+        Error::new(
+            ErrorKind::Serialization,
+            format!("message {} cannot be encoded: {e}", message.id),
+        )
+    })?;
+    Ok(out)
 }
 
 /// Gathers a batch's results so that consecutive records of one caller are answered with
@@ -208,5 +232,54 @@ impl DeliveryHandle {
             Ok(d) => Ok(d),
             Err(e) => Err(SendError::new(e, self.message)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MessageType;
+
+    fn queued(message: &KafkaMessage, max_bytes: usize) -> Result<QueuedRecord> {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        QueuedRecord::encode(message, max_bytes, false, tx, 0, Instant::now())
+    }
+
+    fn header<'a>(r: &'a QueuedRecord, name: &str) -> &'a [u8] {
+        &r.headers.iter().find(|h| h.key == name).expect(name).value
+    }
+
+    #[test]
+    fn encode_writes_the_envelope_id_key_and_headers() {
+        let big = "x".repeat(3 * ENVELOPE_CAPACITY);
+        for payload in [serde_json::json!({"n": 1}), serde_json::json!(big)] {
+            let message = KafkaMessage::from_json(MessageType::new("order.placed"), payload)
+                .with_correlation_id("corr-7");
+            let r = queued(&message, usize::MAX).unwrap();
+            assert_eq!(r.value, message.to_bytes().unwrap());
+            assert_eq!(KafkaMessage::from_bytes(&r.value).unwrap().id, message.id);
+            let id = message.id.to_string();
+            assert_eq!(r.key, id.as_bytes(), "no key: the id is the key");
+            assert_eq!(header(&r, Header::MESSAGE_ID), id.as_bytes());
+            assert_eq!(header(&r, Header::MESSAGE_TYPE), b"order.placed");
+            assert_eq!(header(&r, Header::CORRELATION_ID), b"corr-7");
+            assert_eq!(correlation_of(&r.headers), "corr-7");
+            let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.len()).sum();
+            assert_eq!(r.size, r.key.len() + r.value.len() + headers);
+        }
+    }
+
+    #[test]
+    fn encode_uses_the_message_key_and_refuses_oversized_messages() {
+        let message = KafkaMessage::from_json(MessageType::new("t"), serde_json::json!(1))
+            .with_key("customer-42");
+        let r = queued(&message, usize::MAX).unwrap();
+        assert_eq!(r.key, b"customer-42");
+        let e = queued(&message, r.size - 1)
+            .err()
+            .expect("one byte over the limit");
+        assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+        assert!(e.message().contains("producer.max_message_bytes"), "{e}");
+        assert!(queued(&message, r.size).is_ok());
     }
 }

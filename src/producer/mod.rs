@@ -24,6 +24,7 @@
 //! producer.close().unwrap();
 //! ```
 
+mod budget;
 mod delivery;
 mod health;
 mod metrics;
@@ -42,6 +43,7 @@ use crate::config::{validate_topic_name, Config};
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 use crate::transport::Transport;
+use budget::ByteBudget;
 use delivery::{wait_reply, writer_gone, QueuedRecord, Reply, WriterCommand, REPLY_MARGIN};
 use writer::WriterHandle;
 
@@ -344,25 +346,56 @@ impl Producer {
             .map_err(|e| e.with_topic(topic))
     }
 
-    /// Puts a record on its topic's queue, waiting up to `enqueue_timeout` if it is full.
+    /// Puts a record on its topic's queue, waiting up to `enqueue_timeout` if it is full
+    /// (`queue_capacity` messages or `buffer_bytes` bytes).
     fn enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let sender = self.writer_for(topic)?;
+        let (sender, budget) = self.writer_for(topic)?;
         let bound = self.config.producer.enqueue_timeout;
+        let deadline = Instant::now() + bound;
+        let size = record.size;
+        if !budget.take(size, bound) {
+            return Err(Error::timeout(
+                format!(
+                    "waiting for room in the writer queue (producer.buffer_bytes {} bytes)",
+                    budget.limit()
+                ),
+                bound,
+            )
+            .with_topic(topic));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
         sender
-            .send_timeout(WriterCommand::Record(record), bound)
-            .map_err(|e| match e {
-                SendTimeoutError::Timeout(_) => {
-                    Error::timeout("waiting for room in the writer queue", bound).with_topic(topic)
+            .send_timeout(WriterCommand::Record(record), left)
+            .map_err(|e| {
+                budget.give(size);
+                match e {
+                    SendTimeoutError::Timeout(_) => {
+                        Error::timeout("waiting for room in the writer queue", bound)
+                            .with_topic(topic)
+                    }
+                    SendTimeoutError::Disconnected(_) => writer_gone(topic),
                 }
-                SendTimeoutError::Disconnected(_) => writer_gone(topic),
             })
     }
 
     fn try_enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let sender = self.writer_for(topic)?;
-        sender
-            .try_send(WriterCommand::Record(record))
-            .map_err(|e| match e {
+        let (sender, budget) = self.writer_for(topic)?;
+        let size = record.size;
+        if !budget.try_take(size) {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "the writer queue is full: {} of producer.buffer_bytes ({}) bytes queued, \
+                     this message is {size}",
+                    budget.used(),
+                    budget.limit()
+                ),
+            )
+            .with_topic(topic));
+        }
+        sender.try_send(WriterCommand::Record(record)).map_err(|e| {
+            budget.give(size);
+            match e {
                 TrySendError::Full(_) => Error::new(
                     ErrorKind::QueueFull,
                     format!(
@@ -372,18 +405,20 @@ impl Producer {
                 )
                 .with_topic(topic),
                 TrySendError::Disconnected(_) => writer_gone(topic),
-            })
+            }
+        })
     }
 
-    /// The sender of `topic`'s writer, starting the writer (or restarting a dead one).
-    fn writer_for(&self, topic: &str) -> Result<Sender<WriterCommand>> {
+    /// The sender and byte bound of `topic`'s writer, starting the writer (or restarting a
+    /// dead one).
+    fn writer_for(&self, topic: &str) -> Result<(Sender<WriterCommand>, Arc<ByteBudget>)> {
         let mut writers = self.lock_writers();
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Closed, "the producer is closed").with_topic(topic));
         }
         if let Some(w) = writers.get(topic) {
             if w.is_alive() {
-                return Ok(w.sender.clone());
+                return Ok((w.sender.clone(), w.budget.clone()));
             }
             log::warn!("writer thread for topic {topic} had stopped; starting a new one");
             if let Some(dead) = writers.remove(topic) {
@@ -391,9 +426,9 @@ impl Producer {
             }
         }
         let w = WriterHandle::spawn(topic, &self.config, self.transport.clone())?;
-        let sender = w.sender.clone();
+        let handles = (w.sender.clone(), w.budget.clone());
         writers.insert(topic.to_string(), w);
-        Ok(sender)
+        Ok(handles)
     }
 
     fn lock_writers(&self) -> MutexGuard<'_, HashMap<String, WriterHandle>> {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::delivery::{Answers, QueuedRecord};
+use super::delivery::{correlation_of, Answers, QueuedRecord};
 use super::writer::{Batch, Writer, UNASSIGNED};
 use crate::config::Compression;
 use crate::domain::Delivery;
@@ -252,7 +252,7 @@ impl Writer {
         log::error!(
             "message {} (correlation {}) to topic {} failed after {} attempt(s): {error}",
             p.ticket.message_id,
-            p.ticket.correlation_id,
+            correlation_of(&p.record.headers),
             self.topic,
             p.attempts
         );

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
+use super::budget::ByteBudget;
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
 use crate::config::Config;
@@ -30,6 +31,8 @@ use crate::wait::recv_soon;
 /// The caller's side of a writer thread.
 pub(crate) struct WriterHandle {
     pub sender: Sender<WriterCommand>,
+    /// The queue's byte bound (`producer.buffer_bytes`), shared with the thread.
+    pub budget: Arc<ByteBudget>,
     pub metrics: Arc<WriterMetrics>,
     pub thread: JoinHandle<()>,
     /// Receives one unit when the thread has finished (for a bounded join).
@@ -45,7 +48,9 @@ impl WriterHandle {
         let (done_tx, finished) = crossbeam_channel::bounded(1);
         let metrics = Arc::new(WriterMetrics::default());
         let stopped = Arc::new(AtomicBool::new(false));
-        let (stop_flag, leftovers) = (stopped.clone(), queue.clone());
+        let budget = Arc::new(ByteBudget::new(config.producer.buffer_bytes));
+        let (stop_flag, leftovers, leftover_budget) =
+            (stopped.clone(), queue.clone(), budget.clone());
         let writer = Writer {
             topic: topic.to_string(),
             config: config.clone(),
@@ -53,6 +58,7 @@ impl WriterHandle {
             session: None,
             carry: None,
             queue,
+            budget: budget.clone(),
             metrics: metrics.clone(),
         };
         let name = format!("kafka-writer-{topic}");
@@ -67,7 +73,7 @@ impl WriterHandle {
                     // reply channel close); everything still queued is answered now rather
                     // than left to wait for its delivery timeout.
                     stop_flag.store(true, Ordering::SeqCst);
-                    fail_leftovers(&leftovers, &topic, &why);
+                    fail_leftovers(&leftovers, &leftover_budget, &topic, &why);
                 }
                 let _ = done_tx.send(());
             })
@@ -77,6 +83,7 @@ impl WriterHandle {
             })?;
         Ok(WriterHandle {
             sender,
+            budget,
             metrics,
             thread,
             finished,
@@ -95,7 +102,7 @@ impl WriterHandle {
 const LEFTOVER_GRACE: Duration = Duration::from_millis(20);
 
 /// Answers every record left in `queue` with `WorkerStopped` and releases every flush.
-fn fail_leftovers(queue: &Receiver<WriterCommand>, topic: &str, why: &str) {
+fn fail_leftovers(queue: &Receiver<WriterCommand>, budget: &ByteBudget, topic: &str, why: &str) {
     let error = Error::new(
         ErrorKind::WorkerStopped,
         format!(
@@ -109,6 +116,7 @@ fn fail_leftovers(queue: &Receiver<WriterCommand>, topic: &str, why: &str) {
     loop {
         match queue.try_recv() {
             Ok(WriterCommand::Record(r)) => {
+                budget.give(r.size);
                 failed += 1;
                 answers.push(&r, Err(error.detached()));
             }
@@ -139,6 +147,8 @@ pub(super) struct Writer {
     /// with it.
     carry: Option<WriterCommand>,
     queue: Receiver<WriterCommand>,
+    /// Room in the queue's byte bound, given back as each record is taken off the queue.
+    budget: Arc<ByteBudget>,
     pub(super) metrics: Arc<WriterMetrics>,
 }
 
@@ -206,7 +216,7 @@ impl Writer {
             let first = match self.carry.take() {
                 Some(command) => command,
                 None => match recv_soon(&self.queue, IDLE_WAKE) {
-                    Ok(command) => command,
+                    Ok(command) => self.taken(command),
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
@@ -233,7 +243,7 @@ impl Writer {
         let mut batch = Batch::default();
         batch.take(first);
         while batch.records.len() < size && batch.bytes < max_bytes {
-            match self.queue.try_recv() {
+            match self.queue.try_recv().map(|c| self.taken(c)) {
                 Ok(c) if batch.fits(&c, max_bytes) => {
                     batch.take(c);
                     continue;
@@ -253,5 +263,14 @@ impl Writer {
             std::thread::sleep(LINGER_STEP.min(deadline - now));
         }
         batch
+    }
+
+    /// `command`, just taken off the queue: a record's bytes no longer count against
+    /// `buffer_bytes`.
+    fn taken(&self, command: WriterCommand) -> WriterCommand {
+        if let WriterCommand::Record(r) = &command {
+            self.budget.give(r.size);
+        }
+        command
     }
 }
