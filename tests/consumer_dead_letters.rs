@@ -15,17 +15,11 @@ use kafka_sync::transport::{
     MemoryTransport, OutgoingRecord, ProduceOptions, ProducerSession, SubscribeOptions,
     Subscription, Transport,
 };
-use kafka_sync::{Config, Consumer, ErrorKind, Kafka};
+use kafka_sync::{Consumer, ErrorKind};
 
 const T: &str = "input";
 const DLQ: &str = "dead-letter";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn consumer(config: Config, transport: Arc<dyn Transport>) -> Consumer {
-    Kafka::with_transport(config, transport)
-        .and_then(|k| k.consumer())
-        .expect("consumer")
-}
 
 fn thread_health(c: &Consumer, topic: &str) -> kafka_sync::metrics::ThreadHealth {
     c.health()

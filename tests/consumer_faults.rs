@@ -11,8 +11,7 @@ use std::time::Duration;
 use consumer_support::*;
 use kafka_sync::domain::{HandlerError, KafkaMessage, RetryRecord};
 use kafka_sync::metrics::HealthStatus;
-use kafka_sync::transport::Transport;
-use kafka_sync::{Config, Consumer, Kafka};
+use kafka_sync::{Config, Consumer};
 
 const T: &str = "input";
 const RETRY: &str = "retry";
@@ -27,12 +26,6 @@ fn default_config(group: &str) -> Config {
 }
 
 /// A consumer of `config.group_id` over `transport`.
-fn consumer(config: Config, transport: Arc<dyn Transport>) -> Consumer {
-    Kafka::with_transport(config, transport)
-        .and_then(|k| k.consumer())
-        .expect("consumer")
-}
-
 #[test]
 fn healthy_messages_behind_a_failing_one_are_handled_during_its_backoff() {
     let (broker, transport) = memory();

@@ -9,18 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use consumer_support::*;
 use kafka_sync::domain::{HandlerError, KafkaMessage, MessageType, Origin, RetryRecord};
 use kafka_sync::transport::{Header, OutgoingRecord, ProduceOptions, Transport};
-use kafka_sync::{Acks, Compression, Config, Consumer, Kafka};
+use kafka_sync::{Acks, Compression, Consumer};
 
 const T: &str = "input";
 const RETRY: &str = "retry";
 const DLQ: &str = "dead-letter";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn consumer(config: Config, transport: Arc<dyn Transport>) -> Consumer {
-    Kafka::with_transport(config, transport)
-        .and_then(|k| k.consumer())
-        .expect("consumer")
-}
 
 /// Writes a retry entry of `group` for `message`, due at `due`, to `partition` of the retry
 /// topic, with the headers the consumer writes (or none, as the `kafka` crate transport).

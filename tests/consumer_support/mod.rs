@@ -121,3 +121,10 @@ pub fn all_committed(broker: &MemoryTransport, group: &str, topic: &str) -> bool
         .enumerate()
         .all(|(p, &hw)| broker.committed(group, topic, p as i32).unwrap_or(0) == hw)
 }
+
+/// A consumer of `config.group_id` over `transport`, through the front door.
+pub fn consumer(config: Config, transport: Arc<dyn Transport>) -> kafka_sync::Consumer {
+    kafka_sync::Kafka::with_transport(config, transport)
+        .and_then(|k| k.consumer())
+        .expect("consumer")
+}
