@@ -64,17 +64,27 @@ impl crate::transport::LagProbe for MemoryLagProbe {
         state
             .check_available()
             .map_err(|e| e.with_topic(&self.topic))?;
-        let group = state.group(&self.group, &self.topic);
-        let t = state.existing(&self.topic);
-        Ok(partitions
-            .iter()
-            .map(|&partition| PartitionLag {
-                partition,
-                high_watermark: t.and_then(|t| t.high_watermark(partition)).unwrap_or(0),
-                committed: group.and_then(|g| g.committed.get(&partition).copied()),
-            })
-            .collect())
+        Ok(partition_lags(&state, &self.group, &self.topic, partitions))
     }
+}
+
+/// High watermark and `group`'s commit of each of `partitions` of `topic`.
+fn partition_lags(
+    state: &State,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<PartitionLag> {
+    let group = state.group(group, topic);
+    let t = state.existing(topic);
+    partitions
+        .iter()
+        .map(|&partition| PartitionLag {
+            partition,
+            high_watermark: t.and_then(|t| t.high_watermark(partition)).unwrap_or(0),
+            committed: group.and_then(|g| g.committed.get(&partition).copied()),
+        })
+        .collect()
 }
 
 /// One member of a group on one topic.
@@ -364,17 +374,12 @@ impl Subscription for MemorySubscription {
         let state = self.broker.lock();
         let topic = &self.options.topic;
         state.check_available().map_err(|e| e.with_topic(topic))?;
-        let group = state.group(&self.options.group, topic);
-        let t = state.existing(topic);
-        Ok(self
-            .assignment
-            .iter()
-            .map(|&partition| PartitionLag {
-                partition,
-                high_watermark: t.and_then(|t| t.high_watermark(partition)).unwrap_or(0),
-                committed: group.and_then(|g| g.committed.get(&partition).copied()),
-            })
-            .collect())
+        Ok(partition_lags(
+            &state,
+            &self.options.group,
+            topic,
+            &self.assignment,
+        ))
     }
 
     /// Leaves the group (its partitions go to the other members). Always succeeds, even
