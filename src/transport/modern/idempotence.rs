@@ -121,9 +121,9 @@ impl Idempotence {
         partition: i32,
         records: &[&OutgoingRecord],
     ) -> Result<Sequence> {
-        let print = fingerprint(records);
+        // Only a partition with a batch of unknown outcome needs the (costly) fingerprint.
         match self.unresolved.get(&partition) {
-            Some(&(base, seen)) if seen == print && self.producer.is_some() => {
+            Some(&(base, seen)) if self.producer.is_some() && seen == fingerprint(records) => {
                 return Ok(self.sequence(base));
             }
             Some(_) => {
