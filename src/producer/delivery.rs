@@ -3,16 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use uuid::Uuid;
+
+use super::reply::{NoReply, Reply, ReplyFrom, ReplyTo};
 
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 use crate::transport::Header;
-
-/// Results on their way back to one caller, each with the index of its record in the
-/// caller's batch. A writer answers all of one caller's records of a batch in one message.
-pub(crate) type Reply = Vec<(usize, Result<Delivery>)>;
 
 /// A serialized message waiting in a writer's queue.
 pub(crate) struct QueuedRecord {
@@ -27,7 +25,7 @@ pub(crate) struct QueuedRecord {
     /// A caller is blocked on this record: ship without waiting for the batch to fill.
     pub caller_waiting: bool,
     /// Where the result goes.
-    pub reply_to: Sender<Reply>,
+    pub reply_to: ReplyTo,
     /// This record's index in its caller's batch.
     pub index: usize,
     /// Key, value and header bytes (what counts against `batch_bytes`).
@@ -47,7 +45,7 @@ impl QueuedRecord {
         message: &KafkaMessage,
         max_bytes: usize,
         caller_waiting: bool,
-        reply_to: Sender<Reply>,
+        reply_to: ReplyTo,
         index: usize,
         deadline: Instant,
     ) -> Result<Self> {
@@ -122,17 +120,17 @@ fn envelope_bytes(message: &KafkaMessage) -> Result<Vec<u8>> {
 }
 
 /// Gathers a batch's results so that consecutive records of one caller are answered with
-/// one channel message (one wake-up) instead of one each.
+/// one delivery (one wake-up) instead of one each.
 #[derive(Default)]
 pub(crate) struct Answers {
-    pending: Option<(Sender<Reply>, Reply)>,
+    pending: Option<(ReplyTo, Reply)>,
 }
 
 impl Answers {
     /// Adds `record`'s result.
     pub fn push(&mut self, record: &QueuedRecord, result: Result<Delivery>) {
         match &mut self.pending {
-            Some((to, reply)) if to.same_channel(&record.reply_to) => {
+            Some((to, reply)) if to.same_inbox(&record.reply_to) => {
                 reply.push((record.index, result));
             }
             _ => {
@@ -144,8 +142,8 @@ impl Answers {
 
     /// Sends what is gathered (callers may have stopped waiting; that is fine).
     pub fn send(&mut self) {
-        if let Some((to, reply)) = self.pending.take() {
-            let _ = to.send(reply);
+        if let Some((to, mut reply)) = self.pending.take() {
+            to.send(&mut reply);
         }
     }
 }
@@ -174,16 +172,16 @@ pub(crate) fn writer_gone(topic: &str) -> Error {
 }
 
 /// Waits for one reply within `bound`.
-pub(crate) fn wait_reply(rx: &Receiver<Reply>, topic: &str, bound: Duration) -> Result<Delivery> {
-    match rx.recv_timeout(bound) {
+pub(crate) fn wait_reply(rx: &ReplyFrom, topic: &str, bound: Duration) -> Result<Delivery> {
+    match rx.take(bound) {
         Ok(mut reply) => match reply.pop() {
             Some((_, result)) => result,
             None => Err(writer_gone(topic)),
         },
-        Err(RecvTimeoutError::Timeout) => {
+        Err(NoReply::Timeout) => {
             Err(Error::timeout("waiting for the broker's acknowledgement", bound).with_topic(topic))
         }
-        Err(RecvTimeoutError::Disconnected) => Err(writer_gone(topic)),
+        Err(NoReply::Gone) => Err(writer_gone(topic)),
     }
 }
 
@@ -193,7 +191,7 @@ pub(crate) fn wait_reply(rx: &Receiver<Reply>, topic: &str, bound: Duration) -> 
 #[derive(Debug)]
 #[must_use = "a DeliveryHandle tells whether the message was written; wait on it"]
 pub struct DeliveryHandle {
-    rx: Receiver<Reply>,
+    rx: ReplyFrom,
     message: KafkaMessage,
     topic: String,
     deadline: Instant,
@@ -201,7 +199,7 @@ pub struct DeliveryHandle {
 
 impl DeliveryHandle {
     pub(crate) fn new(
-        rx: Receiver<Reply>,
+        rx: ReplyFrom,
         message: KafkaMessage,
         topic: &str,
         deadline: Instant,
@@ -221,7 +219,7 @@ impl DeliveryHandle {
 
     /// Whether the result has arrived (a `wait` would not block).
     pub fn is_ready(&self) -> bool {
-        !self.rx.is_empty()
+        self.rx.is_ready()
     }
 
     /// Blocks until the broker acknowledged the message, or until the producer's
@@ -241,7 +239,7 @@ mod tests {
     use crate::domain::MessageType;
 
     fn queued(message: &KafkaMessage, max_bytes: usize) -> Result<QueuedRecord> {
-        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let (tx, _rx) = crate::producer::reply::inbox();
         QueuedRecord::encode(message, max_bytes, false, tx, 0, Instant::now())
     }
 

@@ -28,6 +28,7 @@ mod budget;
 mod delivery;
 mod health;
 mod metrics;
+mod reply;
 mod ship;
 mod wrapper;
 mod writer;
@@ -44,7 +45,8 @@ use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 use crate::transport::Transport;
 use budget::ByteBudget;
-use delivery::{wait_reply, writer_gone, QueuedRecord, Reply, WriterCommand, REPLY_MARGIN};
+use delivery::{wait_reply, writer_gone, QueuedRecord, WriterCommand, REPLY_MARGIN};
+use reply::{NoReply, ReplyTo};
 use writer::WriterHandle;
 
 pub use delivery::DeliveryHandle;
@@ -97,7 +99,7 @@ impl Producer {
     /// `delivery_timeout`.
     pub fn send(&self, topic: &str, message: &KafkaMessage) -> Result<Delivery> {
         let deadline = Instant::now() + self.config.producer.delivery_timeout;
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = reply::inbox();
         let record = self.encode(topic, message, true, tx, 0, deadline)?;
         log::debug!(
             "sending message {} (correlation {}) to {topic}",
@@ -117,7 +119,7 @@ impl Producer {
         messages: Vec<KafkaMessage>,
     ) -> Vec<Result<Delivery, SendError>> {
         let deadline = Instant::now() + self.config.producer.delivery_timeout;
-        let (tx, rx) = crossbeam_channel::unbounded::<Reply>();
+        let (tx, rx) = reply::inbox();
         let mut results: Vec<Option<Result<Delivery>>> = Vec::with_capacity(messages.len());
         let mut expected = 0;
         let last = messages.len().saturating_sub(1);
@@ -137,7 +139,7 @@ impl Producer {
         drop(tx);
         while expected > 0 {
             let bound = (deadline + REPLY_MARGIN).saturating_duration_since(Instant::now());
-            match rx.recv_timeout(bound) {
+            match rx.take(bound) {
                 Ok(reply) => {
                     for (i, result) in reply {
                         results[i] = Some(result);
@@ -145,7 +147,7 @@ impl Producer {
                     }
                 }
                 Err(e) => {
-                    let error = if e.is_timeout() {
+                    let error = if e == NoReply::Timeout {
                         Error::timeout("waiting for the batch's acknowledgements", bound)
                     } else {
                         writer_gone(topic)
@@ -311,7 +313,7 @@ impl Producer {
         message: KafkaMessage,
         never_block: bool,
     ) -> Result<DeliveryHandle, SendError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = reply::inbox();
         let deadline = Instant::now() + self.config.producer.delivery_timeout;
         let queued = self
             .encode(topic, &message, false, tx, 0, deadline)
@@ -333,7 +335,7 @@ impl Producer {
         topic: &str,
         message: &KafkaMessage,
         caller_waiting: bool,
-        reply_to: Sender<Reply>,
+        reply_to: ReplyTo,
         index: usize,
         deadline: Instant,
     ) -> Result<QueuedRecord> {
