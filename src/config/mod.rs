@@ -211,7 +211,10 @@ pub struct Config {
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerConfig {
-    /// Most messages in one produce request per topic. Default: 100.
+    /// Most messages in one produce request per topic. Default: 10,000, so that with
+    /// common message sizes `batch_bytes` is what ends a batch, as in the Java client
+    /// (whose batches are bounded by bytes only). Batches of 100 cost a round trip per
+    /// 100 messages and held `send_async` to half the Java producer's rate.
     pub batch_size: usize,
     /// Most bytes (keys, values and headers) in one produce request per topic; a message
     /// bigger than this goes alone. A batch the broker still refuses as too large is split
@@ -429,7 +432,7 @@ impl Default for Config {
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
-            batch_size: 100,
+            batch_size: 10_000,
             batch_bytes: 1_000_000,
             batch_timeout: Duration::from_millis(10),
             acks: Acks::All,
