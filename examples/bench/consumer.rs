@@ -139,18 +139,75 @@ pub fn noop_bare(topic: &str, n: usize) -> Measured {
     run_bare(topic, n, |_| {})
 }
 
+/// (j) measured: the healthy messages' rate while about 1% keep failing, and how long the
+/// failing ones took to leave the topic (parked on the retry topic or dead-lettered).
+pub struct Failing {
+    /// Healthy messages handled ÷ the time until the last of them was handled (joining the
+    /// group included, as in the failure-free run).
+    pub healthy: Measured,
+    /// `key=value` figures for the row's note.
+    pub note: String,
+}
+
 /// (j): as (e), but about 1% of the messages (by id) fail every attempt with a retriable
-/// error under the default retry settings; bounded by `bound`.
-pub fn failing(base: &Config, topic: &str, n: usize, bound: Duration) -> Measured {
+/// error under the default retry settings. The clock for the rate stops when every healthy
+/// message is handled (every message seen once, every one not failing handled); the run
+/// then goes on until every failing one was parked on the retry topic or dead-lettered, or
+/// `bound` passed.
+pub fn failing(base: &Config, topic: &str, n: usize, bound: Duration) -> Failing {
     let consumer = connect_consumer(&consumer_config(base, Duration::from_millis(100)));
-    consumer.register_handler("bench", |m: &KafkaMessage| {
+    let healthy = Count::default();
+    let failing_ids = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let (h, f) = (healthy.clone(), failing_ids.clone());
+    consumer.register_handler("bench", move |m: &KafkaMessage| {
         if m.id.as_u128().is_multiple_of(100) {
+            f.lock().unwrap_or_else(|e| e.into_inner()).insert(m.id);
             Err(HandlerError::retriable("bench: 1% fail every attempt"))
         } else {
+            h.add();
             Ok(())
         }
     });
-    run_ours(consumer, topic, n, bound, Duration::from_millis(5), done)
+    let seen_failing = || failing_ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+    let cpu = cpu_self();
+    let started = Instant::now();
+    let _handle = consumer.consume([topic.to_string()]).expect("consume");
+    let deadline = started + bound;
+    let n = n as u64;
+    while healthy.get() + seen_failing() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let healthy_took = started.elapsed();
+    let healthy_done = healthy.get();
+    let cpu = cpu_self() - cpu;
+    while done(&consumer) < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out_took = started.elapsed();
+    let (parked, dead): (u64, u64) = consumer.metrics().iter().fold((0, 0), |(p, d), m| {
+        (p + m.sent_to_retry, d + m.dead_lettered)
+    });
+    let failing = seen_failing();
+    if healthy_done + failing < n || parked + dead < failing {
+        eprintln!(
+            "bench: (j) on {topic} within {bound:?}: {healthy_done} healthy handled, {failing} \
+             failing seen of {n}; {parked} parked, {dead} dead-lettered"
+        );
+    }
+    consumer.close(Duration::from_secs(30)).expect("close");
+    Failing {
+        healthy: Measured {
+            rate: rate(healthy_done as usize, healthy_took),
+            latency: None,
+            cpu: Some(cpu),
+        },
+        note: format!(
+            "healthy={healthy_done} healthy_done_after={:.2}s failing={failing} \
+             failing_out_after={:.2}s (parked_on_retry_topic={parked} dead_lettered={dead})",
+            healthy_took.as_secs_f64(),
+            out_took.as_secs_f64()
+        ),
+    }
 }
 
 /// (g): the scraper shape: consume, handle, produce the result to the next topic

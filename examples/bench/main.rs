@@ -19,7 +19,7 @@
 //! | (g) | 10,000: consume, handle, `send` to the next topic | bare: poll, decode, send, commit |
 //! | (h) | 8 threads `send_async` to 8 topics, 400,000 in all | ours, one thread, one topic |
 //! | (i) | send → handler latency at a steady 1k and 10k msg/s | Java `EndToEndLatency`, 2,000 |
-//! | (j) | as (e), 10,000, 1% failing every attempt (default retries) | ours, failure-free |
+//! | (j) | as (e), 100,000, 1% failing every attempt (default retries): the healthy ones' rate | ours, failure-free |
 //! | cpu | this process's CPU for (d) + (e), per 1M messages | the Java tools' process CPU |
 //!
 //! On the `kafka` crate transport (d) and (e) use 100,000 messages and the bare crate.
@@ -339,18 +339,49 @@ fn main() {
         }
     }
 
-    // (j): one pass each (a failing run can take its whole bound), failure-free first.
+    // (j): the healthy messages' rate while 1% keep failing, against the failure-free rate
+    // of the same topic, passes alternated; the best of each side counts.
     if only("j") {
-        let n = scaled(20_000);
+        let n = scaled(100_000);
         let t = consumer::prefill(&m.producer, "failing", &msg, n);
-        let free = consumer::noop(&m.config, &t, n, Duration::from_millis(100));
-        let failing = consumer::failing(&m.config, &t, n, Duration::from_secs(60));
-        rows.push(row(
-            "j-consume-1pct-failing",
-            &format!("(j) consume {n}, 1% failing every attempt"),
-            "ours-failure-free",
-            (failing, free),
-        ));
+        let mut free = Measured::default();
+        let mut best: Option<consumer::Failing> = None;
+        for pass in 0..support::passes() {
+            let mut run_free = || {
+                let f = consumer::noop(&m.config, &t, n, Duration::from_millis(100));
+                eprintln!("bench: j pass {pass}: failure-free {:.0} msg/s", f.rate);
+                if f.rate > free.rate {
+                    free = f;
+                }
+            };
+            if pass % 2 == 0 {
+                run_free();
+            }
+            let f = consumer::failing(&m.config, &t, n, Duration::from_secs(60));
+            eprintln!(
+                "bench: j pass {pass}: healthy {:.0} msg/s, {}",
+                f.healthy.rate, f.note
+            );
+            if best
+                .as_ref()
+                .is_none_or(|b| f.healthy.rate > b.healthy.rate)
+            {
+                best = Some(f);
+            }
+            if pass % 2 == 1 {
+                run_free();
+            }
+        }
+        if let Some(failing) = best {
+            let mut r = row(
+                "j-consume-1pct-failing",
+                &format!("(j) consume {n}, 1% failing every attempt: healthy messages' rate"),
+                "ours-failure-free",
+                (failing.healthy, free),
+            );
+            r.note = failing.note;
+            rows.push(r);
+        }
     }
 
     // CPU per 1M messages produced and consumed.
