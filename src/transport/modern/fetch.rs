@@ -2,6 +2,13 @@
 //! before any answer is read (so the round waits `max_wait` once, not once per broker), and
 //! the answers turned into records, new positions, and what needs attention (offsets out
 //! of range, stale metadata, other errors).
+//!
+//! A round can be written now and read later ([`send_round`], then [`receive_round`]): the
+//! subscription writes the next round before it hands the records of this one over, so the
+//! broker prepares the next answer while the records are handled. Routing (metadata, which
+//! broker leads what) and the connections the requests travel on may then be two
+//! [`Cluster`]s: an answer still unread on a connection must not be met by another call's
+//! read.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +42,9 @@ pub(super) struct FetchLimits {
 pub(super) struct Round {
     /// Records, each partition's in offset order.
     pub records: Vec<ConsumedRecord>,
+    /// Per partition answered without error: the offset it was fetched at and the offset
+    /// after its last complete batch, if it had one.
+    pub advanced: Vec<(i32, i64, Option<i64>)>,
     /// Partitions whose position is no longer stored (reset per the start offset).
     pub out_of_range: Vec<i32>,
     /// Whether a leader moved or is unknown: reload metadata before the next round.
@@ -47,28 +57,84 @@ fn clamp_i32(n: u128) -> i32 {
     n.min(i32::MAX as u128) as i32
 }
 
-/// Fetches `positions` (partition → next offset) of `topic`, advancing each position past
-/// what was read.
-pub(super) fn fetch_round(
+/// Where a round goes: per leader's address, its partitions and their fetch offsets.
+#[derive(Debug, Default)]
+pub(super) struct Route {
+    targets: Vec<(String, Vec<(i32, i64)>)>,
+    /// A partition had no leader, or a leader no address: reload metadata.
+    stale: bool,
+    errors: Vec<Error>,
+}
+
+/// Groups `positions` (partition → next offset) of `topic` by leader, from `cluster`'s
+/// metadata.
+pub(super) fn route(
     cluster: &mut Cluster,
     topic: &str,
-    positions: &mut BTreeMap<i32, i64>,
-    limits: FetchLimits,
-) -> Result<Round> {
-    let mut round = Round::default();
-    let read_committed = limits.read_committed;
+    positions: &BTreeMap<i32, i64>,
+) -> Result<Route> {
     let meta = cluster.topic(topic, false)?;
+    let mut out = Route::default();
     let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-    for (&p, &offset) in positions.iter() {
+    for (&p, &offset) in positions {
         match meta.leader(p) {
             Some(node) => by_leader.entry(node).or_default().push((p, offset)),
-            None => round.stale = true,
+            None => out.stale = true,
         }
     }
-    let bound = limits.max_wait + cluster.settings().request_timeout;
-    let deadline = Instant::now() + bound;
-    let mut sent = Vec::new();
     for (node, parts) in by_leader {
+        match cluster.node_addr(node) {
+            Ok(addr) => out.targets.push((addr, parts)),
+            Err(e) => {
+                out.stale = true;
+                out.errors.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One request of a round: the broker's address, the correlation id and version to read
+/// its answer with, the partitions asked for at their offsets.
+type Sent = (String, (i32, i16), Vec<(i32, i64)>);
+
+/// A round written and not read yet.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    /// One request per broker.
+    sent: Vec<Sent>,
+    deadline: Instant,
+    read_committed: bool,
+    stale: bool,
+    errors: Vec<Error>,
+}
+
+impl InFlight {
+    /// The partitions asked for, with the offsets asked at.
+    pub fn offsets(&self) -> BTreeMap<i32, i64> {
+        self.sent
+            .iter()
+            .flat_map(|(_, _, parts)| parts.iter().copied())
+            .collect()
+    }
+}
+
+/// Writes the requests of `route` on `conns`' connections without waiting for answers.
+pub(super) fn send_round(
+    conns: &mut Cluster,
+    topic: &str,
+    route: Route,
+    limits: FetchLimits,
+) -> InFlight {
+    let bound = limits.max_wait + conns.settings().request_timeout;
+    let mut flight = InFlight {
+        sent: Vec::new(),
+        deadline: Instant::now() + bound,
+        read_committed: limits.read_committed,
+        stale: route.stale,
+        errors: route.errors,
+    };
+    for (addr, parts) in route.targets {
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(clamp_i32(limits.max_wait.as_millis()))
@@ -76,7 +142,7 @@ pub(super) fn fetch_round(
             .with_max_bytes(clamp_i32(
                 (limits.partition_max_bytes as u128).saturating_mul(parts.len() as u128),
             ))
-            .with_isolation_level(i8::from(read_committed))
+            .with_isolation_level(i8::from(limits.read_committed))
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()
@@ -95,24 +161,33 @@ pub(super) fn fetch_round(
                         .collect(),
                 )])
             .with_rack_id(StrBytes::new());
-        let addr = match cluster.node_addr(node) {
-            Ok(a) => a,
+        match conns.send(&addr, &request, flight.deadline) {
+            Ok(s) => flight.sent.push((addr, s, parts)),
             Err(e) => {
-                round.stale = true;
-                round.errors.push(e);
-                continue;
-            }
-        };
-        match cluster.send(&addr, &request, deadline) {
-            Ok(s) => sent.push((addr, s)),
-            Err(e) => {
-                round.stale = true;
-                round.errors.push(e);
+                flight.stale = true;
+                flight.errors.push(e);
             }
         }
     }
-    for (addr, s) in sent {
-        let answer = match cluster.receive::<FetchRequest>(&addr, s, deadline) {
+    flight
+}
+
+/// Reads the answers of `flight` from `conns` (by the round's own deadline, never the
+/// caller's: a read given up half-way would leave the connection unusable) and decodes them.
+pub(super) fn receive_round(conns: &mut Cluster, topic: &str, flight: InFlight) -> Round {
+    let mut round = Round {
+        stale: flight.stale,
+        errors: flight.errors,
+        ..Round::default()
+    };
+    let read_committed = flight.read_committed;
+    // A prefetch read long after it was written (its partitions stayed paused) still gets
+    // `request_timeout` for its answer.
+    let deadline = flight
+        .deadline
+        .max(Instant::now() + conns.settings().request_timeout);
+    for (addr, s, parts) in flight.sent {
+        let answer = match conns.receive::<FetchRequest>(&addr, s, deadline) {
             Ok(a) => a,
             Err(e) => {
                 round.stale = true;
@@ -134,7 +209,7 @@ pub(super) fn fetch_round(
         {
             for pd in &t.partitions {
                 let p = pd.partition_index;
-                let Some(position) = positions.get_mut(&p) else {
+                let Some(&(_, position)) = parts.iter().find(|&&(q, _)| q == p) else {
                     continue;
                 };
                 match pd.error_code {
@@ -159,6 +234,7 @@ pub(super) fn fetch_round(
                     }
                 }
                 let Some(data) = pd.records.as_ref() else {
+                    round.advanced.push((p, position, None));
                     continue;
                 };
                 let aborted: Option<Vec<(i64, i64)>> = read_committed.then(|| {
@@ -168,12 +244,29 @@ pub(super) fn fetch_round(
                         .map(|a| (a.producer_id.0, a.first_offset))
                         .collect()
                 });
-                let decoded = decode_committed(topic, p, data, *position, aborted.as_deref());
-                if let Some(next) = decoded.next_offset {
-                    *position = (*position).max(next);
-                }
+                let decoded = decode_committed(topic, p, data, position, aborted.as_deref());
+                round.advanced.push((p, position, decoded.next_offset));
                 round.records.extend(decoded.records);
             }
+        }
+    }
+    round
+}
+
+/// Fetches `positions` (partition → next offset) of `topic` and waits for the answers,
+/// advancing each position past what was read.
+pub(super) fn fetch_round(
+    cluster: &mut Cluster,
+    topic: &str,
+    positions: &mut BTreeMap<i32, i64>,
+    limits: FetchLimits,
+) -> Result<Round> {
+    let route = route(cluster, topic, positions)?;
+    let flight = send_round(cluster, topic, route, limits);
+    let round = receive_round(cluster, topic, flight);
+    for &(p, _, next) in &round.advanced {
+        if let (Some(position), Some(next)) = (positions.get_mut(&p), next) {
+            *position = (*position).max(next);
         }
     }
     Ok(round)

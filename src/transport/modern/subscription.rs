@@ -3,6 +3,15 @@
 //! at the poll after the heartbeat thread reported a rebalance, starts newly assigned
 //! partitions at the group's commit (else per the start offset), drops the positions of lost
 //! ones, and leaves the group on close or drop.
+//!
+//! Prefetch: when a poll hands records over, it first writes the next fetch (the broker
+//! answers at once with what it has: `max_wait` 0) for the partitions not paused and holding
+//! nothing unreturned, so the broker prepares the next answer while these records are
+//! handled; the next poll reads it. Fetches travel on connections of their own (a second
+//! [`Cluster`], as the Java client gives its coordinator its own connection), so a commit,
+//! an offset lookup or a group call between polls never meets the fetch's answer. Records
+//! of a partition paused meanwhile wait in the subscription until it is resumed; an answer
+//! for a partition whose position moved meanwhile (a rejoin, a reset) is dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
 use super::errors::code;
-use super::fetch::{fetch_round, FetchLimits};
+use super::fetch::{receive_round, route, send_round, FetchLimits, InFlight, Round};
 use super::group::Membership;
 use super::offsets::{self, Committer, EARLIEST, LATEST};
 use super::Settings;
@@ -25,6 +34,13 @@ const IDLE_SLICE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(super) struct ModernSubscription {
     cluster: Cluster,
+    /// Connections for fetches only (routing comes from `cluster`'s metadata).
+    fetcher: Cluster,
+    /// A fetch written and not read yet (the prefetch, or a round whose poll ended).
+    in_flight: Option<InFlight>,
+    /// Fetched records not returned yet, per partition (paused when their answer came);
+    /// the partition's position is past them.
+    buffered: BTreeMap<i32, Vec<ConsumedRecord>>,
     member: Membership,
     topic: String,
     group: String,
@@ -101,6 +117,9 @@ impl ModernSubscription {
                 &options.client_id,
             ),
             cluster,
+            fetcher: Cluster::new(settings.clone(), &options.client_id),
+            in_flight: None,
+            buffered: BTreeMap::new(),
             settings,
             options: options.clone(),
             topic: options.topic,
@@ -147,7 +166,9 @@ impl ModernSubscription {
             }
             self.restarted.extend(restarted);
             self.positions.clear();
+            self.buffered.clear();
         }
+        self.buffered.retain(|p, _| assigned.partitions.contains(p));
         self.paused.retain(|p| assigned.partitions.contains(p));
         self.positions
             .retain(|p, _| assigned.partitions.contains(p));
@@ -217,9 +238,105 @@ impl ModernSubscription {
                 self.positions.get(&p),
                 self.start_offset
             );
+            self.buffered.remove(&p);
             self.positions.insert(p, offset);
         }
         Ok(())
+    }
+
+    /// Takes the buffered records of partitions not paused, each partition's in order.
+    fn take_buffered(&mut self) -> Vec<ConsumedRecord> {
+        let ready: Vec<i32> = self
+            .buffered
+            .keys()
+            .copied()
+            .filter(|p| !self.paused.contains(p))
+            .collect();
+        let mut out = Vec::new();
+        for p in ready {
+            if let Some(mut records) = self.buffered.remove(&p) {
+                if out.is_empty() {
+                    out = records;
+                } else {
+                    out.append(&mut records);
+                }
+            }
+        }
+        out
+    }
+
+    /// The partitions a round asks for now, at their positions: not paused, holding no
+    /// unreturned records.
+    fn to_fetch(&self) -> BTreeMap<i32, i64> {
+        self.positions
+            .iter()
+            .filter(|(p, _)| !self.paused.contains(p) && !self.buffered.contains_key(p))
+            .map(|(p, o)| (*p, *o))
+            .collect()
+    }
+
+    /// Writes a round for [`to_fetch`](Self::to_fetch) on the fetch connections.
+    fn send(&mut self, limits: FetchLimits) -> Result<Option<InFlight>> {
+        let wanted = self.to_fetch();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let route = route(&mut self.cluster, &self.topic, &wanted)?;
+        Ok(Some(send_round(
+            &mut self.fetcher,
+            &self.topic,
+            route,
+            limits,
+        )))
+    }
+
+    /// Writes the next round before records are handed over (see the module notes); an
+    /// error is left for the next poll to meet.
+    fn prefetch(&mut self) {
+        if self.in_flight.is_some() || self.member.needs_join() {
+            return;
+        }
+        let limits = FetchLimits {
+            max_wait: Duration::ZERO,
+            ..self.limits
+        };
+        match self.send(limits) {
+            Ok(flight) => self.in_flight = flight,
+            Err(e) => log::debug!("modern: prefetch of {} not sent: {e}", self.topic),
+        }
+    }
+
+    /// Reads `flight`'s answers; keeps the records of partitions still at the position
+    /// they were asked at (others moved meanwhile: dropped) and advances those positions.
+    fn receive(&mut self, flight: Option<InFlight>) -> Option<Round> {
+        let flight = flight?;
+        let asked = flight.offsets();
+        let mut round = receive_round(&mut self.fetcher, &self.topic, flight);
+        if round.stale {
+            // A fetch connection failed or a leader moved: routing is asked again.
+            self.cluster.forget(&self.topic);
+        }
+        let current = |positions: &BTreeMap<i32, i64>, p: i32| {
+            asked
+                .get(&p)
+                .is_some_and(|at| positions.get(&p) == Some(at))
+        };
+        round.out_of_range.retain(|&p| current(&self.positions, p));
+        let mut kept: BTreeMap<i32, i64> = BTreeMap::new();
+        for &(p, at, next) in &round.advanced {
+            if current(&self.positions, p) {
+                kept.insert(p, next.map_or(at, |n| n.max(at)));
+            }
+        }
+        for r in std::mem::take(&mut round.records) {
+            if kept.contains_key(&r.partition) {
+                self.buffered.entry(r.partition).or_default().push(r);
+            }
+        }
+        for (p, next) in kept {
+            self.positions.insert(p, next);
+        }
+        Some(round)
     }
 
     fn idle(&self, deadline: Instant) {
@@ -246,38 +363,45 @@ impl Subscription for ModernSubscription {
             return Ok(Vec::new());
         }
         loop {
-            let round_started = Instant::now();
-            let limits = FetchLimits {
-                max_wait: deadline
-                    .saturating_duration_since(round_started)
-                    .min(self.limits.max_wait),
-                ..self.limits
-            };
-            let round = if self.paused.is_empty() {
-                fetch_round(&mut self.cluster, &self.topic, &mut self.positions, limits)?
-            } else {
-                let mut active: BTreeMap<i32, i64> = self
-                    .positions
-                    .iter()
-                    .filter(|(p, _)| !self.paused.contains(p))
-                    .map(|(p, o)| (*p, *o))
-                    .collect();
-                let round = fetch_round(&mut self.cluster, &self.topic, &mut active, limits)?;
-                self.positions.extend(active);
-                round
-            };
-            if round.stale {
-                self.cluster.forget(&self.topic);
+            let ready = self.take_buffered();
+            if !ready.is_empty() {
+                self.prefetch();
+                return Ok(ready);
             }
+            let round_started = Instant::now();
+            let (round, prefetched) = match self.in_flight.take() {
+                Some(flight) => (self.receive(Some(flight)), true),
+                None => {
+                    let limits = FetchLimits {
+                        max_wait: deadline
+                            .saturating_duration_since(round_started)
+                            .min(self.limits.max_wait),
+                        ..self.limits
+                    };
+                    let flight = self.send(limits)?;
+                    (self.receive(flight), false)
+                }
+            };
+            let Some(round) = round else {
+                return Ok(Vec::new()); // nothing to ask for (every position was reset away)
+            };
             if !round.out_of_range.is_empty() {
                 self.reset(&round.out_of_range)?;
             }
             let mut errors = round.errors.into_iter();
-            if !round.records.is_empty() {
+            if self.buffered.keys().any(|p| !self.paused.contains(p)) {
                 if let Some(e) = errors.next() {
                     log::warn!("modern: {e} (records of other partitions returned)");
                 }
-                return Ok(round.records);
+                continue;
+            }
+            if prefetched {
+                // The prefetch found nothing new, or failed (a connection the broker closed
+                // while a partition stayed paused): a round that may wait asks again.
+                if let Some(e) = errors.next() {
+                    log::debug!("modern: prefetch of {}: {e}; fetching again", self.topic);
+                }
+                continue;
             }
             if let Some(e) = errors.next() {
                 return Err(e.with_topic(self.topic.clone()));
@@ -411,6 +535,9 @@ impl Subscription for ModernSubscription {
         self.closed = true;
         self.assignment.clear();
         self.positions.clear();
+        self.buffered.clear();
+        self.in_flight = None;
+        self.fetcher.reset();
         let left = self.member.leave(&mut self.cluster);
         self.cluster.reset();
         left
