@@ -49,13 +49,20 @@ impl HandlerRunner {
         HandlerRunner { stats, timeout }
     }
 
-    /// Runs one attempt of `invoker` on `message`.
-    pub(crate) fn run(&mut self, invoker: &Invoker, message: &Arc<KafkaMessage>) -> Outcome {
+    /// Runs one attempt of `invoker` on `message`, recording its duration; the outcome and
+    /// when the call started (two clock reads per call in all).
+    pub(crate) fn run(
+        &mut self,
+        invoker: &Invoker,
+        message: &Arc<KafkaMessage>,
+    ) -> (Outcome, Instant) {
         let started = Instant::now();
         self.stats.busy_with(message.id, started);
         let outcome = call(invoker, message);
         self.stats.idle();
-        self.late(outcome, started.elapsed())
+        let took = started.elapsed();
+        self.stats.record_latency(took);
+        (self.late(outcome, took), started)
     }
 
     /// Runs one batch attempt on `messages`: one outcome per message, in order. A panic is
@@ -152,16 +159,16 @@ mod tests {
     fn outcomes_are_reported_and_panics_caught() {
         let mut r = runner(Some(Duration::from_secs(5)));
         assert_eq!(
-            r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()),
+            r.run(&plain(|_: &KafkaMessage| Ok(())), &msg()).0,
             Outcome::Handled
         );
         let fail = plain(|_: &KafkaMessage| Err(HandlerError::retriable("busy")));
         assert_eq!(
-            r.run(&fail, &msg()),
+            r.run(&fail, &msg()).0,
             Outcome::Failed(HandlerError::retriable("busy"))
         );
         let boom = plain(|_: &KafkaMessage| -> crate::domain::HandlerResult { panic!("boom") });
-        assert_eq!(r.run(&boom, &msg()), Outcome::Panicked("boom".into()));
+        assert_eq!(r.run(&boom, &msg()).0, Outcome::Panicked("boom".into()));
     }
 
     #[test]
@@ -187,12 +194,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(40));
             Ok(())
         });
-        assert_eq!(r.run(&slow_ok, &msg()), Outcome::Handled);
+        assert_eq!(r.run(&slow_ok, &msg()).0, Outcome::Handled);
         let slow_fail = plain(|_: &KafkaMessage| {
             std::thread::sleep(Duration::from_millis(40));
             Err(HandlerError::retriable("db down"))
         });
-        assert!(matches!(r.run(&slow_fail, &msg()), Outcome::TimedOut(_, why) if why == "db down"));
+        assert!(
+            matches!(r.run(&slow_fail, &msg()).0, Outcome::TimedOut(_, why) if why == "db down")
+        );
         assert!(r.stats.busy().is_none(), "idle again after the call");
     }
 }

@@ -113,6 +113,8 @@ pub(crate) struct TopicStats {
     evicted: AtomicBool,
     /// Why the watchdog says the thread is stuck (cleared when the call returns).
     stuck: Mutex<Option<String>>,
+    /// Whether `stuck` may hold something (so a call's end looks at it without a lock).
+    stuck_set: AtomicBool,
     /// How the watchdog takes this thread's member out of its group.
     exit: Mutex<Option<Arc<dyn GroupExit>>>,
     /// How the watchdog measures lag while the thread is in a long handler call.
@@ -158,6 +160,7 @@ impl TopicStats {
             busy_id: [AtomicU64::new(0), AtomicU64::new(0)],
             evicted: AtomicBool::new(false),
             stuck: Mutex::new(None),
+            stuck_set: AtomicBool::new(false),
             exit: Mutex::new(None),
             probe: Mutex::new(None),
             lag_at: Mutex::new(None),
@@ -213,9 +216,8 @@ impl TopicStats {
     /// The running call is over.
     pub(crate) fn idle(&self) {
         self.busy_since.store(0, Ordering::Release);
-        let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
-        if stuck.is_some() {
-            *stuck = None;
+        if self.stuck_set.swap(false, Ordering::AcqRel) {
+            *self.stuck.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 
@@ -236,6 +238,7 @@ impl TopicStats {
     /// Marks the thread stuck with `why` (by the watchdog).
     pub(crate) fn set_stuck(&self, why: String) {
         *self.stuck.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.stuck_set.store(true, Ordering::Release);
     }
 
     /// Why the thread is stuck, if it is.

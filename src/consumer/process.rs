@@ -66,7 +66,8 @@ pub(crate) struct Ready {
     failures: Failures,
     entry: Entry,
     schedule: RetrySchedule,
-    started: Instant,
+    /// When its first attempt started (the retry schedule's clock).
+    started: Option<Instant>,
 }
 
 impl Ready {
@@ -382,7 +383,7 @@ impl MessageFlow {
                 failures,
                 entry,
                 schedule: self.shared.config.consumer.retry.schedule(),
-                started: Instant::now(),
+                started: None,
             })),
             Err(_) if self.shared.config.consumer.unknown_type == UnknownTypePolicy::Skip => {
                 self.stats.add(Counter::SkippedUnknownType, 1);
@@ -426,9 +427,8 @@ impl MessageFlow {
         let outcome = match first {
             Some(outcome) => outcome,
             None => {
-                let call_started = Instant::now();
-                let outcome = self.runner.run(&ready.entry.single, &message);
-                self.stats.record_latency(call_started.elapsed());
+                let (outcome, call_started) = self.runner.run(&ready.entry.single, &message);
+                ready.started.get_or_insert(call_started);
                 outcome
             }
         };
@@ -482,7 +482,7 @@ impl MessageFlow {
             let failures = failures.clone();
             return self.dead_letter(letter(DeadLetterKind::Exhausted, error), &failures);
         }
-        let elapsed = ready.started.elapsed();
+        let elapsed = ready.started.get_or_insert_with(Instant::now).elapsed();
         match ready.schedule.next_delay(elapsed) {
             Some(delay) => {
                 self.stats.add(Counter::RetriedInPlace, 1);

@@ -212,15 +212,21 @@ impl TopicLoop {
             }
             let rebalancing = self.sub.as_ref().is_some_and(|s| s.rebalance_pending());
             let interval = self.shared.config.consumer.commit_interval;
-            if idle || rebalancing || self.last_commit.elapsed() >= interval {
+            // One clock read per turn of the loop.
+            let mut now = Instant::now();
+            if idle || rebalancing || now.saturating_duration_since(self.last_commit) >= interval {
                 self.flush_and_commit();
+                now = Instant::now();
             } else if self.outbox.len() >= super::outbox::FLUSH_AT {
                 self.flush();
+                now = Instant::now();
             }
-            self.measure_lag(if idle { LAG_EVERY / 2 } else { LAG_EVERY });
+            if self.lag_due(now, if idle { LAG_EVERY / 2 } else { LAG_EVERY }) {
+                self.measure_lag(Duration::ZERO);
+                now = Instant::now();
+            }
             self.publish_gauges();
             if !rebalancing {
-                let now = Instant::now();
                 if let Some(w) = self.waiting.take_due(now) {
                     self.retry_waiting(w);
                     idle = false;
@@ -413,6 +419,12 @@ impl TopicLoop {
                 self.stats.set_error(format!("commit: {e}"));
             }
         }
+    }
+
+    /// Whether a lag measurement is due at `now` (one every `every`).
+    fn lag_due(&self, now: Instant, every: Duration) -> bool {
+        self.last_lag
+            .is_none_or(|at| now.saturating_duration_since(at) >= every)
     }
 
     fn measure_lag(&mut self, every: Duration) {
