@@ -65,7 +65,8 @@ pub(crate) struct Ready {
     origin: Origin,
     failures: Failures,
     entry: Entry,
-    schedule: RetrySchedule,
+    /// Its in-place retries, from its first failure on (most messages never fail).
+    schedule: Option<RetrySchedule>,
     /// When its first attempt started (the retry schedule's clock).
     started: Option<Instant>,
 }
@@ -382,7 +383,7 @@ impl MessageFlow {
                 origin,
                 failures,
                 entry,
-                schedule: self.shared.config.consumer.retry.schedule(),
+                schedule: None,
                 started: None,
             })),
             Err(_) if self.shared.config.consumer.unknown_type == UnknownTypePolicy::Skip => {
@@ -417,12 +418,11 @@ impl MessageFlow {
         first: Option<Outcome>,
     ) -> Step {
         let message = ready.message.clone();
-        let origin = ready.origin.clone();
+        let attempt = ready.failures.attempts.saturating_add(1);
         let tag = Tag {
             message: &message,
-            origin: &origin,
+            origin: &ready.origin,
         };
-        let attempt = ready.failures.attempts.saturating_add(1);
         log::debug!("{tag} attempt {attempt}: handling");
         let outcome = match first {
             Some(outcome) => outcome,
@@ -431,6 +431,24 @@ impl MessageFlow {
                 ready.started.get_or_insert(call_started);
                 outcome
             }
+        };
+        if outcome == Outcome::Handled {
+            // The common case, before anything a failure needs is copied.
+            let tag = Tag {
+                message: &message,
+                origin: &ready.origin,
+            };
+            if let Err(e) = self.store.mark_processed(message.id) {
+                log::warn!("{tag}: idempotency store failed to record it: {e}");
+            }
+            self.stats.add(Counter::Handled, 1);
+            log::debug!("{tag} attempt {attempt}: handled");
+            return Step::Ended(Ending::Handled);
+        }
+        let origin = ready.origin.clone();
+        let tag = Tag {
+            message: &message,
+            origin: &origin,
         };
         let letter = |kind, error| Letter {
             subject: Subject::Envelope(&message),
@@ -441,14 +459,7 @@ impl MessageFlow {
         };
         let failures = &mut ready.failures;
         let (cause, error) = match outcome {
-            Outcome::Handled => {
-                if let Err(e) = self.store.mark_processed(message.id) {
-                    log::warn!("{tag}: idempotency store failed to record it: {e}");
-                }
-                self.stats.add(Counter::Handled, 1);
-                log::debug!("{tag} attempt {attempt}: handled");
-                return Step::Ended(Ending::Handled);
-            }
+            Outcome::Handled => return Step::Ended(Ending::Handled), // returned above
             Outcome::Decode(e) => {
                 failures.attempted();
                 self.stats.add(Counter::DecodeErrors, 1);
@@ -483,7 +494,9 @@ impl MessageFlow {
             return self.dead_letter(letter(DeadLetterKind::Exhausted, error), &failures);
         }
         let elapsed = ready.started.get_or_insert_with(Instant::now).elapsed();
-        match ready.schedule.next_delay(elapsed) {
+        let retry = &self.shared.config.consumer.retry;
+        let schedule = ready.schedule.get_or_insert_with(|| retry.schedule());
+        match schedule.next_delay(elapsed) {
             Some(delay) => {
                 self.stats.add(Counter::RetriedInPlace, 1);
                 Step::Again(ready, Instant::now() + delay)
