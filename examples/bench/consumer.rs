@@ -13,6 +13,9 @@ use kafka_sync::{Config, Consumer, Producer};
 
 use crate::support::{brokers, connect_consumer, cpu_self, fresh, group, rate, topic, Measured};
 
+/// The bare consumer's fetch size per partition: more than one of our producer's batches.
+const BARE_FETCH_BYTES: i32 = 2 * 1024 * 1024;
+
 /// The longest one consume run may take.
 const CONSUME_BOUND: Duration = Duration::from_secs(600);
 
@@ -97,6 +100,9 @@ fn run_bare(topic: &str, n: usize, mut handle: impl FnMut(KafkaMessage)) -> Meas
         .with_group(group())
         .with_fallback_offset(FetchOffset::Earliest)
         .with_offset_storage(Some(GroupOffsetStorage::Kafka))
+        // Our producer's batches reach `batch_bytes` (1 MB); the crate's default limit
+        // (32 KB) cannot take one.
+        .with_fetch_max_bytes_per_partition(BARE_FETCH_BYTES)
         .create()
         .expect("bare consumer connects");
     let mut seen = 0;
