@@ -132,7 +132,7 @@ fn encode_with_codec<'a>(
                 .iter()
                 .map(|h| {
                     (
-                        StrBytes::from_string(h.key.clone()),
+                        StrBytes::from_string(h.key.to_string()),
                         Some(Bytes::copy_from_slice(&h.value)),
                     )
                 })
@@ -350,7 +350,7 @@ fn decode_with_codec(
                 .headers
                 .into_iter()
                 .map(|(k, v)| Header {
-                    key: k.to_string(),
+                    key: Header::name_from_wire(&k),
                     value: v.map(|v| v.to_vec()).unwrap_or_default(),
                 })
                 .collect(),

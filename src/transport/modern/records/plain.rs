@@ -82,9 +82,7 @@ impl<'a> WireHeaders<'a> {
 
     fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
         let (distinct, merged) = match self {
-            WireHeaders::Distinct(h) => {
-                (Some(h.iter().map(|h| (h.key.as_str(), &h.value[..]))), None)
-            }
+            WireHeaders::Distinct(h) => (Some(h.iter().map(|h| (&*h.key, &h.value[..]))), None),
             WireHeaders::Merged(v) => (None, Some(v.iter().copied())),
         };
         distinct
@@ -273,7 +271,7 @@ pub(super) fn decode(
             match headers.iter_mut().find(|h| h.key == k) {
                 Some(h) => h.value = v.to_vec(),
                 None => headers.push(Header {
-                    key: k.to_string(),
+                    key: Header::name_from_wire(k),
                     value: v.to_vec(),
                 }),
             }
