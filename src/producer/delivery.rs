@@ -120,30 +120,29 @@ fn envelope_bytes(message: &KafkaMessage) -> Result<Vec<u8>> {
 }
 
 /// Gathers a batch's results so that consecutive records of one caller are answered with
-/// one delivery (one wake-up) instead of one each. Nothing reaches a caller until
-/// [`send`](Self::send) (or the drop), so a writer can answer a batch while the broker
-/// works on the next one.
+/// one delivery (one wake-up) instead of one each.
 #[derive(Default)]
 pub(crate) struct Answers {
-    groups: Vec<(ReplyTo, Reply)>,
+    pending: Option<(ReplyTo, Reply)>,
 }
 
 impl Answers {
     /// Adds `record`'s result.
     pub fn push(&mut self, record: &QueuedRecord, result: Result<Delivery>) {
-        match self.groups.last_mut() {
+        match &mut self.pending {
             Some((to, reply)) if to.same_inbox(&record.reply_to) => {
                 reply.push((record.index, result));
             }
-            _ => self
-                .groups
-                .push((record.reply_to.clone(), vec![(record.index, result)])),
+            _ => {
+                self.send();
+                self.pending = Some((record.reply_to.clone(), vec![(record.index, result)]));
+            }
         }
     }
 
-    /// Delivers everything gathered (callers may have stopped waiting; that is fine).
+    /// Sends what is gathered (callers may have stopped waiting; that is fine).
     pub fn send(&mut self) {
-        for (to, mut reply) in self.groups.drain(..) {
+        if let Some((to, mut reply)) = self.pending.take() {
             to.send(&mut reply);
         }
     }

@@ -49,42 +49,15 @@ fn placeholder() -> OutgoingRecord {
     }
 }
 
-/// A batch the broker has answered: its callers' results, not yet delivered, the flushes
-/// waiting on it, and the records' memory. The writer delivers it while the broker works on
-/// the next batch (or at once when a caller is blocked on it or nothing else is queued).
-pub(super) struct Shipped {
-    answers: Answers,
-    flushes: Vec<Sender<()>>,
-    spent: Vec<Pending>,
-    /// A caller is blocked on one of these records, or a flush on the batch: deliver
-    /// without waiting for the next request.
-    pub(super) urgent: bool,
-}
-
-impl Shipped {
-    /// Answers every caller, then releases the flushes, then frees the records.
-    pub(super) fn deliver(mut self) {
-        self.answers.send();
-        for done in self.flushes.drain(..) {
-            let _ = done.send(());
-        }
-        drop(self.spent);
-    }
-}
-
 impl Writer {
-    /// Produces the batch and returns its results for delivery. `while_waiting` is called
-    /// once the request is on its way (or before this returns, if it never was).
-    pub(super) fn ship(&mut self, batch: Batch, while_waiting: &mut dyn FnMut()) -> Shipped {
+    /// Produces the batch, answers every caller, and returns the flushes waiting on it.
+    pub(super) fn ship(&mut self, batch: Batch) -> Vec<Sender<()>> {
         let Batch {
             tickets,
             records,
             flushes,
-            caller_waiting,
             ..
         } = batch;
-        let mut answers = Answers::default();
-        let mut spent = Vec::with_capacity(tickets.len());
         let mut pending: VecDeque<Pending> = tickets
             .into_iter()
             .zip(records)
@@ -100,6 +73,7 @@ impl Writer {
         // Most messages per attempt: halved each time the broker says "too large".
         let mut chunk = usize::MAX;
         while !pending.is_empty() {
+            let mut answers = Answers::default();
             self.expire(&mut pending, &mut answers);
             if pending.is_empty() {
                 break;
@@ -123,7 +97,7 @@ impl Writer {
                     std::mem::replace(&mut p.record, placeholder())
                 })
                 .collect();
-            let results = self.attempt(&mut records, timeout, while_waiting);
+            let results = self.attempt(&mut records, timeout);
             let mut again = Vec::new();
             let (mut split, mut retriable) = (false, false);
             let mut delivered = (0u64, 0u64);
@@ -134,7 +108,6 @@ impl Writer {
                         delivered.0 += 1;
                         delivered.1 += p.record.value.len() as u64;
                         answers.push(&p.ticket, Ok(delivery));
-                        spent.push(p);
                     }
                     Err(e) if e.kind() == ErrorKind::MessageTooLarge && n > 1 => {
                         split = true;
@@ -157,6 +130,7 @@ impl Writer {
                 self.metrics.batch_sent();
                 self.metrics.delivered(delivered.0, delivered.1);
             }
+            answers.send();
             let retrying = again.len();
             for p in again.into_iter().rev() {
                 pending.push_front(p);
@@ -174,8 +148,6 @@ impl Writer {
                 continue;
             }
             debug_assert!(retriable);
-            // Whoever is done hears so before the wait for the retry.
-            answers.send();
             match schedule.next_delay(started.elapsed()) {
                 Some(delay) => {
                     self.metrics.retried(retrying as u64);
@@ -202,6 +174,7 @@ impl Writer {
                 None => {
                     // producer.retry gave up (max_attempts or max_elapsed set below the
                     // delivery timeout): the retried messages fail with their last error.
+                    let mut answers = Answers::default();
                     for p in pending.drain(..retrying).collect::<Vec<_>>() {
                         let e = p
                             .last_error
@@ -213,12 +186,7 @@ impl Writer {
                 }
             }
         }
-        Shipped {
-            answers,
-            urgent: caller_waiting || !flushes.is_empty(),
-            flushes,
-            spent,
-        }
+        flushes
     }
 
     /// Fails every message whose `delivery_timeout` has (all but) run out; they are not sent.
@@ -298,7 +266,6 @@ impl Writer {
         &mut self,
         records: &mut [OutgoingRecord],
         timeout: Duration,
-        while_waiting: &mut dyn FnMut(),
     ) -> Vec<Result<Delivery>> {
         let count = records.len();
         let every = |e: Error| (0..count).map(|_| Err(e.detached())).collect();
@@ -329,7 +296,7 @@ impl Writer {
             Ok(s) => s,
             Err(e) => return every(e),
         };
-        let results = session.produce_while(&topic, records, &options, while_waiting);
+        let results = session.produce(&topic, records, &options);
         if results
             .iter()
             .any(|r| r.as_ref().is_err_and(Error::is_retriable))

@@ -23,7 +23,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use super::budget::ByteBudget;
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
-use super::ship::Shipped;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{OutgoingRecord, ProducerSession, Transport};
@@ -160,7 +159,7 @@ pub(super) struct Batch {
     pub(super) tickets: Vec<QueuedRecord>,
     pub(super) records: Vec<OutgoingRecord>,
     pub(super) flushes: Vec<Sender<()>>,
-    pub(super) caller_waiting: bool,
+    caller_waiting: bool,
     bytes: usize,
 }
 
@@ -211,46 +210,22 @@ impl Writer {
     /// Runs until every sender is gone and the queue is drained.
     fn run(mut self) {
         log::debug!("writer for topic {} started", self.topic);
-        // The last batch's results, delivered while the broker works on the next request
-        // (answering and freeing a batch is a third of a writer's work under load).
-        let mut settled: Option<Shipped> = None;
         loop {
+            // A lone synchronous caller sends again right after its answer: looking for a
+            // moment before parking spares both threads a wake-up per message.
             let first = match self.carry.take() {
                 Some(command) => command,
-                None => {
-                    if self.queue.is_empty() {
-                        // Nothing to ship next: answer the last batch now.
-                        if let Some(s) = settled.take() {
-                            s.deliver();
-                        }
-                    }
-                    // A lone synchronous caller sends again right after its answer: looking
-                    // for a moment before parking spares both threads a wake-up per message.
-                    match recv_soon(&self.queue, IDLE_WAKE) {
-                        Ok(command) => self.taken(command),
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
+                None => match recv_soon(&self.queue, IDLE_WAKE) {
+                    Ok(command) => self.taken(command),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
             };
-            let batch = self.gather(first, &mut settled);
-            let mut last = settled.take();
-            let shipped = self.ship(batch, &mut || {
-                if let Some(s) = last.take() {
-                    s.deliver();
-                }
-            });
-            if let Some(s) = last.take() {
-                s.deliver();
+            let batch = self.gather(first);
+            let flushes = self.ship(batch);
+            for done in flushes {
+                let _ = done.send(());
             }
-            if shipped.urgent {
-                shipped.deliver();
-            } else {
-                settled = Some(shipped);
-            }
-        }
-        if let Some(s) = settled.take() {
-            s.deliver();
         }
         log::debug!(
             "writer for topic {} stopped: queue closed and drained",
@@ -260,9 +235,8 @@ impl Writer {
 
     /// Collects a batch starting with `first`: ships when full (`batch_size` records or
     /// `batch_bytes`), when a caller waits and the queue is empty, or when the linger
-    /// (`batch_timeout`) ends. The last batch's results (`settled`) are delivered as soon as
-    /// the queue runs dry, before any lingering.
-    fn gather(&mut self, first: WriterCommand, settled: &mut Option<Shipped>) -> Batch {
+    /// (`batch_timeout`) ends.
+    fn gather(&mut self, first: WriterCommand) -> Batch {
         let size = self.config.producer.batch_size;
         let max_bytes = self.config.producer.batch_bytes;
         let deadline = Instant::now() + self.config.producer.batch_timeout;
@@ -280,12 +254,7 @@ impl Writer {
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) if batch.urgent() => break,
-                Err(TryRecvError::Empty) => {
-                    if let Some(s) = settled.take() {
-                        s.deliver();
-                        continue;
-                    }
-                }
+                Err(TryRecvError::Empty) => {}
             }
             let now = Instant::now();
             if now >= deadline {

@@ -224,22 +224,6 @@ pub trait ProducerSession: Send {
         options: &ProduceOptions,
     ) -> Vec<Result<Delivery>>;
 
-    /// [`produce`](Self::produce), calling `while_waiting` once while the broker works on
-    /// the request: a transport that writes the request and then waits for the answer calls
-    /// it in between, so the caller's own work (answering the previous batch's senders)
-    /// overlaps the broker's. By default it is called after `produce`.
-    fn produce_while(
-        &mut self,
-        topic: &str,
-        records: &[OutgoingRecord],
-        options: &ProduceOptions,
-        while_waiting: &mut dyn FnMut(),
-    ) -> Vec<Result<Delivery>> {
-        let results = self.produce(topic, records, options);
-        while_waiting();
-        results
-    }
-
     /// Forgets cached metadata, so the next call asks the broker again (after not-leader or
     /// connection errors).
     fn refresh_metadata(&mut self) {}

@@ -80,7 +80,6 @@ impl ModernProducerSession {
         topic: &str,
         records: &[OutgoingRecord],
         options: &ProduceOptions,
-        while_waiting: &mut dyn FnMut(),
     ) -> Result<Vec<Result<Delivery>>> {
         options
             .compression
@@ -89,11 +88,11 @@ impl ModernProducerSession {
         // request for fewer acks made through the session directly goes without sequence
         // numbers (the broker cannot deduplicate what it does not acknowledge to all).
         let Some(store) = self.store.clone().filter(|_| options.acks == Acks::All) else {
-            return self.produce_with(topic, records, options, None, while_waiting);
+            return self.produce_with(topic, records, options, None);
         };
         // Taken out while producing (no lock held across I/O), put back after.
         let mut state = lock_store(&store).remove(topic).unwrap_or_default();
-        let produced = self.produce_with(topic, records, options, Some(&mut state), while_waiting);
+        let produced = self.produce_with(topic, records, options, Some(&mut state));
         lock_store(&store).insert(topic.to_string(), state);
         produced
     }
@@ -104,7 +103,6 @@ impl ModernProducerSession {
         records: &[OutgoingRecord],
         options: &ProduceOptions,
         mut idem: Option<&mut Idempotence>,
-        while_waiting: &mut dyn FnMut(),
     ) -> Result<Vec<Result<Delivery>>> {
         let started = Instant::now();
         let deadline = started + options.timeout;
@@ -254,8 +252,6 @@ impl ModernProducerSession {
             }
         }
 
-        // Every request is written: the caller's work overlaps the brokers' from here.
-        while_waiting();
         for f in in_flight {
             if acks == 0 {
                 // No answer comes: offsets are unknown.
@@ -442,30 +438,10 @@ impl ProducerSession for ModernProducerSession {
         records: &[OutgoingRecord],
         options: &ProduceOptions,
     ) -> Vec<Result<Delivery>> {
-        self.produce_while(topic, records, options, &mut || {})
-    }
-
-    fn produce_while(
-        &mut self,
-        topic: &str,
-        records: &[OutgoingRecord],
-        options: &ProduceOptions,
-        while_waiting: &mut dyn FnMut(),
-    ) -> Vec<Result<Delivery>> {
         if records.is_empty() {
-            while_waiting();
             return Vec::new();
         }
-        let mut called = false;
-        let mut once = || {
-            if !std::mem::replace(&mut called, true) {
-                while_waiting();
-            }
-        };
-        let produced = self.try_produce(topic, records, options, &mut once);
-        // Failed before any request was written: still called, exactly once.
-        once();
-        match produced {
+        match self.try_produce(topic, records, options) {
             Ok(results) => results
                 .into_iter()
                 .map(|r| r.map_err(|e| e.with_topic(topic)))
