@@ -342,7 +342,6 @@ impl Producer {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Closed, "the producer is closed").with_topic(topic));
         }
-        validate_topic_name(topic)?;
         let max = self.config.producer.max_message_bytes;
         QueuedRecord::encode(message, max, caller_waiting, reply_to, index, deadline)
             .map_err(|e| e.with_topic(topic))
@@ -427,6 +426,8 @@ impl Producer {
                 let _ = dead.thread.join();
             }
         }
+        // Checked once per topic, when its writer starts: a topic with a writer is valid.
+        validate_topic_name(topic)?;
         let w = WriterHandle::spawn(topic, &self.config, self.transport.clone())?;
         let handles = (w.sender.clone(), w.budget.clone());
         writers.insert(topic.to_string(), w);
