@@ -412,3 +412,44 @@ fn async_answers_arrive_while_the_queue_stays_busy() {
     let failed: u64 = producer.metrics().iter().map(|m| m.errors).sum();
     assert_eq!(failed, 0);
 }
+
+/// A synchronous `send` may ship on the caller's thread when the writer is idle, but never
+/// ahead of the caller's own earlier `send_async` records: with one key (one partition),
+/// each synchronous send lands after every record queued before it.
+#[test]
+fn a_send_never_overtakes_earlier_async_sends_of_its_key() {
+    let topic = random_topic("order");
+    let producer = Kafka::connect(kafka_config())
+        .map(|k| k.producer())
+        .unwrap();
+    producer
+        .send(&topic, &task_message(0).with_key("k"))
+        .unwrap();
+    for round in 0..5 {
+        let queued: Vec<_> = (0..200)
+            .map(|n| {
+                producer
+                    .send_async(&topic, task_message(n).with_key("k"))
+                    .unwrap()
+            })
+            .collect();
+        let sync = producer
+            .send(&topic, &task_message(999).with_key("k"))
+            .unwrap();
+        for h in queued {
+            let d = h.wait().unwrap();
+            assert_eq!(d.partition, sync.partition);
+            assert!(
+                d.offset < sync.offset,
+                "round {round}: a record queued before the send has offset {} after the send's {}",
+                d.offset,
+                sync.offset
+            );
+        }
+        // Alone again: the next send goes straight out and still lands last.
+        let alone = producer
+            .send(&topic, &task_message(1000).with_key("k"))
+            .unwrap();
+        assert_eq!(alone.offset, sync.offset + 1);
+    }
+}
