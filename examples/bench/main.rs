@@ -206,12 +206,14 @@ fn main() {
         r.kafka_crate = on_crate(
             || producer::asynchronous(&kc.producer, &msg, small).0,
             || {
-                producer::asynchronous_bare(
-                    &kc.producer,
-                    &msg,
-                    small,
-                    kc.config.producer.batch_size,
-                )
+                // Requests as large as ours: `batch_size` records, but no more bytes than
+                // `batch_bytes` (the envelope and its id key).
+                let p = &kc.config.producer;
+                let per_request = p
+                    .batch_size
+                    .min(p.batch_bytes / (support::ENVELOPE_BYTES + 36))
+                    .max(1);
+                producer::asynchronous_bare(&kc.producer, &msg, small, per_request)
             },
         );
         r.note = format!("rss_peak={peak_rss:.0}MB rss_before={rss_before:.0}MB");
