@@ -96,7 +96,7 @@ fn one_percent_failing_every_attempt_leaves_every_healthy_message_handled_and_al
     assert!(parked.iter().all(|e| e.group == "g" && e.attempts == 3));
     // The retry entries say whose they are and when they are due without being decoded.
     for r in broker.records(RETRY) {
-        let names: Vec<&str> = r.headers.iter().map(|h| h.key.as_str()).collect();
+        let names: Vec<&str> = r.headers.iter().map(|h| &*h.key).collect();
         assert!(names.contains(&"retry-group") && names.contains(&"retry-due-at"));
     }
     let input = handle.metrics().into_iter().find(|m| m.topic == T).unwrap();

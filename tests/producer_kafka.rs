@@ -371,3 +371,85 @@ fn a_raised_limit_on_topic_and_producer_carries_a_2_mb_message() {
     assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
     assert!(e.message().contains("1000000"), "{e}");
 }
+
+/// The writer answers a batch while the broker works on the next one: answers must not wait
+/// for the queue to run dry. Two threads keep the queue full for three seconds (requests of
+/// 10 messages, so the broker is always behind); the first message's answer must come long
+/// before that.
+#[test]
+fn async_answers_arrive_while_the_queue_stays_busy() {
+    let topic = random_topic("busy");
+    let mut config = kafka_config();
+    config.producer.batch_size = 10;
+    let producer = Kafka::connect(config).map(|k| k.producer()).unwrap();
+    producer.send(&topic, &task_message(0)).unwrap();
+    let first = producer.send_async(&topic, task_message(1)).unwrap();
+    let streamers: Vec<_> = (0..2)
+        .map(|_| {
+            let (producer, topic, m) = (producer.clone(), topic.clone(), task_message(2));
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(3);
+                let mut n = 0usize;
+                while Instant::now() < until {
+                    drop(producer.send_async(&topic, m.clone()).unwrap());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    first.wait().unwrap();
+    let waited = started.elapsed();
+    let depth_then: usize = producer.queue_depths().iter().map(|(_, d)| d).sum();
+    let streamed: usize = streamers.into_iter().map(|s| s.join().unwrap()).sum();
+    producer.flush().unwrap();
+    assert!(streamed > 0);
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the first answer took {waited:?} while the queue was busy ({depth_then} queued then)"
+    );
+    let failed: u64 = producer.metrics().iter().map(|m| m.errors).sum();
+    assert_eq!(failed, 0);
+}
+
+/// A synchronous `send` may ship on the caller's thread when the writer is idle, but never
+/// ahead of the caller's own earlier `send_async` records: with one key (one partition),
+/// each synchronous send lands after every record queued before it.
+#[test]
+fn a_send_never_overtakes_earlier_async_sends_of_its_key() {
+    let topic = random_topic("order");
+    let producer = Kafka::connect(kafka_config())
+        .map(|k| k.producer())
+        .unwrap();
+    producer
+        .send(&topic, &task_message(0).with_key("k"))
+        .unwrap();
+    for round in 0..5 {
+        let queued: Vec<_> = (0..200)
+            .map(|n| {
+                producer
+                    .send_async(&topic, task_message(n).with_key("k"))
+                    .unwrap()
+            })
+            .collect();
+        let sync = producer
+            .send(&topic, &task_message(999).with_key("k"))
+            .unwrap();
+        for h in queued {
+            let d = h.wait().unwrap();
+            assert_eq!(d.partition, sync.partition);
+            assert!(
+                d.offset < sync.offset,
+                "round {round}: a record queued before the send has offset {} after the send's {}",
+                d.offset,
+                sync.offset
+            );
+        }
+        // Alone again: the next send goes straight out and still lands last.
+        let alone = producer
+            .send(&topic, &task_message(1000).with_key("k"))
+            .unwrap();
+        assert_eq!(alone.offset, sync.offset + 1);
+    }
+}

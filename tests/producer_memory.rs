@@ -251,3 +251,26 @@ fn messages_with_one_key_keep_their_order_on_one_partition() {
     let offsets: Vec<_> = results.iter().map(|r| r.as_ref().unwrap().offset).collect();
     assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
 }
+
+/// With nothing more queued, the last batch's answers are delivered at once, not held for
+/// the next batch (there is none) or the delivery timeout.
+#[test]
+fn the_last_batch_is_answered_without_a_flush_when_nothing_follows() {
+    let memory = MemoryTransport::new();
+    let producer = producer_with(&memory, |c| {
+        c.producer.batch_timeout = Duration::from_millis(20);
+        c.producer.delivery_timeout = Duration::from_secs(60);
+    });
+    let handles: Vec<_> = (0..50)
+        .map(|n| producer.send_async("quiet", message(n)).unwrap())
+        .collect();
+    let started = Instant::now();
+    for h in handles {
+        h.wait().unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

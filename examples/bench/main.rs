@@ -206,12 +206,14 @@ fn main() {
         r.kafka_crate = on_crate(
             || producer::asynchronous(&kc.producer, &msg, small).0,
             || {
-                producer::asynchronous_bare(
-                    &kc.producer,
-                    &msg,
-                    small,
-                    kc.config.producer.batch_size,
-                )
+                // Requests as large as ours: `batch_size` records, but no more bytes than
+                // `batch_bytes` (the envelope and its id key).
+                let p = &kc.config.producer;
+                let per_request = p
+                    .batch_size
+                    .min(p.batch_bytes / (support::ENVELOPE_BYTES + 36))
+                    .max(1);
+                producer::asynchronous_bare(&kc.producer, &msg, small, per_request)
             },
         );
         r.note = format!("rss_peak={peak_rss:.0}MB rss_before={rss_before:.0}MB");
@@ -316,26 +318,41 @@ fn main() {
         ));
     }
 
-    // (i)
+    // (i), with the default linger and with `batch_timeout` 1 ms (Java's tool sends one
+    // record at a time and waits, so it never lingers).
     if only("i") {
         let e2e = scaled(2_000);
-        for (id, per_sec, secs) in [("i-e2e-1k", 1_000, 5.0), ("i-e2e-10k", 10_000, 3.0)] {
-            let secs = secs * scaled(1_000) as f64 / 1_000.0;
-            let mut r = row(
-                id,
-                &format!("(i) send → handler at {per_sec}/s"),
-                "java-EndToEndLatency",
-                duel(
-                    "i",
-                    || latency::steady(&m.config, &m.producer, per_sec, secs),
-                    || java::end_to_end_latency(&topic("java-e2e"), e2e),
-                ),
-            );
-            r.note = format!(
-                "batch_timeout={}",
-                report::ms(m.config.producer.batch_timeout)
-            );
-            rows.push(r);
+        let mut short = m.config.clone();
+        short.producer.batch_timeout = Duration::from_millis(1);
+        let short_producer = connect_producer(&short);
+        let lingers = [
+            ("", &m.config, &m.producer),
+            ("-linger-1ms", &short, &short_producer),
+        ];
+        for (suffix, config, producer) in lingers {
+            for (rate_id, per_sec, secs) in [("1k", 1_000, 5.0), ("10k", 10_000, 3.0)] {
+                let secs = secs * scaled(1_000) as f64 / 1_000.0;
+                let id: &'static str =
+                    Box::leak(format!("i-e2e-{rate_id}{suffix}").into_boxed_str());
+                let mut r = row(
+                    id,
+                    &format!(
+                        "(i) send → handler at {per_sec}/s, batch_timeout {}",
+                        report::ms(config.producer.batch_timeout)
+                    ),
+                    "java-EndToEndLatency",
+                    duel(
+                        "i",
+                        || latency::steady(config, producer, per_sec, secs),
+                        || java::end_to_end_latency(&topic("java-e2e"), e2e),
+                    ),
+                );
+                r.note = format!(
+                    "batch_timeout={}",
+                    report::ms(config.producer.batch_timeout)
+                );
+                rows.push(r);
+            }
         }
     }
 

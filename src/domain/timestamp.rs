@@ -12,12 +12,6 @@ use serde::{Deserializer, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// `t` as RFC 3339 in UTC with nanoseconds (`None` if out of RFC 3339's years 0–9999).
-pub(crate) fn to_rfc3339(t: SystemTime) -> Option<String> {
-    let dt = OffsetDateTime::from(t);
-    dt.format(&Rfc3339).ok()
-}
-
 /// Parses an RFC 3339 timestamp with any offset.
 pub(crate) fn from_rfc3339(text: &str) -> Option<SystemTime> {
     let dt = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -29,10 +23,40 @@ pub(crate) fn from_rfc3339(text: &str) -> Option<SystemTime> {
     }
 }
 
-/// Serializes `t` as an RFC 3339 string.
+/// Seconds from the Unix epoch to 0000-01-01T00:00:00Z and to 10000-01-01T00:00:00Z.
+const YEAR_0_SECS: u64 = 62_167_219_200;
+const YEAR_10000_SECS: u64 = 253_402_300_800;
+
+/// Whether `t` falls in RFC 3339's years 0000-9999 (the `time` crate panics outside its
+/// range rather than failing).
+fn in_rfc3339_range(t: SystemTime) -> bool {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs() < YEAR_10000_SECS,
+        Err(before) => before.duration() <= Duration::from_secs(YEAR_0_SECS),
+    }
+}
+
+/// The longest RFC 3339 text written here: `9999-12-31T23:59:59.999999999Z`.
+const RFC3339_MAX: usize = 30;
+
+/// Serializes `t` as an RFC 3339 string, formatted on the stack (this runs for every
+/// message sent).
 pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    match to_rfc3339(*t) {
-        Some(text) => s.serialize_str(&text),
+    if !in_rfc3339_range(*t) {
+        return Err(serde::ser::Error::custom(
+            "timestamp outside RFC 3339's years 0000-9999",
+        ));
+    }
+    let mut buf = [0u8; RFC3339_MAX + 2];
+    let mut out = &mut buf[..];
+    let formatted = OffsetDateTime::from(*t).format_into(&mut out, &Rfc3339);
+    // What was written is what the writer advanced past.
+    let n = RFC3339_MAX + 2 - out.len();
+    let written = formatted
+        .ok()
+        .and_then(|_| std::str::from_utf8(&buf[..n]).ok());
+    match written {
+        Some(text) => s.serialize_str(text),
         None => Err(serde::ser::Error::custom(
             "timestamp outside RFC 3339's years 0000-9999",
         )),
@@ -90,9 +114,29 @@ mod tests {
     #[test]
     fn rfc3339_round_trips_with_nanoseconds_in_utc() {
         let t = UNIX_EPOCH + Duration::new(1_767_225_600, 123_456_789);
-        let text = to_rfc3339(t).unwrap();
+        let text = as_text(t).unwrap();
         assert_eq!(text, "2026-01-01T00:00:00.123456789Z");
         assert_eq!(from_rfc3339(&text), Some(t));
+    }
+
+    fn as_text(t: SystemTime) -> Option<String> {
+        match serialize(&t, serde_json::value::Serializer).ok()? {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_longest_timestamp_fits_the_stack_buffer_and_later_ones_are_refused() {
+        let last = UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999);
+        let text = as_text(last).unwrap();
+        assert_eq!(text, "9999-12-31T23:59:59.999999999Z");
+        assert_eq!(text.len(), RFC3339_MAX);
+        assert_eq!(as_text(last + Duration::from_nanos(1)), None);
+        assert_eq!(as_text(last + Duration::from_secs(1 << 40)), None);
+        let first = UNIX_EPOCH - Duration::from_secs(YEAR_0_SECS);
+        assert_eq!(as_text(first).unwrap(), "0000-01-01T00:00:00Z");
+        assert_eq!(as_text(first - Duration::from_secs(1)), None);
     }
 
     #[test]

@@ -44,10 +44,9 @@ use crate::config::{validate_topic_name, Config};
 use crate::domain::{Delivery, KafkaMessage};
 use crate::error::{Error, ErrorKind, Result, SendError};
 use crate::transport::Transport;
-use budget::ByteBudget;
 use delivery::{wait_reply, writer_gone, QueuedRecord, WriterCommand, REPLY_MARGIN};
 use reply::{NoReply, ReplyTo};
-use writer::WriterHandle;
+use writer::{WriterHandle, WriterLane};
 
 pub use delivery::DeliveryHandle;
 pub use health::ProducerHealth;
@@ -106,7 +105,10 @@ impl Producer {
             message.id,
             message.correlation_id
         );
-        self.enqueue(topic, record)?;
+        let lane = self.writer_for(topic)?;
+        if let Some(record) = lane.ship_now(record) {
+            self.enqueue_on(&lane, topic, record)?;
+        }
         let bound = (deadline + REPLY_MARGIN).saturating_duration_since(Instant::now());
         wait_reply(&rx, topic, bound)
     }
@@ -342,7 +344,6 @@ impl Producer {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Closed, "the producer is closed").with_topic(topic));
         }
-        validate_topic_name(topic)?;
         let max = self.config.producer.max_message_bytes;
         QueuedRecord::encode(message, max, caller_waiting, reply_to, index, deadline)
             .map_err(|e| e.with_topic(topic))
@@ -351,7 +352,13 @@ impl Producer {
     /// Puts a record on its topic's queue, waiting up to `enqueue_timeout` if it is full
     /// (`queue_capacity` messages or `buffer_bytes` bytes).
     fn enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let (sender, budget) = self.writer_for(topic)?;
+        let lane = self.writer_for(topic)?;
+        self.enqueue_on(&lane, topic, record)
+    }
+
+    /// [`enqueue`](Self::enqueue) on a writer already looked up.
+    fn enqueue_on(&self, lane: &WriterLane, topic: &str, record: QueuedRecord) -> Result<()> {
+        let (sender, budget) = (&lane.sender, &lane.budget);
         let bound = self.config.producer.enqueue_timeout;
         let deadline = Instant::now() + bound;
         let size = record.size;
@@ -366,9 +373,11 @@ impl Producer {
             .with_topic(topic));
         }
         let left = deadline.saturating_duration_since(Instant::now());
+        lane.queued();
         sender
             .send_timeout(WriterCommand::Record(record), left)
             .map_err(|e| {
+                lane.unqueued();
                 budget.give(size);
                 match e {
                     SendTimeoutError::Timeout(_) => {
@@ -381,7 +390,8 @@ impl Producer {
     }
 
     fn try_enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let (sender, budget) = self.writer_for(topic)?;
+        let lane = self.writer_for(topic)?;
+        let (sender, budget) = (&lane.sender, &lane.budget);
         let size = record.size;
         if !budget.try_take(size) {
             return Err(Error::new(
@@ -395,7 +405,9 @@ impl Producer {
             )
             .with_topic(topic));
         }
+        lane.queued();
         sender.try_send(WriterCommand::Record(record)).map_err(|e| {
+            lane.unqueued();
             budget.give(size);
             match e {
                 TrySendError::Full(_) => Error::new(
@@ -411,26 +423,27 @@ impl Producer {
         })
     }
 
-    /// The sender and byte bound of `topic`'s writer, starting the writer (or restarting a
-    /// dead one).
-    fn writer_for(&self, topic: &str) -> Result<(Sender<WriterCommand>, Arc<ByteBudget>)> {
+    /// The way into `topic`'s writer, starting the writer (or restarting a dead one).
+    fn writer_for(&self, topic: &str) -> Result<WriterLane> {
         let mut writers = self.lock_writers();
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Closed, "the producer is closed").with_topic(topic));
         }
         if let Some(w) = writers.get(topic) {
             if w.is_alive() {
-                return Ok((w.sender.clone(), w.budget.clone()));
+                return Ok(w.lane());
             }
             log::warn!("writer thread for topic {topic} had stopped; starting a new one");
             if let Some(dead) = writers.remove(topic) {
                 let _ = dead.thread.join();
             }
         }
+        // Checked once per topic, when its writer starts: a topic with a writer is valid.
+        validate_topic_name(topic)?;
         let w = WriterHandle::spawn(topic, &self.config, self.transport.clone())?;
-        let handles = (w.sender.clone(), w.budget.clone());
+        let lane = w.lane();
         writers.insert(topic.to_string(), w);
-        Ok(handles)
+        Ok(lane)
     }
 
     fn lock_writers(&self) -> MutexGuard<'_, HashMap<String, WriterHandle>> {

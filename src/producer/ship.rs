@@ -22,11 +22,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::delivery::{correlation_of, Answers, QueuedRecord};
-use super::writer::{Batch, Writer, UNASSIGNED};
-use crate::config::Compression;
+use super::metrics::WriterMetrics;
+use super::writer::{Batch, UNASSIGNED};
+use crate::config::{Compression, Config};
 use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{partition_for_key, OutgoingRecord, ProduceOptions, ProducerSession};
+use crate::transport::{
+    partition_for_key, OutgoingRecord, ProduceOptions, ProducerSession, Transport,
+};
+use std::sync::Arc;
 
 /// A message with less time left than this fails with a timeout instead of being sent.
 const MIN_ATTEMPT: Duration = Duration::from_millis(5);
@@ -49,7 +53,18 @@ fn placeholder() -> OutgoingRecord {
     }
 }
 
-impl Writer {
+/// What shipping needs: one topic's producer session, settings and counters. The writer
+/// thread holds it while it ships a batch; a lone synchronous caller that finds the writer
+/// idle ships its own record with it (see `WriterHandle::ship_now`).
+pub(super) struct Shipper {
+    pub(super) topic: String,
+    pub(super) config: Config,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) session: Option<Box<dyn ProducerSession>>,
+    pub(super) metrics: Arc<WriterMetrics>,
+}
+
+impl Shipper {
     /// Produces the batch, answers every caller, and returns the flushes waiting on it.
     pub(super) fn ship(&mut self, batch: Batch) -> Vec<Sender<()>> {
         let Batch {

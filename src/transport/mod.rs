@@ -21,6 +21,7 @@ mod modern;
 mod net;
 mod partitioner;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,12 +49,17 @@ pub use partitioner::partition_for_key;
 /// ```
 /// use kafka_sync::transport::Header;
 /// let h = Header::new(Header::CORRELATION_ID, "req-42");
-/// assert_eq!((h.key.as_str(), h.value.as_slice()), ("correlation-id", &b"req-42"[..]));
+/// assert_eq!((&*h.key, h.value.as_slice()), ("correlation-id", &b"req-42"[..]));
+/// // Names known when the program is built are not copied; others are owned.
+/// let custom = Header::new(format!("trace-{}", 7), "on");
+/// assert_eq!(custom.key, "trace-7");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
-    /// The header's name.
-    pub key: String,
+    /// The header's name: borrowed when it is a name known when the program is built (the
+    /// three the producer writes, or any `&'static str`), so writing a record does not
+    /// allocate it; owned otherwise.
+    pub key: Cow<'static, str>,
     /// The header's value (a header written by another client with a null value reads back
     /// as empty).
     pub value: Vec<u8>,
@@ -68,10 +74,21 @@ impl Header {
     pub const CORRELATION_ID: &'static str = "correlation-id";
 
     /// A header named `key` with `value`.
-    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn new(key: impl Into<Cow<'static, str>>, value: impl Into<Vec<u8>>) -> Self {
         Header {
             key: key.into(),
             value: value.into(),
+        }
+    }
+
+    /// A header name read off the wire: one of the producer's three names is borrowed (no
+    /// allocation per consumed record), any other is copied.
+    pub(crate) fn name_from_wire(name: &str) -> Cow<'static, str> {
+        match name {
+            Self::MESSAGE_ID => Cow::Borrowed(Self::MESSAGE_ID),
+            Self::MESSAGE_TYPE => Cow::Borrowed(Self::MESSAGE_TYPE),
+            Self::CORRELATION_ID => Cow::Borrowed(Self::CORRELATION_ID),
+            other => Cow::Owned(other.to_string()),
         }
     }
 }

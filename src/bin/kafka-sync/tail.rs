@@ -20,7 +20,7 @@ pub fn record_json(r: &ConsumedRecord) -> serde_json::Value {
         .iter()
         .map(|h| {
             (
-                h.key.clone(),
+                h.key.to_string(),
                 serde_json::to_value(RawBytes::from_slice(&h.value)).unwrap_or_default(),
             )
         })

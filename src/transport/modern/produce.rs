@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::cluster::{topic_name, Cluster};
 use super::errors::{code, code_error_with, is_stale_metadata};
 use super::idempotence::{outcome_of, Idempotence, Outcome, Store};
-use super::records::{encode_batch, now_millis, Sequence};
+use super::records::{encode_batch_reusing, now_millis, Sequence};
 use super::Settings;
 use crate::config::Acks;
 use crate::domain::Delivery;
@@ -26,6 +28,8 @@ use crate::transport::{OutgoingRecord, ProduceOptions, ProducerSession};
 pub(super) struct ModernProducerSession {
     cluster: Cluster,
     store: Option<Store>,
+    /// Memory the record batches are encoded into, reused from one request to the next.
+    scratch: BytesMut,
 }
 
 /// The wire value of `acks`.
@@ -67,6 +71,7 @@ impl ModernProducerSession {
         ModernProducerSession {
             cluster: Cluster::new(settings, &client_id),
             store,
+            scratch: BytesMut::new(),
         }
     }
 
@@ -151,6 +156,9 @@ impl ModernProducerSession {
             }
         }
 
+        // Room for every partition's batch at once, so that none of them reallocates and the
+        // next request reuses this memory (reclaimed once these batches are dropped).
+        self.scratch.reserve(batch_room(records));
         let timestamp = now_millis();
         let acks = acks_value(options.acks);
         // Broker-side wait for replicas: most of the bound, leaving time for the answer.
@@ -175,7 +183,13 @@ impl ModernProducerSession {
                 if let Some(seq) = seq {
                     sequences.insert(p, seq);
                 }
-                match encode_batch(batch, options.compression, timestamp, seq) {
+                match encode_batch_reusing(
+                    &mut self.scratch,
+                    batch,
+                    options.compression,
+                    timestamp,
+                    seq,
+                ) {
                     Ok(bytes) => data.push(
                         PartitionProduceData::default()
                             .with_index(p)
@@ -301,6 +315,26 @@ impl ModernProducerSession {
             })
             .collect())
     }
+}
+
+/// At least the encoded size of `records` split into batches per partition: each record's
+/// bytes plus the most its framing takes, and a batch header per partition.
+fn batch_room(records: &[OutgoingRecord]) -> usize {
+    const RECORD_FRAMING: usize = 32;
+    const BATCH_HEADER_MAX: usize = 64;
+    let partitions = 1 + records.len().min(1024);
+    records
+        .iter()
+        .map(|r| {
+            let headers: usize = r
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len() + 2 * 5)
+                .sum();
+            r.key.as_ref().map_or(0, Vec::len) + r.value.len() + headers + RECORD_FRAMING
+        })
+        .sum::<usize>()
+        + partitions * BATCH_HEADER_MAX
 }
 
 /// Each partition's record indices, in order. Counted first so that every list is allocated

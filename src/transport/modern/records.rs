@@ -64,7 +64,27 @@ pub(super) fn now_millis() -> i64 {
 /// `records` as one v2 record batch with `compression` (an error when the codec is not
 /// compiled in), stamped with `timestamp` (ms).
 /// Without `sequence` the batch carries no producer id (not idempotent).
+#[cfg(test)]
 pub(super) fn encode_batch<'a>(
+    records: impl IntoIterator<Item = &'a OutgoingRecord>,
+    compression: Compression,
+    timestamp: i64,
+    sequence: Option<Sequence>,
+) -> Result<Bytes, String> {
+    encode_batch_reusing(
+        &mut BytesMut::new(),
+        records,
+        compression,
+        timestamp,
+        sequence,
+    )
+}
+
+/// [`encode_batch`] into `scratch`'s memory when the batches split from it before have all
+/// been dropped (a writer's batches are sent and dropped before the next is encoded), so a
+/// megabyte batch does not cost a fresh allocation and its page faults each time.
+pub(super) fn encode_batch_reusing<'a>(
+    scratch: &mut BytesMut,
     records: impl IntoIterator<Item = &'a OutgoingRecord>,
     compression: Compression,
     timestamp: i64,
@@ -72,7 +92,7 @@ pub(super) fn encode_batch<'a>(
 ) -> Result<Bytes, String> {
     let records: Vec<&OutgoingRecord> = records.into_iter().collect();
     match compression {
-        Compression::None => plain::encode(&records, timestamp, sequence),
+        Compression::None => plain::encode(scratch, &records, timestamp, sequence),
         _ => encode_with_codec(records, compression, timestamp, sequence),
     }
 }
@@ -112,7 +132,7 @@ fn encode_with_codec<'a>(
                 .iter()
                 .map(|h| {
                     (
-                        StrBytes::from_string(h.key.clone()),
+                        StrBytes::from_string(h.key.to_string()),
                         Some(Bytes::copy_from_slice(&h.value)),
                     )
                 })
@@ -330,7 +350,7 @@ fn decode_with_codec(
                 .headers
                 .into_iter()
                 .map(|(k, v)| Header {
-                    key: k.to_string(),
+                    key: Header::name_from_wire(&k),
                     value: v.map(|v| v.to_vec()).unwrap_or_default(),
                 })
                 .collect(),

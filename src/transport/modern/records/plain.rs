@@ -82,9 +82,7 @@ impl<'a> WireHeaders<'a> {
 
     fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
         let (distinct, merged) = match self {
-            WireHeaders::Distinct(h) => {
-                (Some(h.iter().map(|h| (h.key.as_str(), &h.value[..]))), None)
-            }
+            WireHeaders::Distinct(h) => (Some(h.iter().map(|h| (&*h.key, &h.value[..]))), None),
             WireHeaders::Merged(v) => (None, Some(v.iter().copied())),
         };
         distinct
@@ -124,6 +122,7 @@ fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
 
 /// `records` as one uncompressed v2 batch stamped with `timestamp`; `None` for no records.
 pub(super) fn encode(
+    scratch: &mut BytesMut,
     records: &[&OutgoingRecord],
     timestamp: i64,
     sequence: Option<Sequence>,
@@ -144,7 +143,10 @@ pub(super) fn encode(
             .sum::<usize>();
     let length = i32::try_from(size - 12)
         .map_err(|_| format!("a record batch of {size} bytes is too large to encode"))?;
-    let mut buf = BytesMut::with_capacity(size);
+    // Reclaims the scratch's memory when nothing split from it is alive any more.
+    scratch.clear();
+    scratch.reserve(size);
+    let buf = scratch;
     buf.put_i64(0); // base offset: the broker assigns it
     buf.put_i32(length);
     buf.put_i32(-1); // partition leader epoch
@@ -160,22 +162,22 @@ pub(super) fn encode(
     buf.put_i32(count as i32);
     for (i, r) in records.iter().enumerate() {
         let headers = WireHeaders::of(&r.headers);
-        put_varint(&mut buf, body_len(r, i as i64, &headers) as i64);
+        put_varint(buf, body_len(r, i as i64, &headers) as i64);
         buf.put_i8(0); // record attributes
-        put_varint(&mut buf, 0); // timestamp delta
-        put_varint(&mut buf, i as i64); // offset delta
-        put_bytes(&mut buf, r.key.as_deref());
-        put_bytes(&mut buf, Some(&r.value));
-        put_varint(&mut buf, headers.len() as i64);
+        put_varint(buf, 0); // timestamp delta
+        put_varint(buf, i as i64); // offset delta
+        put_bytes(buf, r.key.as_deref());
+        put_bytes(buf, Some(&r.value));
+        put_varint(buf, headers.len() as i64);
         for (k, v) in headers.iter() {
-            put_bytes(&mut buf, Some(k.as_bytes()));
-            put_bytes(&mut buf, Some(v));
+            put_bytes(buf, Some(k.as_bytes()));
+            put_bytes(buf, Some(v));
         }
     }
     debug_assert_eq!(buf.len(), size, "the batch's size was computed exactly");
     let crc = crc32c::crc32c(&buf[CRC_FROM..]);
     buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(buf.split().freeze())
 }
 
 /// Reads the wire forward: a cursor over one batch's records.
@@ -269,7 +271,7 @@ pub(super) fn decode(
             match headers.iter_mut().find(|h| h.key == k) {
                 Some(h) => h.value = v.to_vec(),
                 None => headers.push(Header {
-                    key: k.to_string(),
+                    key: Header::name_from_wire(k),
                     value: v.to_vec(),
                 }),
             }
@@ -344,8 +346,12 @@ mod tests {
             seq in sequence(),
         ) {
             let refs: Vec<&OutgoingRecord> = records.iter().collect();
-            let ours = encode(&refs, timestamp, seq).unwrap();
+            // Twice through one scratch: the second batch reuses the first one's memory.
+            let mut scratch = BytesMut::new();
+            let first = encode(&mut scratch, &refs, timestamp, seq).unwrap().to_vec();
+            let ours = encode(&mut scratch, &refs, timestamp, seq).unwrap();
             let theirs = encode_with_codec(refs, Compression::None, timestamp, seq).unwrap();
+            prop_assert_eq!(&first[..], &theirs[..]);
             prop_assert_eq!(ours, theirs);
         }
 
@@ -358,7 +364,7 @@ mod tests {
             skip in 0i64..70,
         ) {
             let refs: Vec<&OutgoingRecord> = records.iter().collect();
-            let mut batch = encode(&refs, 1_700_000_000_000, None).unwrap().to_vec();
+            let mut batch = encode(&mut BytesMut::new(), &refs, 1_700_000_000_000, None).unwrap().to_vec();
             batch[..8].copy_from_slice(&base.to_be_bytes());
             let batch = Bytes::from(batch);
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -410,7 +416,9 @@ mod tests {
             value: b"value".to_vec(),
             headers: vec![Header::new("h", "v")],
         };
-        let good = encode(&[&r, &r], 1, None).unwrap().to_vec();
+        let good = encode(&mut BytesMut::new(), &[&r, &r], 1, None)
+            .unwrap()
+            .to_vec();
         let mut out = Vec::new();
         decode("t", 0, &good, 0, &mut out).unwrap();
         assert_eq!(out.len(), 2);
