@@ -42,8 +42,19 @@ impl Partition {
         }
     }
 
+    /// Where `offset` is in `pending`: first where it would be if the offsets were
+    /// consecutive (they are but for compaction gaps and control records), else searched.
+    fn find(&self, offset: i64) -> Option<usize> {
+        let &(first, _) = self.pending.front()?;
+        let guess = usize::try_from(offset.checked_sub(first)?).ok()?;
+        if self.pending.get(guess).is_some_and(|&(o, _)| o == offset) {
+            return Some(guess);
+        }
+        self.pending.binary_search_by_key(&offset, |&(o, _)| o).ok()
+    }
+
     fn end(&mut self, offset: i64) {
-        if let Ok(i) = self.pending.binary_search_by_key(&offset, |&(o, _)| o) {
+        if let Some(i) = self.find(offset) {
             self.pending[i].1 = true;
         }
         while self.pending.front().is_some_and(|&(_, ended)| ended) {
