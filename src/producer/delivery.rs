@@ -193,7 +193,7 @@ pub(crate) fn wait_reply(rx: &ReplyFrom, topic: &str, bound: Duration) -> Result
 pub struct DeliveryHandle {
     rx: ReplyFrom,
     message: KafkaMessage,
-    topic: String,
+    topic: std::sync::Arc<str>,
     deadline: Instant,
 }
 
@@ -201,13 +201,13 @@ impl DeliveryHandle {
     pub(crate) fn new(
         rx: ReplyFrom,
         message: KafkaMessage,
-        topic: &str,
+        topic: std::sync::Arc<str>,
         deadline: Instant,
     ) -> Self {
         DeliveryHandle {
             rx,
             message,
-            topic: topic.to_string(),
+            topic,
             deadline,
         }
     }

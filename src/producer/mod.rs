@@ -317,17 +317,17 @@ impl Producer {
     ) -> Result<DeliveryHandle, SendError> {
         let (tx, rx) = reply::inbox();
         let deadline = Instant::now() + self.config.producer.delivery_timeout;
-        let queued = self
-            .encode(topic, &message, false, tx, 0, deadline)
-            .and_then(|r| {
-                if never_block {
-                    self.try_enqueue(topic, r)
-                } else {
-                    self.enqueue(topic, r)
-                }
-            });
+        let queued = self.writer_for(topic).and_then(|lane| {
+            let record = self.encode(topic, &message, false, tx, 0, deadline)?;
+            if never_block {
+                self.try_enqueue_on(&lane, topic, record)?;
+            } else {
+                self.enqueue_on(&lane, topic, record)?;
+            }
+            Ok(lane.topic)
+        });
         match queued {
-            Ok(()) => Ok(DeliveryHandle::new(rx, message, topic, deadline)),
+            Ok(name) => Ok(DeliveryHandle::new(rx, message, name, deadline)),
             Err(e) => Err(SendError::new(e, message)),
         }
     }
@@ -389,8 +389,7 @@ impl Producer {
             })
     }
 
-    fn try_enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let lane = self.writer_for(topic)?;
+    fn try_enqueue_on(&self, lane: &WriterLane, topic: &str, record: QueuedRecord) -> Result<()> {
         let (sender, budget) = (&lane.sender, &lane.budget);
         let size = record.size;
         if !budget.try_take(size) {

@@ -42,6 +42,7 @@ pub(crate) struct WriterHandle {
     stopped: Arc<AtomicBool>,
     /// The session and its settings, shared with callers shipping their own record.
     shipper: Arc<Mutex<Shipper>>,
+    topic: Arc<str>,
     /// Records queued or being shipped and not answered yet.
     outstanding: Arc<AtomicUsize>,
 }
@@ -102,6 +103,7 @@ impl WriterHandle {
             stopped,
             shipper,
             outstanding,
+            topic: Arc::from(topic),
         })
     }
 
@@ -109,6 +111,7 @@ impl WriterHandle {
     /// producer's map of writers.
     pub fn lane(&self) -> WriterLane {
         WriterLane {
+            topic: self.topic.clone(),
             sender: self.sender.clone(),
             budget: self.budget.clone(),
             shipper: self.shipper.clone(),
@@ -127,6 +130,8 @@ impl WriterHandle {
 /// shared session for [`ship_now`](Self::ship_now).
 #[derive(Clone)]
 pub(crate) struct WriterLane {
+    /// The topic's name, shared by every handle waiting on it.
+    pub topic: Arc<str>,
     pub sender: Sender<WriterCommand>,
     pub budget: Arc<ByteBudget>,
     shipper: Arc<Mutex<Shipper>>,

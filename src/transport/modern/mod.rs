@@ -94,6 +94,7 @@ mod idempotence;
 mod inspect;
 mod offsets;
 mod produce;
+mod produce_answer;
 mod records;
 #[cfg(feature = "sasl")]
 mod sasl;

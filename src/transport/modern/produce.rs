@@ -10,11 +10,11 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::ProduceRequest;
 
 use super::cluster::{topic_name, Cluster};
-use super::errors::{code, code_error_with, is_stale_metadata};
 use super::idempotence::{outcome_of, Idempotence, Outcome, Store};
+use super::produce_answer::apply_answer;
 use super::records::{encode_batch_reusing, now_millis, Sequence};
 use super::Settings;
 use crate::config::Acks;
@@ -42,10 +42,10 @@ fn acks_value(acks: Acks) -> i16 {
 }
 
 /// What was sent to one leader and is awaiting its answer.
-struct InFlight {
-    addr: String,
-    sent: (i32, i16),
-    partitions: Vec<i32>,
+pub(super) struct InFlight {
+    pub(super) addr: String,
+    pub(super) sent: (i32, i16),
+    pub(super) partitions: Vec<i32>,
 }
 
 /// Tells the idempotence state what became of the batches of `partitions`.
@@ -356,70 +356,6 @@ fn index_by_partition(records: &[OutgoingRecord]) -> BTreeMap<i32, Vec<usize>> {
     by_partition
 }
 
-/// Fills the results of `f`'s partitions from `answer`. Returns whether metadata is stale,
-/// and each answered partition's error code.
-fn apply_answer(
-    answer: &ProduceResponse,
-    topic: &str,
-    f: &InFlight,
-    by_partition: &BTreeMap<i32, Vec<usize>>,
-    results: &mut [Option<Result<Delivery>>],
-) -> (bool, Vec<(i32, i16)>) {
-    let mut stale = false;
-    let mut codes = Vec::new();
-    for t in answer
-        .responses
-        .iter()
-        .filter(|t| t.name.0.as_str() == topic)
-    {
-        for pr in &t.partition_responses {
-            let p = pr.index;
-            let Some(indices) = by_partition.get(&p).filter(|_| f.partitions.contains(&p)) else {
-                continue;
-            };
-            codes.push((p, pr.error_code));
-            // A duplicate of a batch already written (idempotent retry) is a success; when
-            // the broker no longer knows where it wrote it (base offset -1), offsets are -1.
-            if pr.error_code == code::NONE || pr.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
-                let known = pr.base_offset >= 0;
-                for (n, &i) in indices.iter().enumerate() {
-                    results[i] = Some(Ok(Delivery {
-                        partition: p,
-                        offset: if known { pr.base_offset + n as i64 } else { -1 },
-                    }));
-                }
-            } else {
-                stale |= is_stale_metadata(pr.error_code);
-                // Produce answers "unknown partition" for a partition whose leader has not
-                // heard of it yet (just created or added): retried after a metadata refresh,
-                // like the Java client. A topic that cannot exist fails in metadata instead.
-                let c = pr.error_code;
-                let e = code_error_with(
-                    pr.error_code,
-                    "produce",
-                    pr.error_message.as_ref().map(|m| m.as_str()),
-                )
-                .with_topic(topic)
-                .with_partition(p)
-                .with_broker(f.addr.clone());
-                let e = if c == code::UNKNOWN_TOPIC_OR_PARTITION {
-                    Error::new(ErrorKind::BrokerRetriable, e.message().to_string())
-                        .with_broker_code(c)
-                        .with_topic(topic)
-                        .with_partition(p)
-                        .with_broker(f.addr.clone())
-                } else {
-                    e
-                };
-                for &i in indices {
-                    results[i] = Some(Err(e.detached()));
-                }
-            }
-        }
-    }
-    (stale, codes)
-}
-
 /// Locks the idempotence store, whether or not a thread panicked while holding it.
 fn lock_store(
     store: &Store,
@@ -458,61 +394,5 @@ impl ProducerSession for ModernProducerSession {
 
     fn refresh_metadata(&mut self) {
         self.cluster.forget_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kafka_protocol::messages::produce_response::{
-        PartitionProduceResponse, TopicProduceResponse,
-    };
-
-    fn answer(code: i16, base: i64) -> ProduceResponse {
-        ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
-            .with_name(topic_name("t"))
-            .with_partition_responses(vec![PartitionProduceResponse::default()
-                .with_index(0)
-                .with_error_code(code)
-                .with_base_offset(base)])])
-    }
-
-    fn apply(code: i16, base: i64) -> Vec<Result<Delivery>> {
-        let f = InFlight {
-            addr: "b:1".into(),
-            sent: (1, 9),
-            partitions: vec![0],
-        };
-        let by_partition = BTreeMap::from([(0, vec![0, 1])]);
-        let mut results = vec![None, None];
-        apply_answer(&answer(code, base), "t", &f, &by_partition, &mut results);
-        results.into_iter().map(Option::unwrap).collect()
-    }
-
-    #[test]
-    fn a_duplicate_answered_without_its_offset_is_a_success_at_offset_minus_one() {
-        let offsets: Vec<i64> = apply(code::DUPLICATE_SEQUENCE_NUMBER, -1)
-            .into_iter()
-            .map(|r| r.unwrap().offset)
-            .collect();
-        assert_eq!(offsets, vec![-1, -1], "never base -1 + n");
-        let offsets: Vec<i64> = apply(code::DUPLICATE_SEQUENCE_NUMBER, 40)
-            .into_iter()
-            .map(|r| r.unwrap().offset)
-            .collect();
-        assert_eq!(offsets, vec![40, 41]);
-    }
-
-    #[test]
-    fn an_unknown_partition_answer_is_retried_and_a_too_large_one_is_not() {
-        for r in apply(code::UNKNOWN_TOPIC_OR_PARTITION, -1) {
-            let e = r.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::BrokerRetriable, "{e}");
-            assert_eq!(e.context().partition, Some(0));
-            assert_eq!(e.broker_code(), Some(code::UNKNOWN_TOPIC_OR_PARTITION));
-        }
-        for r in apply(code::MESSAGE_TOO_LARGE, -1) {
-            assert_eq!(r.unwrap_err().kind(), ErrorKind::MessageTooLarge);
-        }
     }
 }
