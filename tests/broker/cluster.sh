@@ -68,15 +68,18 @@ bootstrap() {
   echo "$out"
 }
 
-# Waits until some node lists all $nodes brokers.
+# Waits until every node answers and lists all $nodes brokers (metadata can name a broker
+# a few seconds before its own listener accepts connections).
 wait_all() {
-  local deadline=$((SECONDS + timeout)) n
+  local deadline=$((SECONDS + timeout)) n ready
   while ((SECONDS < deadline)); do
+    ready=0
     for ((n = 1; n <= nodes; n++)); do
       if python3 "$here/kafka_probe.py" ready "$HOST" "$(port_of "$n")" 3 "$nodes" >/dev/null 2>&1; then
-        return 0
+        ready=$((ready + 1))
       fi
     done
+    ((ready == nodes)) && return 0
     sleep 0.5
   done
   return 1

@@ -10,7 +10,7 @@ use kafka_protocol::messages::CreateTopicsRequest;
 
 use kafka_protocol::protocol::StrBytes;
 
-use super::cluster::{topic_name, Cluster, BACKOFF_MAX, BACKOFF_START};
+use super::cluster::{is_final, topic_name, Cluster, BACKOFF_MAX, BACKOFF_START};
 use super::errors::{code, code_error_with, code_kind};
 use super::offsets::{list_offsets, LATEST};
 use crate::config::validate_topic_name;
@@ -50,9 +50,12 @@ pub(super) fn ensure_topic(
     let created = loop {
         // Metadata without topics: brokers and the controller.
         cluster.metadata(Some(&[]), true)?;
+        // The controller metadata names, else (it is down, or not named) any broker that
+        // answers: a KRaft broker forwards the request to the controller, an older one
+        // answers "not controller" and the loop asks again with fresh metadata.
         let addr = match cluster.controller_addr() {
-            Some(a) => a,
-            None => cluster.any_addr()?,
+            Some(a) if cluster.conn(&a).is_ok() => a,
+            _ => cluster.any_addr()?,
         };
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
@@ -71,7 +74,15 @@ pub(super) fn ensure_topic(
                 )])
             .with_timeout_ms(wait.as_millis().min(i32::MAX as u128) as i32)
             .with_validate_only(false);
-        let answer = cluster.call(&addr, &request, wait)?;
+        let answer = match cluster.call(&addr, &request, wait) {
+            Ok(answer) => answer,
+            Err(e) if !is_final(&e) && started.elapsed() + backoff.peek() <= wait => {
+                log::debug!("modern: creating {name} through {addr}: {e}; trying again");
+                std::thread::sleep(backoff.next_wait());
+                continue;
+            }
+            Err(e) => return Err(e.with_topic(name)),
+        };
         let (error, message) = answer
             .topics
             .iter()
