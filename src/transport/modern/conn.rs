@@ -40,6 +40,8 @@ pub(super) struct Connection {
     versions: BrokerVersions,
     broken: bool,
     out: Vec<u8>,
+    /// Memory answers are read into, reused from one answer to the next.
+    answer: BytesMut,
     /// The time the last request was given (for error messages).
     bound: Duration,
     /// When the last request was sent.
@@ -73,6 +75,7 @@ impl Connection {
             versions: BrokerVersions::default(),
             broken: false,
             out: Vec::with_capacity(1024),
+            answer: BytesMut::new(),
             bound: request_timeout,
             last_used: Instant::now(),
             session_ends: None,
@@ -306,10 +309,18 @@ impl Connection {
             )
             .with_broker(self.addr.clone()));
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        self.read_by(&mut frame, deadline)
-            .map_err(|e| self.fail(e, api, "reading the answer to"))?;
-        let mut frame = frame.freeze();
+        // Into the memory of the answers before (reclaimed once nothing decoded from them is
+        // alive), so a megabyte fetch answer costs no fresh allocation and page faults.
+        let mut buf = std::mem::take(&mut self.answer);
+        buf.clear();
+        buf.resize(size as usize, 0);
+        let read = self.read_by(&mut buf, deadline);
+        let mut frame = buf.split().freeze();
+        // Keeping a view keeps the memory: only answers of common sizes are worth it.
+        if (size as usize) <= ANSWER_REUSE_MAX {
+            self.answer = buf;
+        }
+        read.map_err(|e| self.fail(e, api, "reading the answer to"))?;
         let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
             self.broken = true;
             codec_error(e, &format!("decoding the {api} answer header"), &self.addr)
@@ -376,6 +387,10 @@ impl Connection {
         Ok(())
     }
 }
+
+/// Largest answer whose memory a connection keeps for the next one (a fetch of a few
+/// partitions' worth of 1 MB batches); a larger one is freed once decoded.
+const ANSWER_REUSE_MAX: usize = 8 << 20;
 
 /// Time left before `deadline`, or a `TimedOut` error when none is (a zero socket timeout
 /// would mean "no timeout").
