@@ -120,16 +120,22 @@ impl Producer {
         topic: &str,
         messages: Vec<KafkaMessage>,
     ) -> Vec<Result<Delivery, SendError>> {
+        if messages.is_empty() {
+            return Vec::new();
+        }
         let deadline = Instant::now() + self.config.producer.delivery_timeout;
         let (tx, rx) = reply::inbox();
         let mut results: Vec<Option<Result<Delivery>>> = Vec::with_capacity(messages.len());
         let mut expected = 0;
-        let last = messages.len().saturating_sub(1);
+        let last = messages.len() - 1;
+        // The writer is looked up once for the whole batch, not once per message.
+        let lane = self.writer_for(topic);
         for (i, message) in messages.iter().enumerate() {
             // Only the last record marks a waiting caller: the batch fills without lingering.
-            let queued = self
-                .encode(topic, message, i == last, tx.clone(), i, deadline)
-                .and_then(|r| self.enqueue(topic, r));
+            let queued = lane.as_ref().map_err(Error::detached).and_then(|lane| {
+                let record = self.encode(topic, message, i == last, tx.clone(), i, deadline)?;
+                self.enqueue_on(lane, topic, record)
+            });
             match queued {
                 Ok(()) => {
                     results.push(None);
@@ -349,14 +355,8 @@ impl Producer {
             .map_err(|e| e.with_topic(topic))
     }
 
-    /// Puts a record on its topic's queue, waiting up to `enqueue_timeout` if it is full
-    /// (`queue_capacity` messages or `buffer_bytes` bytes).
-    fn enqueue(&self, topic: &str, record: QueuedRecord) -> Result<()> {
-        let lane = self.writer_for(topic)?;
-        self.enqueue_on(&lane, topic, record)
-    }
-
-    /// [`enqueue`](Self::enqueue) on a writer already looked up.
+    /// Puts a record on the queue of `lane`'s writer, waiting up to `enqueue_timeout` if it
+    /// is full (`queue_capacity` messages or `buffer_bytes` bytes).
     fn enqueue_on(&self, lane: &WriterLane, topic: &str, record: QueuedRecord) -> Result<()> {
         let (sender, budget) = (&lane.sender, &lane.budget);
         let bound = self.config.producer.enqueue_timeout;
