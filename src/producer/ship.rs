@@ -55,7 +55,7 @@ fn placeholder() -> OutgoingRecord {
 
 /// What shipping needs: one topic's producer session, settings and counters. The writer
 /// thread holds it while it ships a batch; a lone synchronous caller that finds the writer
-/// idle ships its own record with it (see `WriterHandle::ship_now`).
+/// idle ships its own record with it (see `WriterLane::ship_now`).
 pub(super) struct Shipper {
     pub(super) topic: String,
     pub(super) config: Config,

@@ -17,7 +17,7 @@ use super::idempotence::{outcome_of, Idempotence, Outcome, Store};
 use super::produce_answer::apply_answer;
 use super::records::{encode_batch_reusing, now_millis, Sequence};
 use super::Settings;
-use crate::config::Acks;
+use crate::config::{Acks, Compression};
 use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{OutgoingRecord, ProduceOptions, ProducerSession};
@@ -157,8 +157,11 @@ impl ModernProducerSession {
         }
 
         // Room for every partition's batch at once, so that none of them reallocates and the
-        // next request reuses this memory (reclaimed once these batches are dropped).
-        self.scratch.reserve(batch_room(records));
+        // next request reuses this memory (reclaimed once these batches are dropped). Only
+        // uncompressed batches are encoded there.
+        if options.compression == Compression::None {
+            self.scratch.reserve(batch_room(records));
+        }
         let timestamp = now_millis();
         let acks = acks_value(options.acks);
         // Broker-side wait for replicas: most of the bound, leaving time for the answer.
