@@ -15,12 +15,13 @@ use kafka_protocol::messages::{
 
 use super::api::Api;
 use super::assign::decode_assignment;
-use super::cluster::Cluster;
+use super::cluster::{Cluster, BACKOFF_MAX, BACKOFF_START};
 use super::coordinator::find_coordinator;
-use super::errors::{code, code_error};
+use super::errors::{code, code_error, code_kind};
 use super::fetch::{fetch_round, FetchLimits};
 use super::offsets::{group_id, list_offsets, EARLIEST, LATEST};
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Doubling;
 use crate::transport::ConsumedRecord;
 
 impl Api for ListGroupsRequest {
@@ -265,15 +266,27 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// `group`'s state and members; a group the coordinator does not know is an error naming it.
 pub(super) fn describe_group(cluster: &mut Cluster, group: &str) -> Result<GroupDescription> {
-    let coordinator = find_coordinator(cluster, group)?;
     let bound = cluster.settings().request_timeout;
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let answer = cluster.call(&coordinator, &request, bound)?;
-    let g = answer
-        .groups
-        .into_iter()
-        .find(|g| g.group_id.0.as_str() == group)
-        .ok_or_else(|| unknown_group(group))?;
+    let started = Instant::now();
+    let mut backoff = Doubling::new(BACKOFF_START, BACKOFF_MAX);
+    let g = loop {
+        let coordinator = find_coordinator(cluster, group)?;
+        let answer = cluster.call(&coordinator, &request, bound)?;
+        let g = answer
+            .groups
+            .into_iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| unknown_group(group))?;
+        // A coordinator still loading (a broker just started) or moving: ask again, within
+        // request_timeout.
+        let retriable = g.error_code != code::NONE && code_kind(g.error_code).is_retriable();
+        if retriable && started.elapsed() + backoff.peek() <= bound {
+            std::thread::sleep(backoff.next_wait());
+            continue;
+        }
+        break g;
+    };
     // GroupIdNotFound on newer brokers; older ones answer the state "Dead".
     if g.error_code == GROUP_ID_NOT_FOUND || g.group_state.as_str() == "Dead" {
         return Err(unknown_group(group));
