@@ -24,6 +24,7 @@
 //! producer.close().unwrap();
 //! ```
 
+mod accumulator;
 mod budget;
 mod delivery;
 mod health;

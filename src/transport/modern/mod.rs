@@ -275,8 +275,6 @@ pub struct ModernTransport {
     settings: Arc<Settings>,
     /// Connections and metadata for `partition_count` and `ensure_topic`.
     admin: Mutex<Cluster>,
-    /// The idempotent producer's per-topic state, shared by producer sessions.
-    idempotence: Option<idempotence::Store>,
 }
 
 impl fmt::Debug for ModernTransport {
@@ -306,7 +304,6 @@ impl ModernTransport {
         let settings = Arc::new(settings);
         let admin = Cluster::new(settings.clone(), &settings.client_id);
         ModernTransport {
-            idempotence: settings.idempotent.then(Default::default),
             settings,
             admin: Mutex::new(admin),
         }
@@ -394,7 +391,6 @@ impl Transport for ModernTransport {
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
         Ok(Box::new(produce::ModernProducerSession::new(
             self.settings.clone(),
-            self.idempotence.clone(),
         )))
     }
 
