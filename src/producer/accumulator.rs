@@ -324,7 +324,12 @@ impl Accumulator {
     /// Fails every record whose `delivery_timeout` has (all but) run out: a sent batch as a
     /// whole (by its earliest record), records not sent yet alone. None of them is sent.
     /// Returns how many failed.
-    pub fn expire(&mut self, now: Instant, answers: &mut Answers, metrics: &WriterMetrics) -> usize {
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        answers: &mut Answers,
+        metrics: &WriterMetrics,
+    ) -> usize {
         let expired = |p: &Pending| p.ticket.deadline.saturating_duration_since(now) < MIN_ATTEMPT;
         let mut gone = Vec::new();
         for q in self.partitions.values_mut() {
@@ -413,7 +418,9 @@ impl Accumulator {
         let mut late = Vec::new();
         let mut bytes = 0usize;
         for (&partition, q) in self.partitions.iter_mut() {
-            if q.ready_at(&self.config, all_now, now).is_none_or(|at| at > now) {
+            if q.ready_at(&self.config, all_now, now)
+                .is_none_or(|at| at > now)
+            {
                 continue;
             }
             if !batches.is_empty() && bytes >= ROUND_MAX_BYTES {
@@ -523,9 +530,9 @@ impl Accumulator {
                 continue;
             }
             let retrying = retry.len();
-            let (started, schedule) = q.backoff.get_or_insert_with(|| {
-                (now, self.config.producer.retry.schedule())
-            });
+            let (started, schedule) = q
+                .backoff
+                .get_or_insert_with(|| (now, self.config.producer.retry.schedule()));
             match schedule.next_delay(started.elapsed()) {
                 Some(delay) => {
                     log::warn!(
@@ -560,7 +567,8 @@ impl Accumulator {
                 }
             }
         }
-        self.partitions.retain(|_, q| !q.is_empty() || q.retry_at.is_some());
+        self.partitions
+            .retain(|_, q| !q.is_empty() || q.retry_at.is_some());
         settled
     }
 

@@ -69,7 +69,11 @@ impl Shipper {
         let round = acc.drain_ready(all_now, now, &mut answers, &self.metrics);
         // Expired callers hear at once, not after the round.
         answers.send();
-        let Some(Round { mut batches, timeout }) = round else {
+        let Some(Round {
+            mut batches,
+            timeout,
+        }) = round
+        else {
             return false;
         };
         let mut records: Vec<OutgoingRecord> = batches
@@ -166,7 +170,11 @@ impl Shipper {
     }
 
     /// One produce call for `records` (each already routed) within `timeout`.
-    fn produce(&mut self, records: &mut [OutgoingRecord], timeout: Duration) -> Vec<Result<Delivery>> {
+    fn produce(
+        &mut self,
+        records: &mut [OutgoingRecord],
+        timeout: Duration,
+    ) -> Vec<Result<Delivery>> {
         let count = records.len();
         let bytes: usize = records.iter().map(|r| r.value.len()).sum();
         let p = &self.config.producer;
@@ -208,4 +216,3 @@ impl Shipper {
         }
     }
 }
-

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
+use super::accumulator::Accumulator;
 use super::budget::ByteBudget;
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
-use super::accumulator::Accumulator;
 use super::ship::Shipper;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};

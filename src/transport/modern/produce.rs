@@ -303,13 +303,11 @@ impl ModernProducerSession {
                 }
                 continue;
             }
-            let answer = self
-                .cluster
-                .receive::<ProduceRequest>(
-                    &f.addr,
-                    f.sent,
-                    deadline.max(Instant::now() + LATE_ANSWER_GRACE),
-                );
+            let answer = self.cluster.receive::<ProduceRequest>(
+                &f.addr,
+                f.sent,
+                deadline.max(Instant::now() + LATE_ANSWER_GRACE),
+            );
             match answer {
                 Ok(answer) => {
                     self.cluster.throttle(&f.addr, answer.throttle_time_ms);
