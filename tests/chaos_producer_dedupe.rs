@@ -118,11 +118,12 @@ fn answers_held_past_the_timeout_never_write_a_record_twice() {
 /// Scenario: 3-node cluster, a topic of 3 partitions with RF 1, the leader of partition 0
 /// `kill -9`ed, then `send_async` with default settings: the other partitions' records are
 /// acknowledged within seconds; partition 0's fail at their delivery timeout (shortened
-/// here to 20 s). Before the fix the writer shipped synchronously until the whole batch was
+/// here to 20 s, request_timeout to 10 s). Before the fix the writer shipped synchronously until the whole batch was
 /// done and healthy records waited for the dead partition's timeout.
 #[test]
 #[ignore = "chaos: run by tests/chaos/run.sh"]
 fn one_partition_without_its_leader_never_holds_up_the_others() {
+    let _ = env_logger::builder().is_test(true).try_init();
     let brokers = cluster::brokers();
     let topic = random_topic("chaos-dead-partition");
     let mut config = Config {
@@ -131,6 +132,7 @@ fn one_partition_without_its_leader_never_holds_up_the_others() {
         ..Config::default()
     };
     config.producer.delivery_timeout = Duration::from_secs(20);
+    config.request_timeout = Duration::from_secs(10);
     ModernTransport::new(&config)
         .unwrap()
         .ensure_topic(&topic, 3, 1)
@@ -164,7 +166,16 @@ fn one_partition_without_its_leader_never_holds_up_the_others() {
         let id = h.message_id();
         match h.wait() {
             Ok(_) => acked.push(id),
-            Err(_) => errors += 1,
+            Err(e) => {
+                if errors < 3 {
+                    println!(
+                        "  healthy record failed after {:?}: {}",
+                        started.elapsed(),
+                        e.error
+                    );
+                }
+                errors += 1
+            }
         }
         if started.elapsed() > Duration::from_secs(10) {
             late += 1;
