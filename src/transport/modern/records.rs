@@ -366,6 +366,6 @@ fn decode_with_kafka_protocol(
 }
 
 #[cfg(test)]
-mod hostile_tests;
+pub(super) mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -18,17 +18,20 @@ const CHILD: &str = "KAFKA_SYNC_HOSTILE_CHILD";
 /// Runs the test `name` (this module's) again in a child process, where `body` runs: an
 /// abort there fails this test with the child's output instead of ending the runner.
 fn in_child(name: &str, body: impl FnOnce()) {
+    in_child_at(
+        &format!("transport::modern::records::hostile_tests::{name}"),
+        body,
+    );
+}
+
+/// [`in_child`] for the test at `path` (its full path in the library's tests).
+pub(crate) fn in_child_at(path: &str, body: impl FnOnce()) {
     if std::env::var_os(CHILD).is_some() {
         body();
         return;
     }
     let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            &format!("transport::modern::records::hostile_tests::{name}"),
-            "--exact",
-            "--test-threads=1",
-            "--nocapture",
-        ])
+        .args([path, "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD, "1")
         .output()
         .expect("the child test runs");
@@ -36,7 +39,7 @@ fn in_child(name: &str, body: impl FnOnce()) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("1 passed"),
-        "the child running {name} ended with {} (an abort is signal 6):\n{stdout}\n{stderr}",
+        "the child running {path} ended with {} (an abort is signal 6):\n{stdout}\n{stderr}",
         out.status
     );
 }

@@ -306,30 +306,44 @@ fn an_impossible_array_length_is_refused_naming_the_field() {
     assert_eq!(check(&FETCH_MESSAGE, 4, &fine), Ok(()));
 }
 
-proptest::proptest! {
-    /// Any bytes, and generated answers with bytes overwritten: the check never panics, and
-    /// what it lets through `kafka-protocol` decodes or refuses without an abort.
-    #[test]
-    fn arbitrary_and_mutated_answers_never_abort(
-        which in 0usize..21,
-        version_pick in 0u16..16,
-        seed in 0u64..1000,
-        changes in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..4),
-        noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
-        arbitrary in proptest::prelude::any::<bool>(),
-    ) {
-        let cases = cases();
-        let (m, (min, max), decode) = cases[which % cases.len()];
-        let version = min + (version_pick as i16 % (max - min + 1));
-        let mut answer = if arbitrary { noise } else { generate(m, version, seed).to_vec() };
-        for (at, v) in changes {
-            if !answer.is_empty() {
-                let i = at % answer.len();
-                answer[i] = v;
-            }
-        }
-        if check(m, version, &answer).is_ok() {
-            let _ = decode(&mut Bytes::from(answer), version);
-        }
-    }
+/// Any bytes, and generated answers with bytes overwritten: the check never panics, and
+/// what it lets through `kafka-protocol` decodes or refuses without an abort (in a child
+/// process: an abort fails this test instead of ending the runner).
+#[test]
+fn arbitrary_and_mutated_answers_never_abort() {
+    use proptest::prelude::*;
+    let path = "transport::modern::api::shapes::tests::arbitrary_and_mutated_answers_never_abort";
+    crate::transport::modern::records::hostile_tests::in_child_at(path, || {
+        let inputs = (
+            0usize..21,
+            0u16..16,
+            0u64..1000,
+            proptest::collection::vec((0usize..400, any::<u8>()), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            any::<bool>(),
+        );
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2000));
+        runner
+            .run(&inputs, |(which, pick, seed, changes, noise, arbitrary)| {
+                let cases = cases();
+                let (m, (min, max), decode) = cases[which % cases.len()];
+                let version = min + (pick as i16 % (max - min + 1));
+                let mut answer = if arbitrary {
+                    noise
+                } else {
+                    generate(m, version, seed).to_vec()
+                };
+                for (at, v) in changes {
+                    if !answer.is_empty() {
+                        let i = at % answer.len();
+                        answer[i] = v;
+                    }
+                }
+                if check(m, version, &answer).is_ok() {
+                    let _ = decode(&mut Bytes::from(answer), version);
+                }
+                Ok(())
+            })
+            .unwrap();
+    });
 }
