@@ -356,6 +356,60 @@ fn mutated_fetch_answers_never_panic() {
     });
 }
 
+/// A "broker" that answers the first request on every connection with `raw` as is (no
+/// frame of its own: `raw` is read as size, header and body), then hangs up.
+fn raw_broker(raw: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut size = [0u8; 4];
+            if s.read_exact(&mut size).is_err() {
+                continue;
+            }
+            let mut request = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
+            let _ = s.read_exact(&mut request);
+            let _ = s.write_all(&raw);
+        }
+    });
+    addr
+}
+
+/// Arbitrary bytes where a frame should be, and valid ApiVersions frames with bytes
+/// overwritten (the size prefix included): an error naming what was wrong, never a panic,
+/// an abort or an allocation of the announced size (48 cases, in a child process).
+#[test]
+fn arbitrary_frames_are_errors_not_panics() {
+    in_child("arbitrary_frames_are_errors_not_panics", || {
+        let cases = (
+            prop::collection::vec(any::<u8>(), 0..80),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            any::<bool>(),
+        );
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
+        runner
+            .run(&cases, |(noise, changes, arbitrary)| {
+                let raw = if arbitrary {
+                    noise
+                } else {
+                    let mut frame = 1i32.to_be_bytes().to_vec(); // correlation id
+                    frame.extend(api_versions());
+                    let mut raw = (frame.len() as i32).to_be_bytes().to_vec();
+                    raw.extend(frame);
+                    mutate(raw, &changes)
+                };
+                let e = read_once(&raw_broker(raw), "t");
+                prop_assert!(
+                    e.is_err(),
+                    "a broker answering only ApiVersions cannot be read"
+                );
+                Ok(())
+            })
+            .unwrap();
+    });
+}
+
 // ---- what other clients wrote: envelopes, retry and dead-letter records --------------
 
 fn envelope_bytes() -> Vec<u8> {

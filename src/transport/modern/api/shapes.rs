@@ -9,8 +9,10 @@
 //! no such check, and its decoders cannot be given one from outside.
 //!
 //! So every answer is first walked here, field by field, with the layout of its message at
-//! its version (the tables in [`client`] and [`groups`], transcribed from `kafka-protocol`'s
-//! message definitions and tested against its encoder and decoder). The walk reserves
+//! its version (the tables in [`client`] and [`groups`], taken from `kafka-protocol`'s
+//! generated message definitions and tested against its decoder at every version of
+//! [`Api::MIN`](super::Api::MIN)..=[`Api::MAX`](super::Api::MAX), so raising a range or
+//! upgrading `kafka-protocol` re-checks them). The walk reserves
 //! nothing; wherever the answer announces an array, it checks the announced length against
 //! the bytes left, and refuses the answer, naming the field, when the length cannot be
 //! true. Only then is the answer decoded, so every reservation `kafka-protocol` makes is at

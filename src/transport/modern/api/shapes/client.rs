@@ -1,8 +1,8 @@
 //! Layouts of the answers of the client APIs (versions, metadata, produce, fetch, offsets), for [`check`](super::check).
 //!
-//! Transcribed from kafka-protocol 0.18's message definitions (each struct's fields in
-//! wire order, with the versions they are sent in) and tested against its encoder and
-//! decoder in `super::tests`.
+//! Taken from kafka-protocol 0.18's generated message definitions by a one-off script
+//! (each struct's fields in wire order, with the versions they are sent in; tagged fields
+//! by tag), and tested against its decoder in `super::tests`.
 
 use super::{Field, Message, Struct, Tag, Ty};
 
