@@ -4,10 +4,12 @@
 //! batch's announced record count and each record's announced header count before reading
 //! any (a small batch announcing `i32::MAX` records aborts the process).
 //!
-//! Inflating is bounded by what the compressed bytes can really hold: snappy's announced
-//! block sizes are checked against its largest possible expansion before the codec
-//! reserves them; gzip, lz4 and zstd grow their output as they inflate (their memory is
-//! what the data really expands to).
+//! Inflating reserves only what the compressed bytes can really hold: snappy's announced
+//! block sizes are checked against its largest possible expansion (22x) before the codec
+//! reserves them; gzip, lz4 and zstd grow their output as they inflate, so their memory is
+//! what the data really expands to. That is not capped: a batch built to inflate a
+//! thousandfold (a "decompression bomb", up to `max_response_bytes` of it) still costs
+//! that much memory, as in Kafka's Java client.
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
