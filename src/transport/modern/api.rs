@@ -20,6 +20,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub(super) mod shapes;
+
 /// A request this transport sends: its key, its name for errors, the versions we speak, and
 /// its response type.
 pub(super) trait Api: Encodable + HeaderVersion {

@@ -111,6 +111,8 @@ pub(super) fn encode_subscription(topics: &[&str]) -> Bytes {
 /// ignored, as the Java client does).
 pub(super) fn decode_subscription(bytes: &Bytes) -> Result<Vec<String>, String> {
     let (version, mut body) = split_version(bytes)?;
+    let shape = &super::api::shapes::groups::CONSUMER_SUBSCRIPTION_MESSAGE;
+    super::api::shapes::check(shape, version.min(3), &body)?;
     let s = ConsumerProtocolSubscription::decode(&mut body, version.min(3))
         .map_err(|e| format!("bad subscription v{version}: {e:#}"))?;
     Ok(s.topics.iter().map(|t| t.as_str().to_string()).collect())
@@ -137,6 +139,8 @@ pub(super) fn decode_assignment(bytes: &Bytes) -> Result<BTreeMap<String, Vec<i3
         return Ok(BTreeMap::new());
     }
     let (version, mut body) = split_version(bytes)?;
+    let shape = &super::api::shapes::groups::CONSUMER_ASSIGNMENT_MESSAGE;
+    super::api::shapes::check(shape, version.min(3), &body)?;
     let a = ConsumerProtocolAssignment::decode(&mut body, version.min(3))
         .map_err(|e| format!("bad assignment v{version}: {e:#}"))?;
     let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
-use super::api::{Api, BrokerVersions};
+use super::api::{shapes, Api, BrokerVersions};
 use super::errors::{code, code_error, codec_error, io_error};
 use super::stream::{Security, Stream};
 use crate::error::{Error, ErrorKind, Result};
@@ -200,6 +200,7 @@ impl Connection {
     ) -> Result<R::Response> {
         let mut body =
             self.read_frame(id, R::Response::header_version(version), R::NAME, deadline)?;
+        self.check_shape(R::KEY, version, &body)?;
         R::Response::decode(&mut body, version).map_err(|e| {
             self.broken = true;
             codec_error(
@@ -229,6 +230,7 @@ impl Connection {
         } else {
             API_VERSIONS_FIRST
         };
+        self.check_shape(ApiKey::ApiVersions, version, &body)?;
         let answer = ApiVersionsResponse::decode(&mut body, version).map_err(|e| {
             self.broken = true;
             codec_error(e, "decoding the ApiVersions answer", &self.addr)
@@ -252,6 +254,25 @@ impl Connection {
             .with_broker(self.addr.clone()));
         }
         Ok(())
+    }
+
+    /// Refuses an answer whose arrays announce more entries than it has bytes, before
+    /// `kafka-protocol` reserves memory for them (see [`shapes`]).
+    fn check_shape(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Result<()> {
+        let Some(shape) = shapes::of_answer(key) else {
+            return Ok(());
+        };
+        shapes::check(shape, version, body).map_err(|why| {
+            self.broken = true;
+            Error::new(
+                ErrorKind::Broker,
+                format!(
+                    "the {key:?} answer cannot be true and was refused before decoding: {why} \
+                     (is this a Kafka broker?)"
+                ),
+            )
+            .with_broker(self.addr.clone())
+        })
     }
 
     /// Reads one frame, checks its correlation id, skips the response header.
@@ -321,6 +342,11 @@ impl Connection {
             self.answer = buf;
         }
         read.map_err(|e| self.fail(e, api, "reading the answer to"))?;
+        let header_shape = &shapes::groups::RESPONSE_HEADER_MESSAGE;
+        if let Err(why) = shapes::check(header_shape, header_version, &frame) {
+            self.broken = true;
+            return Err(Error::new(ErrorKind::Broker, why).with_broker(self.addr.clone()));
+        }
         let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
             self.broken = true;
             codec_error(e, &format!("decoding the {api} answer header"), &self.addr)

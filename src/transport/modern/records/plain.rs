@@ -218,6 +218,35 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The fewest bytes a record takes on the wire: its length, attributes, timestamp delta,
+/// offset delta, key length, value length and header count, a byte each. A batch cannot
+/// hold more records than its bytes divided by this, nor a record more headers than its
+/// bytes divided by [`MIN_HEADER`]: counts beyond that are refused before anything is
+/// reserved for them (a 70-byte batch announcing `i32::MAX` records would otherwise reserve
+/// 240 GB and abort the process).
+pub(super) const MIN_RECORD: usize = 7;
+/// The fewest bytes a header takes: its name's length and its value's length.
+const MIN_HEADER: usize = 2;
+
+/// Checks the CRC-32C of one whole v2 batch `batch` (header included).
+pub(super) fn check_crc(batch: &[u8]) -> Result<(), String> {
+    let stored = u32::from_be_bytes(batch[CRC_AT..CRC_AT + 4].try_into().expect("4 bytes"));
+    let actual = crc32c::crc32c(&batch[CRC_FROM..]);
+    if stored != actual {
+        return Err(format!(
+            "Cyclic redundancy check failed ({stored} != {actual})"
+        ));
+    }
+    Ok(())
+}
+
+/// The base offset and the announced record count of the v2 batch `batch`.
+pub(super) fn base_and_count(batch: &[u8]) -> (i64, i32) {
+    let base = i64::from_be_bytes(batch[..8].try_into().expect("8 bytes"));
+    let count = i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes"));
+    (base, count)
+}
+
 /// Appends the records of one whole uncompressed batch `batch` (header included, CRC not
 /// yet checked) at or after `position` to `out`, for `topic`/`partition`.
 pub(super) fn decode(
@@ -227,75 +256,107 @@ pub(super) fn decode(
     position: i64,
     out: &mut Vec<ConsumedRecord>,
 ) -> Result<(), String> {
-    let stored = u32::from_be_bytes(batch[CRC_AT..CRC_AT + 4].try_into().expect("4 bytes"));
-    let actual = crc32c::crc32c(&batch[CRC_FROM..]);
-    if stored != actual {
-        return Err(format!(
-            "Cyclic redundancy check failed ({stored} != {actual})"
-        ));
-    }
-    let base = i64::from_be_bytes(batch[..8].try_into().expect("8 bytes"));
-    let count = i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes"));
-    if count < 0 {
-        return Err(format!("a record batch announces {count} records"));
-    }
-    out.reserve(count as usize);
-    let mut c = Cursor {
-        data: batch,
-        at: BATCH_HEADER,
+    check_crc(batch)?;
+    let (base, count) = base_and_count(batch);
+    let records = Records {
+        topic,
+        partition,
+        base,
+        count,
     };
-    for _ in 0..count {
-        let length = c.varint()?;
-        let body =
-            usize::try_from(length).map_err(|_| format!("a record announces {length} bytes"))?;
-        let start = c.at;
-        let end = start
-            .checked_add(body)
-            .filter(|&e| e <= batch.len())
-            .ok_or("a record runs past its batch")?;
-        c.take(1)?; // attributes
-        c.varint()?; // timestamp delta
-        let offset = base + c.varint()?;
-        let key = c.bytes()?;
-        let value = c.bytes()?;
-        let n = c.varint()?;
-        if n < 0 {
-            return Err(format!("a record announces {n} headers"));
-        }
-        let mut headers: Vec<Header> = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let k = c.bytes()?.ok_or("a record header has a null name")?;
-            let k =
-                std::str::from_utf8(k).map_err(|e| format!("a header name is not UTF-8: {e}"))?;
-            let v = c.bytes()?.unwrap_or_default();
-            match headers.iter_mut().find(|h| h.key == k) {
-                Some(h) => h.value = v.to_vec(),
-                None => headers.push(Header {
-                    key: Header::name_from_wire(k),
-                    value: v.to_vec(),
-                }),
-            }
-        }
-        if c.at != end {
+    records.decode(&batch[BATCH_HEADER..], position, out)
+}
+
+/// What the header of a batch says about its records.
+pub(super) struct Records<'a> {
+    /// The topic they were read from.
+    pub topic: &'a str,
+    /// Their partition.
+    pub partition: i32,
+    /// The batch's base offset.
+    pub base: i64,
+    /// How many records the batch announces.
+    pub count: i32,
+}
+
+impl Records<'_> {
+    /// Appends the records of `data` (the batch's records, uncompressed) at or after
+    /// `position` to `out`. Reserves only what `data` can hold.
+    pub(super) fn decode(
+        &self,
+        data: &[u8],
+        position: i64,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<(), String> {
+        let count = self.count;
+        if count < 0 || count as usize > data.len() / MIN_RECORD {
             return Err(format!(
-                "record at offset {offset} is {} bytes, not the {body} it announces",
-                c.at - start
+                "a record batch announces {count} records in {} bytes",
+                data.len()
             ));
         }
-        if offset < position {
-            continue;
+        out.reserve(count as usize);
+        let mut c = Cursor { data, at: 0 };
+        for _ in 0..count {
+            let length = c.varint()?;
+            let body = usize::try_from(length)
+                .map_err(|_| format!("a record announces {length} bytes"))?;
+            let start = c.at;
+            let end = start
+                .checked_add(body)
+                .filter(|&e| e <= data.len())
+                .ok_or("a record runs past its batch")?;
+            c.take(1)?; // attributes
+            c.varint()?; // timestamp delta
+            let delta = c.varint()?;
+            let offset = self
+                .base
+                .checked_add(delta)
+                .ok_or_else(|| format!("offset delta {delta} overflows the batch's base offset"))?;
+            let key = c.bytes()?;
+            let value = c.bytes()?;
+            let n = c.varint()?;
+            if n < 0 || n as usize > end.saturating_sub(c.at) / MIN_HEADER {
+                return Err(format!(
+                    "a record announces {n} headers in {} bytes",
+                    end.saturating_sub(c.at)
+                ));
+            }
+            let mut headers: Vec<Header> = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let k = c.bytes()?.ok_or("a record header has a null name")?;
+                let k = std::str::from_utf8(k)
+                    .map_err(|e| format!("a header name is not UTF-8: {e}"))?;
+                let v = c.bytes()?.unwrap_or_default();
+                match headers.iter_mut().find(|h| h.key == k) {
+                    Some(h) => h.value = v.to_vec(),
+                    None => headers.push(Header {
+                        key: Header::name_from_wire(k),
+                        value: v.to_vec(),
+                    }),
+                }
+            }
+            if c.at != end {
+                return Err(format!(
+                    "record at offset {offset} is {} bytes, not the {body} it announces",
+                    c.at - start
+                ));
+            }
+            if offset < position {
+                continue;
+            }
+            out.push(ConsumedRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                offset,
+                key: key.map(<[u8]>::to_vec),
+                null_value: value.is_none(),
+                value: value.map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            });
         }
-        out.push(ConsumedRecord {
-            topic: topic.to_string(),
-            partition,
-            offset,
-            key: key.map(<[u8]>::to_vec),
-            null_value: value.is_none(),
-            value: value.map(<[u8]>::to_vec).unwrap_or_default(),
-            headers,
-        });
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -303,7 +364,7 @@ mod tests {
     use bytes::Bytes;
     use proptest::prelude::*;
 
-    use super::super::{decode_with_codec, encode_with_codec, Sequence};
+    use super::super::{decode_with_kafka_protocol, encode_with_codec, Sequence};
     use super::*;
     use crate::config::Compression;
 
@@ -369,7 +430,7 @@ mod tests {
             let batch = Bytes::from(batch);
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             decode("t", 4, &batch, base + skip, &mut ours).unwrap();
-            decode_with_codec("t", 4, batch, base + skip, &mut theirs).unwrap();
+            decode_with_kafka_protocol("t", 4, batch, base + skip, &mut theirs).unwrap();
             prop_assert_eq!(ours.len(), records.len().saturating_sub(skip as usize));
             prop_assert_eq!(ours, theirs);
         }
