@@ -235,9 +235,8 @@ pub struct ProducerConfig {
     /// Messages a topic's writer queue holds; a full queue blocks `send` (up to
     /// `enqueue_timeout`) and fails `try_send`. Default: 10,000.
     pub queue_capacity: usize,
-    /// Bytes (key, encoded envelope and headers) of a topic's records queued or held by its
-    /// writer and not answered yet, besides `queue_capacity` queued messages: a record that
-    /// does not fit blocks `send` (up to
+    /// Bytes (key, encoded envelope and headers) a topic's writer queue holds, besides
+    /// `queue_capacity` messages: a record that does not fit blocks `send` (up to
     /// `enqueue_timeout`) and fails `try_send` with `QueueFull`, so memory stays bounded
     /// with large messages. A record alone in the queue is always let in. Default: 32 MB
     /// (33,554,432 bytes, the Java client's `buffer.memory`). Env: `KAFKA_BUFFER_BYTES`.

@@ -223,9 +223,14 @@ impl Accumulator {
         self.records == 0
     }
 
-    /// Bytes held (what the writer bounds by `buffer_bytes` before taking more).
+    /// Key, value and header bytes held (the writer bounds what it takes by them).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The topic's partition count, once learnt.
+    pub fn partition_count(&self) -> Option<usize> {
+        self.partition_count
     }
 
     /// Whether records wait for the topic's partition count.

@@ -1,7 +1,6 @@
-//! The byte bound of a writer (`producer.buffer_bytes`): callers take room for a record
-//! before queueing it, the writer thread gives it back when the record is answered (written,
-//! failed or expired), so queued and held records together stay within the bound, as the
-//! Java client's `buffer.memory`. A record alone always fits, so one larger than the bound is not refused here
+//! The byte bound of a writer queue (`producer.buffer_bytes`): callers take room for a record
+//! before queueing it, the writer thread gives it back when it takes the record off the
+//! queue. A record alone always fits, so one larger than the bound is not refused here
 //! (`max_message_bytes` does that).
 //!
 //! The common case (room left) is one atomic compare-and-swap; only a caller that has to

@@ -227,8 +227,7 @@ pub(super) struct Writer {
     /// Records queued or being shipped and not answered yet (shared with the handle).
     outstanding: Arc<AtomicUsize>,
     queue: Receiver<WriterCommand>,
-    /// Room in the byte bound of queued and held records, given back as records are
-    /// answered.
+    /// Room in the queue's byte bound, given back as each record is taken off the queue.
     budget: Arc<ByteBudget>,
 }
 
@@ -272,11 +271,9 @@ impl Writer {
                 }
                 continue;
             }
-            let (records, bytes) = (acc.len(), acc.bytes());
+            let records = acc.len();
             let shipped = lock_shipper(&self.shipper).step(&mut acc, all_now);
-            // Answered: their bytes no longer count against `buffer_bytes`, and the writer
-            // is idle again once nothing else is outstanding.
-            self.budget.give(bytes - acc.bytes());
+            // Answered: the writer is idle again once nothing else is outstanding.
             self.outstanding
                 .fetch_sub(records - acc.len(), Ordering::SeqCst);
             if shipped {
@@ -294,10 +291,17 @@ impl Writer {
         );
     }
 
-    /// Takes everything queued now (without waiting), stopping at a flush (`buffer_bytes`
-    /// bounds what is queued and held together). Returns whether every sender is gone.
+    /// Takes what is queued now (without waiting), stopping at a flush and once the
+    /// accumulator holds `batch_size` records or two batches' bytes (`batch_bytes`) per
+    /// partition: records past that wait in the queue, bounded by `queue_capacity` and
+    /// `buffer_bytes`, so the writer's memory stays about what the queue's is. Returns
+    /// whether every sender is gone.
     fn take_queued(&self, acc: &mut Accumulator, flushes: &mut Vec<Sender<()>>) -> bool {
-        while flushes.is_empty() {
+        let p = &self.config.producer;
+        let partitions = acc.partition_count().unwrap_or(1).max(1);
+        let most_records = p.batch_size.saturating_mul(partitions);
+        let most_bytes = p.batch_bytes.saturating_mul(2 * partitions);
+        while flushes.is_empty() && acc.len() < most_records && acc.bytes() < most_bytes {
             match self.queue.try_recv() {
                 Ok(command) => self.take(command, acc, flushes),
                 Err(TryRecvError::Empty) => return false,
@@ -307,11 +311,14 @@ impl Writer {
         false
     }
 
-    /// One command off the queue (a record's bytes count against `buffer_bytes` until it
-    /// is answered).
+    /// One command off the queue: a record's bytes no longer count against
+    /// `buffer_bytes` (the accumulator holds them now).
     fn take(&self, command: WriterCommand, acc: &mut Accumulator, flushes: &mut Vec<Sender<()>>) {
         match command {
-            WriterCommand::Record(r) => acc.add(r, Instant::now()),
+            WriterCommand::Record(r) => {
+                self.budget.give(r.size);
+                acc.add(r, Instant::now());
+            }
             WriterCommand::Flush(done) => flushes.push(done),
         }
     }
