@@ -119,7 +119,9 @@ fn an_entry_not_yet_due_holds_only_its_partition_while_the_thread_keeps_polling(
     let (n, at) = seen.lock().unwrap()[1];
     assert_eq!(n, 1);
     assert!(at.duration_since(started) >= Duration::from_millis(1400));
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     consumer.close(WAIT).unwrap();
 }
 
@@ -136,7 +138,9 @@ fn a_due_time_a_year_ahead_is_clamped_to_the_maximum_delay() {
     wait_for("handled after the clamped delay", WAIT, || {
         seen.lock().unwrap().len() == 1
     });
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     consumer.close(WAIT).unwrap();
 }
 
@@ -162,7 +166,9 @@ fn another_groups_entry_is_skipped_by_its_header_without_being_decoded() {
     let consumer = consumer(fast_config("g"), transport);
     let seen = recording(&consumer);
     let handle = consumer.consume([RETRY]).unwrap();
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     let m = handle
         .metrics()
         .into_iter()

@@ -132,6 +132,9 @@ pub mod headers {
     /// On a retry entry: the consumer group that parked it (another group skips the entry
     /// without decoding it).
     pub const RETRY_GROUP: &str = "retry-group";
+    /// On a retry entry: the topic the message was first read from (the consumers of the
+    /// group that do not read it pass over the entry without decoding it).
+    pub const RETRY_ORIGIN_TOPIC: &str = "retry-origin-topic";
     /// On a retry entry: when it is due, in milliseconds since the Unix epoch.
     pub const RETRY_DUE_AT: &str = "retry-due-at";
     /// On a dead-letter record: its [`DeadLetterKind`](crate::domain::DeadLetterKind).
@@ -347,6 +350,7 @@ pub(crate) fn park(
                     Header::new(Header::MESSAGE_TYPE, MessageType::RETRY.as_str()),
                     Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
                     Header::new(headers::RETRY_GROUP, c.group_id.as_str()),
+                    Header::new(headers::RETRY_ORIGIN_TOPIC, record.origin.topic.as_str()),
                     // Rounded up: never due before the entry's own due time.
                     Header::new(
                         headers::RETRY_DUE_AT,

@@ -35,7 +35,8 @@ pub struct ConsumerTopicMetrics {
     pub decode_errors: u64,
     /// Messages of a type with no handler skipped by [`UnknownTypePolicy::Skip`](crate::config::UnknownTypePolicy::Skip).
     pub skipped_unknown_type: u64,
-    /// Retry-topic entries of other groups, passed over.
+    /// Retry-topic entries of other groups, or of this group parked from topics this
+    /// consumer does not read (another consumer's), passed over.
     pub skipped_other_group: u64,
     /// Records with a null value (tombstones), passed over.
     pub tombstones: u64,

@@ -8,7 +8,7 @@
 //!        ▼
 //!  kafka-consumer-<topic>: poll ─▶ backlog (per partition) ─▶ one record at a time:
 //!        decode envelope ── bad bytes ─────────────────────────────▶ dead-letter (decode)
-//!        retry entry? other group (header) ─▶ skip; own group, not due ─▶ hold partition
+//!        retry entry? other group or topic (header) ─▶ skip; own, not due ─▶ hold partition
 //!        duplicate id (IdempotencyStore) ─────────────────────────▶ skip, count
 //!        handler by type ── none ─────────────────────────────────▶ dead-letter / skip
 //!        run handler inline (panic caught; the watchdog watches the time)
@@ -83,6 +83,7 @@ mod outbox;
 mod process;
 mod records;
 mod registry;
+mod routing;
 mod runner;
 mod shared;
 mod stop;

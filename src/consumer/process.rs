@@ -201,7 +201,21 @@ impl MessageFlow {
             if group != self.shared.config.group_id.as_bytes() {
                 return self.other_group(&String::from_utf8_lossy(group));
             }
-            if let Some(until) = header(record, headers::RETRY_DUE_AT).and_then(due_from_header) {
+            // Another consumer's of this group (parked from a topic this one does not
+            // read) is passed over before its due time is looked at (routing.rs).
+            let origin = header(record, headers::RETRY_ORIGIN_TOPIC);
+            if let Some(from) = origin.filter(|o| !self.shared.takes_retry(&record.topic, o)) {
+                let (group, from) = (
+                    String::from_utf8_lossy(group),
+                    String::from_utf8_lossy(from),
+                );
+                return self.other_group(&format!("{group} (parked from {from})"));
+            }
+            if origin.is_none() && self.shared.routes_retry(&record.topic) {
+                // Written before the origin header: its origin is in the payload.
+            } else if let Some(until) =
+                header(record, headers::RETRY_DUE_AT).and_then(due_from_header)
+            {
                 if let Some(at) = self.not_due(until, record) {
                     return Prepared::Done(Step::NotDue(at));
                 }
@@ -239,8 +253,15 @@ impl MessageFlow {
                 return Prepared::Done(self.dead_letter(letter, &Failures::none()));
             }
         };
-        if entry.group != self.shared.config.group_id {
-            return self.other_group(&entry.group);
+        if entry.group != self.shared.config.group_id
+            || !self
+                .shared
+                .takes_retry(&record.topic, entry.origin.topic.as_bytes())
+        {
+            return self.other_group(&format!(
+                "{} (parked from {})",
+                entry.group, entry.origin.topic
+            ));
         }
         if !due_checked {
             if let Some(at) = self.not_due(entry.due_at, record) {
@@ -313,7 +334,7 @@ impl MessageFlow {
 
     fn other_group(&self, group: &str) -> Prepared {
         self.stats.add(Counter::SkippedOtherGroup, 1);
-        log::debug!("retry entry of group {group}; passing over it");
+        log::debug!("retry entry of group {group}: not this consumer's; passing over it");
         Prepared::Done(Step::Ended(Ending::Skipped))
     }
 

@@ -128,3 +128,9 @@ pub fn consumer(config: Config, transport: Arc<dyn Transport>) -> kafka_sync::Co
         .and_then(|k| k.consumer())
         .expect("consumer")
 }
+
+/// The group a consumer of `group` consuming `topics` reads the retry topic under (default
+/// retry topic settings).
+pub fn retry_group(group: &str, topics: &[&str]) -> String {
+    kafka_sync::ConsumerConfig::default().retry_group_of(group, topics)
+}
