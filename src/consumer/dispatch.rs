@@ -9,6 +9,7 @@
 //!             └─ ready, batch handler: gather the next ready records of the same
 //!                partition and type (up to max_batch, distinct ids) ─ one batch call
 //!                for their first attempt ─────────────────────────────────▶ apply each
+//!                (a record after a failed one of its key: queued behind it, again later)
 //!  apply: ended ─▶ tracker.end │ divert ─▶ outbox │ again ─▶ waiting room
 //!         not due ─▶ back to the backlog front, partition held until then
 //! ```
@@ -133,6 +134,12 @@ impl TopicLoop {
                     followers: VecDeque::new(),
                 },
             ),
+            Step::Behind => {
+                // Queued behind the record of its key applied just before it.
+                if let Err(record) = self.waiting.follow(record) {
+                    self.backlog.push_front(vec![record]);
+                }
+            }
             Step::NotDue(until) => {
                 log::debug!(
                     "retry entry {}/{}@{} not due yet; holding its partition",

@@ -19,8 +19,9 @@
 //!  OffsetTracker ─▶ Subscription::commit (every commit_interval; never past a pending one)
 //! ```
 //!
-//! At-least-once: an offset is committed only once its message ended; with the
-//! idempotency store a handler runs once per message id (within the store's limits).
+//! At-least-once: an offset is committed only once its message ended. The idempotency
+//! store skips ids this process handled already (the README's "What holds, exactly" says
+//! what it does not cover: other members, restarts, the crash window).
 //!
 //! Design notes (the README has the reasons and the outcome table):
 //! - **Failures never wait on the thread's time.** A retriable failure puts the message in
@@ -29,7 +30,8 @@
 //!   in an outbox and written in batches before each commit. A retry entry not yet due
 //!   holds (pauses) only its partition.
 //! - **Handler timeout.** Handlers run inline on the consumer thread, so a message is never
-//!   handled by two calls at once and the thread count is fixed. The watchdog
+//!   handled by two calls at once in one member (after an eviction the partition's next
+//!   owner can, while the stuck call runs) and the thread count is fixed. The watchdog
 //!   (`kafka-watchdog-<group>`) marks a thread whose call runs past `handler_timeout` (or
 //!   that has not polled within `max_poll_interval`) stuck: an error log line with the
 //!   message id, [`ThreadHealth::stuck`], and its member leaves the group so the partitions

@@ -57,6 +57,11 @@ pub(crate) enum Step {
     Again(Box<Ready>, Instant),
     /// A retry entry of this group, not due before this time.
     NotDue(Instant),
+    /// In a batch, after a record of the same key that failed and waits for its retry:
+    /// its result in the batch call is set aside (not counted, its id not marked) and it
+    /// is handled again once that record ended, so a key's records never end out of order
+    /// (as Spring redelivers the records after a batch's failed index).
+    Behind,
 }
 
 /// A decoded message with its handler, between attempts.
@@ -151,11 +156,23 @@ impl MessageFlow {
         let started = Instant::now();
         let outcomes = self.runner.run_batch(&invoker, messages);
         self.stats.record_latency(started.elapsed());
+        // Keys of records that failed in this call and wait for a retry.
+        let mut waiting_keys: Vec<Vec<u8>> = Vec::new();
         batch
             .into_iter()
             .zip(outcomes)
             .map(|((ready, record), outcome)| {
+                if record
+                    .key
+                    .as_ref()
+                    .is_some_and(|k| waiting_keys.contains(k))
+                {
+                    return (record, Step::Behind);
+                }
                 let step = self.step(ready, &record, Some(outcome));
+                if let (Step::Again(..), Some(key)) = (&step, &record.key) {
+                    waiting_keys.push(key.clone());
+                }
                 (record, step)
             })
             .collect()
