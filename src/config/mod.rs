@@ -329,12 +329,15 @@ pub struct ConsumerConfig {
     /// Most messages a consumer thread keeps in memory waiting for an in-place retry (each
     /// waits without holding up the others); when full, the thread waits for the earliest
     /// one. Default: 5,000 (about 1.5 KB each for a 230-byte envelope: at most ~8 MB; at
-    /// 300 ms of in-place backoff that is 16,000 failing messages a second). Env:
+    /// 300 ms of in-place backoff that is 16,000 failing messages a second). The same bound
+    /// applies to retry-topic entries not yet due that a thread sets aside while it reads on
+    /// (past it, a not-due entry holds its partition until its time). Env:
     /// `KAFKA_MAX_WAITING_RETRIES`.
     pub max_waiting_retries: usize,
     /// Longest a retry-topic entry is held back, and the cap of the doubling
     /// `retry_topic_delay`: an entry due later than this from now (a skewed or crafted
-    /// clock) is clamped to it and logged. Default: 1 h.
+    /// clock) is written again to the retry topic due after this delay (logged at warn,
+    /// counted as `rescheduled`), so the clamp survives restarts. Default: 1 h.
     /// Env: `KAFKA_RETRY_TOPIC_MAX_DELAY_MS`.
     pub retry_topic_max_delay: Duration,
     /// How long a retry or dead-letter write may keep failing (retried with backoff, other

@@ -11,7 +11,8 @@
 //!                for their first attempt ─────────────────────────────────▶ apply each
 //!                (a record after a failed one of its key: queued behind it, again later)
 //!  apply: ended ─▶ tracker.end │ divert ─▶ outbox │ again ─▶ waiting room
-//!         not due ─▶ back to the backlog front, partition held until then
+//!         not due ─▶ set aside in the backlog until then (its partition goes on; held
+//!                    when max_waiting_retries are set aside already)
 //! ```
 
 use std::collections::VecDeque;
@@ -142,12 +143,16 @@ impl TopicLoop {
             }
             Step::NotDue(until) => {
                 log::debug!(
-                    "retry entry {}/{}@{} not due yet; holding its partition",
+                    "retry entry {}/{}@{} not due yet; set aside until then",
                     record.topic,
                     record.partition,
                     record.offset
                 );
-                self.backlog.hold(record, until);
+                let limit = self.shared.config.consumer.max_waiting_retries;
+                if let Err(record) = self.backlog.defer(record, until, limit) {
+                    // Too many set aside: this one holds its partition.
+                    self.backlog.hold(record, until);
+                }
             }
         }
     }

@@ -40,6 +40,9 @@ pub struct ConsumerTopicMetrics {
     pub skipped_other_group: u64,
     /// Records with a null value (tombstones), passed over.
     pub tombstones: u64,
+    /// Retry entries due further away than `retry_topic_max_delay`, written again to the
+    /// retry topic due after that delay (the clamp is kept in the entry, not in memory).
+    pub rescheduled: u64,
     /// Successful offset commits.
     pub commits: u64,
     /// Dead-letter records that failed in the dead-letter handler (or did not read back as
@@ -88,9 +91,10 @@ pub(crate) enum Counter {
     DeadLetterFailures,
     Tombstones,
     Rebalances,
+    Rescheduled,
 }
 
-const COUNTERS: usize = 13;
+const COUNTERS: usize = 14;
 
 /// The live state of one topic's consumer thread: counters and health.
 pub(crate) struct TopicStats {
@@ -370,6 +374,7 @@ impl TopicStats {
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
             tombstones: self.get(Counter::Tombstones),
+            rescheduled: self.get(Counter::Rescheduled),
             commits: self.get(Counter::Commits),
             dead_letter_failures: self.get(Counter::DeadLetterFailures),
             rebalances: self.get(Counter::Rebalances),

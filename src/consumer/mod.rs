@@ -8,7 +8,7 @@
 //!        ▼
 //!  kafka-consumer-<topic>: poll ─▶ backlog (per partition) ─▶ one record at a time:
 //!        decode envelope ── bad bytes ─────────────────────────────▶ dead-letter (decode)
-//!        retry entry? other group or topic (header) ─▶ skip; own, not due ─▶ hold partition
+//!        retry entry? other group or topic (header) ─▶ skip; own, not due ─▶ set aside
 //!        duplicate id (IdempotencyStore) ─────────────────────────▶ skip, count
 //!        handler by type ── none ─────────────────────────────────▶ dead-letter / skip
 //!        run handler inline (panic caught; the watchdog watches the time)
@@ -28,7 +28,7 @@
 //!   the thread's waiting room with its next attempt due after the backoff; the thread goes
 //!   on with the other records (and partitions). Retry entries and dead letters are queued
 //!   in an outbox and written in batches before each commit. A retry entry not yet due
-//!   holds (pauses) only its partition.
+//!   is set aside until its time (bounded); its partition goes on.
 //! - **Handler timeout.** Handlers run inline on the consumer thread, so a message is never
 //!   handled by two calls at once in one member (after an eviction the partition's next
 //!   owner can, while the stuck call runs) and the thread count is fixed. The watchdog

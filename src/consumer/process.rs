@@ -3,7 +3,8 @@
 //! ```text
 //!  bytes ─decode─┬─ not an envelope ─────────────────────────────────▶ divert: dead letter
 //!                ├─ retry entry of another group (header, else payload) ─▶ skipped
-//!                ├─ retry entry of this group, not due ───────────────▶ not due (held)
+//!                ├─ retry entry of this group, not due ───────────────▶ not due (set aside)
+//!                ├─ due beyond retry_topic_max_delay ────────────────▶ divert: written again
 //!                ▼
 //!         envelope ─ id handled already? ──────────────────────────▶ duplicate (skipped)
 //!                  ─ no handler for the type ──────────────────────▶ dead letter / skip
@@ -64,6 +65,14 @@ pub(crate) enum Step {
     Behind,
 }
 
+/// When a retry entry may run.
+enum Due {
+    Now,
+    Later(Instant),
+    /// Further away than `retry_topic_max_delay`, by this much.
+    TooFar(Duration),
+}
+
 /// A decoded message with its handler, between attempts.
 pub(crate) struct Ready {
     message: Arc<KafkaMessage>,
@@ -105,9 +114,6 @@ pub(crate) enum Prepared {
 pub(crate) struct MessageFlow {
     /// Whether this thread reads the dead-letter topic (the dead-letter handler's role).
     dead_letter_role: bool,
-    /// Retry entries whose far-future due time was clamped: (partition, offset) → when
-    /// they may run (their own due time is not looked at again).
-    clamped: std::collections::HashMap<(i32, i64), Instant>,
     shared: Arc<Shared>,
     stats: Arc<TopicStats>,
     runner: HandlerRunner,
@@ -130,7 +136,6 @@ impl MessageFlow {
         let store = shared.store();
         MessageFlow {
             dead_letter_role: shared.config.consumer.is_dead_letter_topic(&stats.topic),
-            clamped: std::collections::HashMap::new(),
             shared,
             stats,
             runner,
@@ -233,10 +238,12 @@ impl MessageFlow {
             } else if let Some(until) =
                 header(record, headers::RETRY_DUE_AT).and_then(due_from_header)
             {
-                if let Some(at) = self.not_due(until, record) {
-                    return Prepared::Done(Step::NotDue(at));
+                match self.due(until) {
+                    Due::Later(at) => return Prepared::Done(Step::NotDue(at)),
+                    Due::Now => due_checked = true,
+                    // Decoded below, to be written again due sooner.
+                    Due::TooFar(_) => {}
                 }
-                due_checked = true;
             }
         }
         let message = match KafkaMessage::from_bytes(&record.value) {
@@ -281,8 +288,21 @@ impl MessageFlow {
             ));
         }
         if !due_checked {
-            if let Some(at) = self.not_due(entry.due_at, record) {
-                return Prepared::Done(Step::NotDue(at));
+            match self.due(entry.due_at) {
+                Due::Now => {}
+                Due::Later(at) => return Prepared::Done(Step::NotDue(at)),
+                Due::TooFar(wait) => {
+                    let max = self.shared.config.consumer.retry_topic_max_delay;
+                    log::warn!(
+                        "retry entry at {}/{}@{} is due in {wait:?}, beyond \
+                         consumer.retry_topic_max_delay ({max:?}): written again due in {max:?}",
+                        record.topic,
+                        record.partition,
+                        record.offset
+                    );
+                    let step = divert::reschedule(&self.shared, &entry, record, max);
+                    return Prepared::Done(Step::Divert(step));
+                }
             }
         }
         let failures = Failures::from_retry(&entry);
@@ -355,38 +375,23 @@ impl MessageFlow {
         Prepared::Done(Step::Ended(Ending::Skipped))
     }
 
-    /// When a retry entry due at `due` may run, if not now; a due time further away than
-    /// `retry_topic_max_delay` is clamped to it (and logged).
-    fn not_due(&mut self, due: SystemTime, record: &ConsumedRecord) -> Option<Instant> {
-        let key = (record.partition, record.offset);
-        if let Some(&until) = self.clamped.get(&key) {
-            if Instant::now() >= until {
-                self.clamped.remove(&key);
-                return None;
-            }
-            return Some(until);
-        }
-        let wait = due.duration_since(SystemTime::now()).ok()?;
+    /// When a retry entry due at `due` may run. A due time further away than
+    /// `retry_topic_max_delay` (a skewed or crafted clock) is `TooFar`: the entry is written
+    /// again due after that delay, so the clamp lives in the entry, not in this thread's
+    /// memory (a member restarting more often than the delay still gets past it).
+    fn due(&self, due: SystemTime) -> Due {
+        let Ok(wait) = due.duration_since(SystemTime::now()) else {
+            return Due::Now;
+        };
         if wait.is_zero() {
-            return None;
+            return Due::Now;
         }
+        // The rewritten entry's due time is rounded up to the millisecond.
         let max = self.shared.config.consumer.retry_topic_max_delay;
-        if wait <= max {
-            return Some(Instant::now() + wait);
+        if wait <= max + Duration::from_millis(10) {
+            return Due::Later(Instant::now() + wait);
         }
-        log::warn!(
-            "retry entry at {}/{}@{} is due in {wait:?}, beyond consumer.retry_topic_max_delay \
-             ({max:?}): waiting {max:?} instead",
-            record.topic,
-            record.partition,
-            record.offset
-        );
-        if self.clamped.len() > 10_000 {
-            self.clamped.clear();
-        }
-        let until = Instant::now() + max;
-        self.clamped.insert(key, until);
-        Some(until)
+        Due::TooFar(wait)
     }
 
     /// Dedupe and handler lookup.
