@@ -544,6 +544,11 @@ impl ConsumerConfig {
     /// assert!(a.starts_with("scrapers.retry."));
     /// assert_eq!(a, c.retry_group_of("scrapers", &["tasks"]));
     /// assert_ne!(a, c.retry_group_of("scrapers", &["results"]));
+    /// // Stable across releases and platforms (a changed name would start a new group).
+    /// assert_eq!(
+    ///     c.retry_group_of("pipeline-scraper", &["scraping-tasks"]),
+    ///     "pipeline-scraper.retry.41c60b5f790a"
+    /// );
     /// ```
     pub fn retry_group_of<S: AsRef<str>>(&self, group: &str, topics: &[S]) -> String {
         // FNV-1a: the same on every platform and release (std's hasher promises neither).
