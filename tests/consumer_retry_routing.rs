@@ -203,3 +203,23 @@ fn adding_a_topic_once_the_retry_topic_is_read_is_refused_with_the_reason() {
     let group = kafka.config().consumer.retry_group_of("g", &["topic-a"]);
     assert!(group.starts_with("g.retry."), "{group}");
 }
+
+/// A consumer of the dead-letter topic alone parks nothing: it does not read the retry
+/// topic (it would take every entry of its group, having none of their handlers).
+#[test]
+fn a_consumer_of_the_dead_letter_topic_alone_does_not_read_the_retry_topic() {
+    let broker = MemoryTransport::new();
+    let mut config = Config {
+        group_id: "g".into(),
+        ..Config::in_memory()
+    };
+    tune(&mut config);
+    let dead_letter_topic = config.consumer.dead_letter_topic.clone();
+    let kafka = Kafka::with_transport(config, Arc::new(broker)).unwrap();
+    let consumer = kafka.consumer().unwrap();
+    consumer.register_dead_letter_handler(|_| Ok(()));
+    let handle = consumer.consume([dead_letter_topic.as_str()]).unwrap();
+    let topics: Vec<String> = handle.metrics().into_iter().map(|m| m.topic).collect();
+    assert_eq!(topics, vec![dead_letter_topic]);
+    consumer.close(Duration::from_secs(10)).unwrap();
+}

@@ -147,7 +147,14 @@ impl Shared {
         }
         let mut topics = topics.to_vec();
         let retry_topic = c.retry_topic_of(&self.config.group_id);
+        // Only a consumer of topics whose messages can be parked reads the retry topic (a
+        // consumer of the dead-letter topic alone parks nothing: it would take every entry
+        // of its group, see routing.rs).
+        let parks = !c
+            .retry_origins(&self.config.group_id, &[&running[..], &topics[..]].concat())
+            .is_empty();
         if c.retry_topic_enabled
+            && parks
             && !running.contains(&retry_topic)
             && !topics.contains(&retry_topic)
         {
