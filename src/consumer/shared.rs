@@ -170,6 +170,9 @@ impl Shared {
             topics.push(retry_topic);
         }
         let route = self.route_for(&running, &topics)?;
+        if let Some(route) = &route {
+            self.seed_retry_group(route);
+        }
         let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
         for topic in &topics {
             let mut options = runner::subscribe_options(self, topic);
@@ -238,6 +241,39 @@ impl Shared {
         }
         let all: Vec<String> = running.iter().chain(topics).cloned().collect();
         Ok(Some(RetryRoute::new(&self.config, &all)))
+    }
+
+    /// Where the retry group has no commits on the retry topic and `group_id` has (an
+    /// earlier version read the retry topic as the group itself), the retry group starts
+    /// where that one stopped, not at `start_offset` (see the README's "Upgrading").
+    fn seed_retry_group(&self, route: &RetryRoute) {
+        let group = &self.config.group_id;
+        match self
+            .transport
+            .copy_group_offsets(group, &route.group, &route.topic)
+        {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "retry group `{}` starts where group `{group}` stopped on `{}` ({n} \
+                 partition(s) copied)",
+                route.group,
+                route.topic
+            ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnsupportedBroker | ErrorKind::UnknownTopic
+                ) =>
+            {
+                log::debug!("not copying {group}'s offsets on {}: {e}", route.topic)
+            }
+            Err(e) => log::warn!(
+                "copying group `{group}`'s committed offsets on `{}` to `{}`: {e}; it starts \
+                 at consumer.start_offset",
+                route.topic,
+                route.group
+            ),
+        }
     }
 
     /// The counters of every thread started.
