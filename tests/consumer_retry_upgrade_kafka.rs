@@ -1,6 +1,5 @@
 //! Upgrading from a version that read the retry topic as the consumer group itself, against
-//! a real Apache Kafka (`KAFKA_TEST_BROKERS`, on the modern transport whatever
-//! `KAFKA_TEST_TRANSPORT` says; with no broker
+//! a real Apache Kafka (`KAFKA_TEST_BROKERS`, `KAFKA_TEST_TRANSPORT`; with no broker
 //! it fails, never skips): the consumer's retry group of its own starts where the group
 //! stopped on the retry topic, so the entries the old version handled are not handled
 //! again and those it had not read yet are.
@@ -40,8 +39,6 @@ fn commit_as_old_version(transport: &Arc<dyn Transport>, group: &str, topic: &st
 #[test]
 fn after_an_upgrade_the_retry_group_starts_where_the_group_stopped_on_the_broker() {
     let mut config = common::kafka_config();
-    // Only the modern transport copies offsets (the `kafka` crate's cannot: README).
-    config.transport = kafka_sync::TransportKind::Modern;
     config.consumer.retry = quick_retries(2);
     config.consumer.max_wait = Duration::from_millis(50);
     config.consumer.retry_topic = common::random_topic("retry");

@@ -197,8 +197,8 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// committed any there, and returns how many partitions were copied; `to` must have no
     /// members then (its offsets are committed outside a generation). The consumer's retry
     /// reader uses it once when it starts, so its retry group of its own begins where the
-    /// group reading the retry topic before stopped. Transports that cannot (memory, the
-    /// `kafka` crate) fail with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
+    /// group reading the retry topic before stopped. Transports that cannot (memory) fail
+    /// with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
     fn copy_group_offsets(&self, from: &str, to: &str, topic: &str) -> Result<usize> {
         let _ = (from, to);
         Err(crate::Error::new(
