@@ -245,9 +245,12 @@ impl Consumer {
     }
 
     /// Joins the group on each topic and starts its thread `kafka-consumer-<topic>`;
-    /// returns at once. Fails (starting nothing) for an invalid or already consumed topic
-    /// or a failed subscription, and with [`ErrorKind::Closed`](crate::ErrorKind::Closed)
-    /// after a shutdown.
+    /// returns at once. With `consumer.retry_topic_enabled` the retry topic is read too,
+    /// under a retry group of this consumer's own derived from its topics
+    /// ([`ConsumerConfig::retry_group_of`](crate::ConsumerConfig::retry_group_of)), so give
+    /// every topic in one call. Fails (starting nothing) for an invalid or already consumed
+    /// topic, a topic added once the retry topic is read, or a failed subscription, and with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after a shutdown.
     pub fn consume<I, S>(&self, topics: I) -> Result<ConsumerHandle>
     where
         I: IntoIterator<Item = S>,
