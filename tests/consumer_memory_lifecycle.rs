@@ -68,7 +68,7 @@ fn a_message_failing_in_place_is_parked_and_handled_after_its_due_time_by_its_ow
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     for g in ["a", "b"] {
         wait_for("all committed", WAIT, || {
-            all_committed(&broker, g, T) && all_committed(&broker, g, RETRY)
+            all_committed(&broker, g, T) && all_committed(&broker, &retry_group(g, &[T]), RETRY)
         });
     }
     assert_eq!(
@@ -113,7 +113,9 @@ fn a_message_that_keeps_failing_is_dead_lettered_as_exhausted_at_the_attempt_lim
         "parked after attempts 2 and 4"
     );
     assert!(dl.first_failure_at < dl.last_failure_at);
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[T]), RETRY)
+    });
 }
 
 #[test]

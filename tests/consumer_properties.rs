@@ -211,7 +211,7 @@ proptest! {
         wait_for("every message ended", Duration::from_secs(20), || {
             handled.lock().unwrap().len() + broker.records(DLQ).len() >= n
                 && all_committed(&broker, "g", T)
-                && all_committed(&broker, "g", RETRY)
+                && all_committed(&broker, &retry_group("g", &[T]), RETRY)
         });
         consumer.close(Duration::from_secs(5)).unwrap();
         prop_assert!(!passed_unended.load(Ordering::SeqCst), "a commit passed an unended message");

@@ -119,7 +119,9 @@ fn an_entry_not_yet_due_holds_only_its_partition_while_the_thread_keeps_polling(
     let (n, at) = seen.lock().unwrap()[1];
     assert_eq!(n, 1);
     assert!(at.duration_since(started) >= Duration::from_millis(1400));
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     consumer.close(WAIT).unwrap();
 }
 
@@ -136,7 +138,9 @@ fn a_due_time_a_year_ahead_is_clamped_to_the_maximum_delay() {
     wait_for("handled after the clamped delay", WAIT, || {
         seen.lock().unwrap().len() == 1
     });
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     consumer.close(WAIT).unwrap();
 }
 
@@ -162,7 +166,9 @@ fn another_groups_entry_is_skipped_by_its_header_without_being_decoded() {
     let consumer = consumer(fast_config("g"), transport);
     let seen = recording(&consumer);
     let handle = consumer.consume([RETRY]).unwrap();
-    wait_for("committed", WAIT, || all_committed(&broker, "g", RETRY));
+    wait_for("committed", WAIT, || {
+        all_committed(&broker, &retry_group("g", &[]), RETRY)
+    });
     let m = handle
         .metrics()
         .into_iter()
@@ -204,4 +210,87 @@ fn per_group_retry_topics_keep_each_groups_entries_on_its_own_topic() {
     );
     assert!(handle.metrics().iter().any(|m| m.topic == "retry.g_eu"));
     consumer.close(WAIT).unwrap();
+}
+
+#[test]
+fn an_entry_not_yet_due_is_set_aside_and_later_entries_of_its_partition_due_sooner_go_first() {
+    let (broker, transport) = memory();
+    broker.create_topic(RETRY, 1).unwrap();
+    let started = Instant::now();
+    // Offset 0 is due in 2 s (a longer round); offset 1, behind it, is due now.
+    park(
+        &transport,
+        0,
+        "g",
+        message(1),
+        SystemTime::now() + Duration::from_secs(2),
+        true,
+    );
+    park(&transport, 0, "g", message(2), SystemTime::now(), true);
+    let mut config = fast_config("g");
+    config.consumer.retry_topic_max_delay = Duration::from_secs(60);
+    let consumer = consumer(config, transport);
+    let seen = recording(&consumer);
+    let _handle = consumer.consume([RETRY]).unwrap();
+    wait_for("the entry due now handled", WAIT, || {
+        !seen.lock().unwrap().is_empty()
+    });
+    let (n, at) = seen.lock().unwrap()[0];
+    assert_eq!(n, 2, "the entry due now went first");
+    assert!(
+        at.duration_since(started) < Duration::from_millis(1500),
+        "not held behind the later one: {:?}",
+        at.duration_since(started)
+    );
+    // Nothing is committed past the entry still waiting.
+    std::thread::sleep(Duration::from_millis(300));
+    let group = retry_group("g", &[]);
+    assert_eq!(broker.committed(&group, RETRY, 0).unwrap_or(0), 0);
+    wait_for("the later entry handled", WAIT, || {
+        seen.lock().unwrap().len() == 2
+    });
+    let (n, at) = seen.lock().unwrap()[1];
+    assert_eq!(n, 1);
+    assert!(at.duration_since(started) >= Duration::from_millis(1900));
+    wait_for("committed", WAIT, || all_committed(&broker, &group, RETRY));
+    consumer.close(WAIT).unwrap();
+}
+
+/// A clamp lived in memory: a member restarting more often than `retry_topic_max_delay`
+/// clamped the far-future entry again each time and never got past it. The clamp is now
+/// written into the entry (a copy due after the maximum delay, the original committed).
+#[test]
+fn a_clamped_entry_is_handled_though_its_member_restarts_more_often_than_the_clamp() {
+    let (broker, transport) = memory();
+    broker.create_topic(RETRY, 1).unwrap();
+    let year = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+    park(&transport, 0, "g", message(1), year, true);
+    let started = Instant::now();
+    let seen: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let mut rescheduled = 0;
+    for _ in 0..5 {
+        let mut config = fast_config("g");
+        config.consumer.retry_topic_max_delay = Duration::from_millis(1000);
+        let consumer = consumer(config, transport.clone());
+        let s = seen.clone();
+        consumer.register_handler("test", move |m: &KafkaMessage| {
+            s.lock()
+                .unwrap()
+                .push((m.payload["n"].as_u64().unwrap(), Instant::now()));
+            Ok(())
+        });
+        let handle = consumer.consume([RETRY]).unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        consumer.close(WAIT).unwrap();
+        rescheduled += handle.metrics()[0].rescheduled;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        1,
+        "handled once, after the clamped delay: {seen:?}"
+    );
+    assert!(seen[0].1.duration_since(started) >= Duration::from_millis(950));
+    assert_eq!(rescheduled, 1, "the clamp is written once");
+    assert!(all_committed(&broker, &retry_group("g", &[]), RETRY));
 }

@@ -329,12 +329,15 @@ pub struct ConsumerConfig {
     /// Most messages a consumer thread keeps in memory waiting for an in-place retry (each
     /// waits without holding up the others); when full, the thread waits for the earliest
     /// one. Default: 5,000 (about 1.5 KB each for a 230-byte envelope: at most ~8 MB; at
-    /// 300 ms of in-place backoff that is 16,000 failing messages a second). Env:
+    /// 300 ms of in-place backoff that is 16,000 failing messages a second). The same bound
+    /// applies to retry-topic entries not yet due that a thread sets aside while it reads on
+    /// (past it, a not-due entry holds its partition until its time). Env:
     /// `KAFKA_MAX_WAITING_RETRIES`.
     pub max_waiting_retries: usize,
     /// Longest a retry-topic entry is held back, and the cap of the doubling
     /// `retry_topic_delay`: an entry due later than this from now (a skewed or crafted
-    /// clock) is clamped to it and logged. Default: 1 h.
+    /// clock) is written again to the retry topic due after this delay (logged at warn,
+    /// counted as `rescheduled`), so the clamp survives restarts. Default: 1 h.
     /// Env: `KAFKA_RETRY_TOPIC_MAX_DELAY_MS`.
     pub retry_topic_max_delay: Duration,
     /// How long a retry or dead-letter write may keep failing (retried with backoff, other
@@ -510,6 +513,53 @@ impl ConsumerConfig {
         let mut topic = format!("{}.{safe}", self.retry_topic);
         topic.truncate(249);
         topic
+    }
+
+    /// The topics whose retry entries a consumer of `group` consuming `topics` takes back
+    /// from the retry topic: `topics` without the retry topic and the dead-letter topics,
+    /// sorted. Empty (a consumer of the retry topic alone) takes every entry of its group.
+    pub fn retry_origins<S: AsRef<str>>(&self, group: &str, topics: &[S]) -> Vec<String> {
+        let retry = self.retry_topic_of(group);
+        let mut origins: Vec<String> = topics
+            .iter()
+            .map(|t| t.as_ref().to_string())
+            .filter(|t| *t != retry && !self.is_dead_letter_topic(t))
+            .collect();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
+    /// The consumer group a consumer of `group` consuming `topics` reads the retry topic
+    /// under: `<group>.retry.<h>`, `h` 12 hex digits of a stable hash (FNV-1a, 64 bits) of
+    /// its [`retry_origins`](Self::retry_origins). Processes of one service (same group,
+    /// same topics) share it and split the retry topic's partitions; consumers of other
+    /// topics in the same group each read every entry under a group of their own and take
+    /// only the entries parked from their topics, so an entry always comes back to a
+    /// consumer that has its handler.
+    ///
+    /// ```
+    /// let c = kafka_sync::ConsumerConfig::default();
+    /// let a = c.retry_group_of("scrapers", &["tasks", "retry"]);
+    /// assert!(a.starts_with("scrapers.retry."));
+    /// assert_eq!(a, c.retry_group_of("scrapers", &["tasks"]));
+    /// assert_ne!(a, c.retry_group_of("scrapers", &["results"]));
+    /// // Stable across releases and platforms (a changed name would start a new group).
+    /// assert_eq!(
+    ///     c.retry_group_of("pipeline-scraper", &["scraping-tasks"]),
+    ///     "pipeline-scraper.retry.41c60b5f790a"
+    /// );
+    /// ```
+    pub fn retry_group_of<S: AsRef<str>>(&self, group: &str, topics: &[S]) -> String {
+        // FNV-1a: the same on every platform and release (std's hasher promises neither).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for topic in self.retry_origins(group, topics) {
+            for byte in topic.bytes().chain(std::iter::once(b'\n')) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{group}.retry.{:012x}", hash >> 16)
     }
 }
 

@@ -1,12 +1,18 @@
 //! [`Backlog`]: records a consumer thread polled and has not started yet, per partition,
-//! taken round-robin; a partition can be held until a time (a retry-topic entry that is not
-//! due yet) or stopped (a write that keeps failing), without holding up the others.
+//! taken round-robin; a retry-topic entry that is not due yet is set aside until its time
+//! (its partition goes on: later entries due sooner are not held up), or, when too many
+//! are set aside, holds its partition; a partition can be stopped (a write that keeps
+//! failing), without holding up the others.
 //!
 //! ```text
-//!  poll ─▶ push ─▶ [p0: r r r] [p1: r] [p2: held until t: r r]
-//!                    next_ready(now) takes the front record of the next partition that is
-//!                    neither held (until later) nor stopped, rotating over partitions
+//!  poll ─▶ push ─▶ [p0: r r r] [p1: r] [p2: held until t: r r]   deferred: {t1: r, t2: r}
+//!                    next_ready(now) takes a deferred record whose time came, else the
+//!                    front record of the next partition that is neither held (until
+//!                    later) nor stopped, rotating over partitions
 //! ```
+//!
+//! A deferred record's offset stays pending in the offset tracker, so commits never pass it
+//! before it ended.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
@@ -27,6 +33,8 @@ pub(crate) struct Backlog {
     /// The partition the next round-robin look starts after.
     last: Option<i32>,
     len: usize,
+    /// Retry entries not due yet, read past: (due, partition, offset) → record.
+    deferred: BTreeMap<(Instant, i32, i64), ConsumedRecord>,
 }
 
 impl Backlog {
@@ -64,13 +72,43 @@ impl Backlog {
         self.len += 1;
     }
 
-    /// The front record of the next partition (round-robin) that is not held past `now`
-    /// and not in `stopped`.
+    /// Sets `record` aside until `until` (its partition goes on), unless `limit` records
+    /// are set aside already: then it is given back (for [`hold`](Self::hold)).
+    pub(crate) fn defer(
+        &mut self,
+        record: ConsumedRecord,
+        until: Instant,
+        limit: usize,
+    ) -> Result<(), ConsumedRecord> {
+        if self.deferred.len() >= limit {
+            return Err(record);
+        }
+        self.len += 1;
+        self.deferred
+            .insert((until, record.partition, record.offset), record);
+        Ok(())
+    }
+
+    /// The earliest set-aside record due at `now` outside `stopped`.
+    fn deferred_due(&self, now: Instant, stopped: &BTreeSet<i32>) -> Option<(Instant, i32, i64)> {
+        self.deferred
+            .keys()
+            .take_while(|(t, _, _)| *t <= now)
+            .find(|(_, p, _)| !stopped.contains(p))
+            .copied()
+    }
+
+    /// A set-aside record whose time came, else the front record of the next partition
+    /// (round-robin) that is not held past `now`, both outside `stopped`.
     pub(crate) fn next_ready(
         &mut self,
         now: Instant,
         stopped: &BTreeSet<i32>,
     ) -> Option<ConsumedRecord> {
+        if let Some(slot) = self.deferred_due(now, stopped) {
+            self.len -= 1;
+            return self.deferred.remove(&slot);
+        }
         let after = self.last;
         let pick = {
             let ready = |(p, q): (&i32, &Queue)| {
@@ -111,17 +149,22 @@ impl Backlog {
 
     /// Whether any partition outside `stopped` has a record startable at `now`.
     pub(crate) fn has_ready(&self, now: Instant, stopped: &BTreeSet<i32>) -> bool {
-        self.queues.iter().any(|(p, q)| {
-            !q.records.is_empty() && q.held_until.is_none_or(|t| t <= now) && !stopped.contains(p)
-        })
+        self.deferred_due(now, stopped).is_some()
+            || self.queues.iter().any(|(p, q)| {
+                !q.records.is_empty()
+                    && q.held_until.is_none_or(|t| t <= now)
+                    && !stopped.contains(p)
+            })
     }
 
-    /// The earliest time a held partition becomes ready.
+    /// The earliest time a held partition or a set-aside record becomes ready.
     pub(crate) fn next_release(&self) -> Option<Instant> {
+        let deferred = self.deferred.keys().next().map(|(t, _, _)| *t);
         self.queues
             .values()
             .filter(|q| !q.records.is_empty())
             .filter_map(|q| q.held_until)
+            .chain(deferred)
             .min()
     }
 
@@ -137,10 +180,12 @@ impl Backlog {
     /// Forgets the records of partitions not in `keep`.
     pub(crate) fn retain(&mut self, keep: impl Fn(i32) -> bool) {
         self.queues.retain(|p, _| keep(*p));
-        self.len = self.queues.values().map(|q| q.records.len()).sum();
+        self.deferred.retain(|(_, p, _), _| keep(*p));
+        self.len =
+            self.queues.values().map(|q| q.records.len()).sum::<usize>() + self.deferred.len();
     }
 
-    /// Records waiting, over all partitions.
+    /// Records waiting, over all partitions (set-aside ones included).
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -184,6 +229,37 @@ mod tests {
         let later = now + Duration::from_secs(61);
         assert_eq!(b.next_ready(later, &none), Some(held));
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn a_deferred_record_lets_its_partition_go_on_and_comes_back_at_its_time() {
+        let mut b = Backlog::default();
+        b.push(vec![rec(0, 0), rec(0, 1)]);
+        let now = Instant::now();
+        let none = BTreeSet::new();
+        let first = b.next_ready(now, &none).unwrap();
+        let later = now + Duration::from_secs(5);
+        b.defer(first, later, 1).unwrap();
+        assert_eq!(
+            b.next_ready(now, &none).unwrap().offset,
+            1,
+            "the partition goes on"
+        );
+        assert!(
+            b.busy_partitions().is_empty(),
+            "not paused for a deferred record"
+        );
+        assert_eq!((b.len(), b.next_release()), (1, Some(later)));
+        assert!(
+            b.defer(rec(0, 2), later, 1).is_err(),
+            "over the limit: given back"
+        );
+        assert!(!b.has_ready(now, &none));
+        assert!(!b.has_ready(later, &[0].into()), "its partition stopped");
+        assert_eq!(b.next_ready(later, &none).unwrap().offset, 0);
+        b.defer(rec(1, 3), later, 1).unwrap();
+        b.retain(|p| p != 1);
+        assert_eq!(b.len(), 0, "revoked: forgotten");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!             └─ ready, batch handler: gather the next ready records of the same
 //!                partition and type (up to max_batch, distinct ids) ─ one batch call
 //!                for their first attempt ─────────────────────────────────▶ apply each
+//!                (a record after a failed one of its key: queued behind it, again later)
 //!  apply: ended ─▶ tracker.end │ divert ─▶ outbox │ again ─▶ waiting room
-//!         not due ─▶ back to the backlog front, partition held until then
+//!         not due ─▶ set aside in the backlog until then (its partition goes on; held
+//!                    when max_waiting_retries are set aside already)
 //! ```
 
 use std::collections::VecDeque;
@@ -133,14 +135,24 @@ impl TopicLoop {
                     followers: VecDeque::new(),
                 },
             ),
+            Step::Behind => {
+                // Queued behind the record of its key applied just before it.
+                if let Err(record) = self.waiting.follow(record) {
+                    self.backlog.push_front(vec![record]);
+                }
+            }
             Step::NotDue(until) => {
                 log::debug!(
-                    "retry entry {}/{}@{} not due yet; holding its partition",
+                    "retry entry {}/{}@{} not due yet; set aside until then",
                     record.topic,
                     record.partition,
                     record.offset
                 );
-                self.backlog.hold(record, until);
+                let limit = self.shared.config.consumer.max_waiting_retries;
+                if let Err(record) = self.backlog.defer(record, until, limit) {
+                    // Too many set aside: this one holds its partition.
+                    self.backlog.hold(record, until);
+                }
             }
         }
     }

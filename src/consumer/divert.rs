@@ -132,6 +132,9 @@ pub mod headers {
     /// On a retry entry: the consumer group that parked it (another group skips the entry
     /// without decoding it).
     pub const RETRY_GROUP: &str = "retry-group";
+    /// On a retry entry: the topic the message was first read from (the consumers of the
+    /// group that do not read it pass over the entry without decoding it).
+    pub const RETRY_ORIGIN_TOPIC: &str = "retry-origin-topic";
     /// On a retry entry: when it is due, in milliseconds since the Unix epoch.
     pub const RETRY_DUE_AT: &str = "retry-due-at";
     /// On a dead-letter record: its [`DeadLetterKind`](crate::domain::DeadLetterKind).
@@ -335,31 +338,81 @@ pub(crate) fn park(
         failures.last_error
     );
     let mut writes = Vec::with_capacity(1 + fallback.writes.len());
-    let correlation = Some(message.correlation_id.clone());
-    if let Some(env) = envelope(shared, &MessageType::RETRY, &record, correlation) {
-        if let Ok(value) = env.to_bytes() {
-            writes.push(Write {
-                topic: c.consumer.retry_topic_of(&c.group_id),
-                key: Some(message.partition_key().into_bytes()),
-                value,
-                headers: vec![
-                    Header::new(Header::MESSAGE_ID, message.id.to_string()),
-                    Header::new(Header::MESSAGE_TYPE, MessageType::RETRY.as_str()),
-                    Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
-                    Header::new(headers::RETRY_GROUP, c.group_id.as_str()),
-                    // Rounded up: never due before the entry's own due time.
-                    Header::new(
-                        headers::RETRY_DUE_AT,
-                        (unix_millis(due_at + Duration::from_nanos(999_999))).to_string(),
-                    ),
-                ],
-                counts_as: Counter::SentToRetry,
-                what: "retry entry",
-            });
-        }
-    }
+    let topic = c.consumer.retry_topic_of(&c.group_id);
+    let key = message.partition_key().into_bytes();
+    writes.extend(retry_write(
+        shared,
+        &record,
+        topic,
+        key,
+        Counter::SentToRetry,
+    ));
     writes.extend(fallback.writes);
     Divert { writes, ..fallback }
+}
+
+/// The write of retry entry `record` to `topic`, with its headers.
+fn retry_write(
+    shared: &Shared,
+    record: &RetryRecord,
+    topic: String,
+    key: Vec<u8>,
+    counts_as: Counter,
+) -> Option<Write> {
+    let message = &record.message;
+    let correlation = Some(message.correlation_id.clone());
+    let env = envelope(shared, &MessageType::RETRY, record, correlation)?;
+    let value = env.to_bytes().ok()?;
+    Some(Write {
+        topic,
+        key: Some(key),
+        value,
+        headers: vec![
+            Header::new(Header::MESSAGE_ID, message.id.to_string()),
+            Header::new(Header::MESSAGE_TYPE, MessageType::RETRY.as_str()),
+            Header::new(Header::CORRELATION_ID, message.correlation_id.as_str()),
+            Header::new(headers::RETRY_GROUP, record.group.as_str()),
+            Header::new(headers::RETRY_ORIGIN_TOPIC, record.origin.topic.as_str()),
+            // Rounded up: never due before the entry's own due time.
+            Header::new(
+                headers::RETRY_DUE_AT,
+                (unix_millis(record.due_at + Duration::from_nanos(999_999))).to_string(),
+            ),
+        ],
+        counts_as,
+        what: "retry entry",
+    })
+}
+
+/// Writes retry entry `entry` (read from `record`, due further away than `max`) again to
+/// the topic it was read from, due after `max`: the clamp is kept in the entry, and the
+/// original ends once the copy is acknowledged. The copy keeps the entry's key, so one
+/// key's entries stay in one partition.
+pub(crate) fn reschedule(
+    shared: &Shared,
+    entry: &RetryRecord,
+    record: &ConsumedRecord,
+    max: Duration,
+) -> Divert {
+    let mut copy = entry.clone();
+    copy.due_at = SystemTime::now() + max;
+    let key = record
+        .key
+        .clone()
+        .unwrap_or_else(|| entry.message.partition_key().into_bytes());
+    let writes = retry_write(
+        shared,
+        &copy,
+        record.topic.clone(),
+        key,
+        Counter::Rescheduled,
+    );
+    Divert {
+        partition: record.partition,
+        offset: record.offset,
+        message: entry.message.id.to_string(),
+        writes: writes.into_iter().collect(),
+    }
 }
 
 /// The wait of a message's next round on the retry topic: `first`, doubled for each round

@@ -10,7 +10,8 @@
 //!
 //! Why inline: a call cannot be stopped, so running the next attempt beside a call that is
 //! still running (the previous design) let one message run twice at once and leaked a
-//! thread per stuck call. Inline, a message is never handled by two calls at once, the
+//! thread per stuck call. Inline, a message is never handled by two calls at once in one
+//! member (after an eviction another member can: the README's "What holds, exactly"), the
 //! thread count is fixed (one per topic), and a call costs no thread hand-off.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -35,10 +35,14 @@ pub struct ConsumerTopicMetrics {
     pub decode_errors: u64,
     /// Messages of a type with no handler skipped by [`UnknownTypePolicy::Skip`](crate::config::UnknownTypePolicy::Skip).
     pub skipped_unknown_type: u64,
-    /// Retry-topic entries of other groups, passed over.
+    /// Retry-topic entries of other groups, or of this group parked from topics this
+    /// consumer does not read (another consumer's), passed over.
     pub skipped_other_group: u64,
     /// Records with a null value (tombstones), passed over.
     pub tombstones: u64,
+    /// Retry entries due further away than `retry_topic_max_delay`, written again to the
+    /// retry topic due after that delay (the clamp is kept in the entry, not in memory).
+    pub rescheduled: u64,
     /// Successful offset commits.
     pub commits: u64,
     /// Dead-letter records that failed in the dead-letter handler (or did not read back as
@@ -87,9 +91,10 @@ pub(crate) enum Counter {
     DeadLetterFailures,
     Tombstones,
     Rebalances,
+    Rescheduled,
 }
 
-const COUNTERS: usize = 13;
+const COUNTERS: usize = 14;
 
 /// The live state of one topic's consumer thread: counters and health.
 pub(crate) struct TopicStats {
@@ -369,6 +374,7 @@ impl TopicStats {
             skipped_unknown_type: self.get(Counter::SkippedUnknownType),
             skipped_other_group: self.get(Counter::SkippedOtherGroup),
             tombstones: self.get(Counter::Tombstones),
+            rescheduled: self.get(Counter::Rescheduled),
             commits: self.get(Counter::Commits),
             dead_letter_failures: self.get(Counter::DeadLetterFailures),
             rebalances: self.get(Counter::Rebalances),

@@ -8,7 +8,7 @@
 //!        ▼
 //!  kafka-consumer-<topic>: poll ─▶ backlog (per partition) ─▶ one record at a time:
 //!        decode envelope ── bad bytes ─────────────────────────────▶ dead-letter (decode)
-//!        retry entry? other group (header) ─▶ skip; own group, not due ─▶ hold partition
+//!        retry entry? other group or topic (header) ─▶ skip; own, not due ─▶ set aside
 //!        duplicate id (IdempotencyStore) ─────────────────────────▶ skip, count
 //!        handler by type ── none ─────────────────────────────────▶ dead-letter / skip
 //!        run handler inline (panic caught; the watchdog watches the time)
@@ -19,17 +19,19 @@
 //!  OffsetTracker ─▶ Subscription::commit (every commit_interval; never past a pending one)
 //! ```
 //!
-//! At-least-once: an offset is committed only once its message ended; with the
-//! idempotency store a handler runs once per message id (within the store's limits).
+//! At-least-once: an offset is committed only once its message ended. The idempotency
+//! store skips ids this process handled already (the README's "What holds, exactly" says
+//! what it does not cover: other members, restarts, the crash window).
 //!
 //! Design notes (the README has the reasons and the outcome table):
 //! - **Failures never wait on the thread's time.** A retriable failure puts the message in
 //!   the thread's waiting room with its next attempt due after the backoff; the thread goes
 //!   on with the other records (and partitions). Retry entries and dead letters are queued
 //!   in an outbox and written in batches before each commit. A retry entry not yet due
-//!   holds (pauses) only its partition.
+//!   is set aside until its time (bounded); its partition goes on.
 //! - **Handler timeout.** Handlers run inline on the consumer thread, so a message is never
-//!   handled by two calls at once and the thread count is fixed. The watchdog
+//!   handled by two calls at once in one member (after an eviction the partition's next
+//!   owner can, while the stuck call runs) and the thread count is fixed. The watchdog
 //!   (`kafka-watchdog-<group>`) marks a thread whose call runs past `handler_timeout` (or
 //!   that has not polled within `max_poll_interval`) stuck: an error log line with the
 //!   message id, [`ThreadHealth::stuck`], and its member leaves the group so the partitions
@@ -83,6 +85,7 @@ mod outbox;
 mod process;
 mod records;
 mod registry;
+mod routing;
 mod runner;
 mod shared;
 mod stop;
@@ -242,9 +245,12 @@ impl Consumer {
     }
 
     /// Joins the group on each topic and starts its thread `kafka-consumer-<topic>`;
-    /// returns at once. Fails (starting nothing) for an invalid or already consumed topic
-    /// or a failed subscription, and with [`ErrorKind::Closed`](crate::ErrorKind::Closed)
-    /// after a shutdown.
+    /// returns at once. With `consumer.retry_topic_enabled` the retry topic is read too,
+    /// under a retry group of this consumer's own derived from its topics
+    /// ([`ConsumerConfig::retry_group_of`](crate::ConsumerConfig::retry_group_of)), so give
+    /// every topic in one call. Fails (starting nothing) for an invalid or already consumed
+    /// topic, a topic added once the retry topic is read, or a failed subscription, and with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after a shutdown.
     pub fn consume<I, S>(&self, topics: I) -> Result<ConsumerHandle>
     where
         I: IntoIterator<Item = S>,

@@ -11,7 +11,12 @@
 //!      failed for good, or past divert_timeout ─▶ the next write of the divert (fallback)
 //!      no fallback left ─▶ its partition stops (health `down` with the reason); the last
 //!                          write is tried again every 5 s until it goes through
+//!      outcome unknown (timeout, connection lost: the broker may have stored it) ─▶ the
+//!                          same write again, never a fallback: a record ends one way
 //! ```
+//!
+//! A partition stays stopped while any of its diverts has no write left to try, whatever
+//! its other diverts do.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -36,6 +41,17 @@ struct Queued {
     failing_since: Option<Instant>,
     backoff: Duration,
     next_try: Instant,
+    /// Whether a try of the current write may have been stored (a timeout or a lost
+    /// connection): then no other write of the divert is tried.
+    maybe_stored: bool,
+    /// Why its partition is stopped, if no write is left to try.
+    stops: Option<String>,
+}
+
+/// Whether an error leaves the write's outcome unknown: the request may have reached the
+/// broker and been stored though no answer came back.
+fn outcome_unknown(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection)
 }
 
 /// Queued diverts of one consumer thread.
@@ -59,6 +75,8 @@ impl Outbox {
             failing_since: None,
             backoff: FIRST_BACKOFF,
             next_try: Instant::now(),
+            maybe_stored: false,
+            stops: None,
         });
     }
 
@@ -117,9 +135,9 @@ impl Outbox {
                 Some(Ok(())) => {
                     let w = &q.divert.writes[q.step];
                     stats.add(w.counts_as, 1);
-                    if self.stopped.remove(&q.divert.partition).is_some() {
+                    if q.stops.is_some() {
                         log::warn!(
-                            "{} of message {} written to {}: partition {} of {} goes on",
+                            "{} of message {} written to {} (partition {} of {})",
                             w.what,
                             q.divert.message,
                             w.topic,
@@ -136,7 +154,28 @@ impl Outbox {
             }
         }
         self.queued = kept;
+        self.restop(stats);
         ended
+    }
+
+    /// The stopped partitions from the queued diverts: a partition goes on only once none
+    /// of its diverts is left without a write to try.
+    fn restop(&mut self, stats: &TopicStats) {
+        let mut stopped = BTreeMap::new();
+        for q in &self.queued {
+            if let Some(reason) = &q.stops {
+                stopped
+                    .entry(q.divert.partition)
+                    .or_insert_with(|| reason.clone());
+            }
+        }
+        for p in self.stopped.keys().filter(|p| !stopped.contains_key(*p)) {
+            log::warn!(
+                "partition {p} of {}: every divert written, it goes on",
+                stats.topic
+            );
+        }
+        self.stopped = stopped;
     }
 
     /// Moves `q` on after a failed write: backoff, the next fallback, or a stopped partition.
@@ -146,9 +185,10 @@ impl Outbox {
         let w = &q.divert.writes[q.step];
         let (topic, partition) = (&stats.topic, q.divert.partition);
         stats.set_error(format!("writing the {} to {}: {e}", w.what, w.topic));
+        q.maybe_stored |= outcome_unknown(e);
         let given_up =
             !e.is_retriable() || now.duration_since(since) >= shared.config.consumer.divert_timeout;
-        if given_up && q.step + 1 < q.divert.writes.len() {
+        if given_up && q.step + 1 < q.divert.writes.len() && !q.maybe_stored {
             let next = &q.divert.writes[q.step + 1];
             log::error!(
                 "writing the {} of message {} (from {topic}/{partition}@{}) to {} failed: {e}; \
@@ -167,14 +207,31 @@ impl Outbox {
             return;
         }
         if given_up {
+            let (id, offset) = (&q.divert.message, q.divert.offset);
+            let what = if q.maybe_stored {
+                format!(
+                    "message {id} at offset {offset} cannot be written (the {} to {}: {e}; an \
+                     earlier try may have been stored, so no other write is tried)",
+                    w.what, w.topic
+                )
+            } else {
+                format!(
+                    "message {id} at offset {offset} cannot be written anywhere (last: the {} \
+                     to {}: {e})",
+                    w.what, w.topic
+                )
+            };
             let reason = format!(
-                "message {} at offset {} cannot be written anywhere (last: the {} to {}: {e}); \
-                 partition stopped, nothing committed past it, trying again every {MAX_BACKOFF:?}",
-                q.divert.message, q.divert.offset, w.what, w.topic
+                "{what}; partition stopped, nothing committed past it, trying again every \
+                 {MAX_BACKOFF:?}"
             );
-            if self.stopped.insert(partition, reason.clone()).is_none() {
+            if q.stops.is_none() {
                 log::error!("consumer of {topic}, partition {partition}: {reason}");
             }
+            self.stopped
+                .entry(partition)
+                .or_insert_with(|| reason.clone());
+            q.stops = Some(reason.clone());
             stats.set_error(reason);
         } else {
             log::warn!(
@@ -300,3 +357,7 @@ impl Outbox {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

@@ -3,7 +3,8 @@
 //! ```text
 //!  bytes ─decode─┬─ not an envelope ─────────────────────────────────▶ divert: dead letter
 //!                ├─ retry entry of another group (header, else payload) ─▶ skipped
-//!                ├─ retry entry of this group, not due ───────────────▶ not due (held)
+//!                ├─ retry entry of this group, not due ───────────────▶ not due (set aside)
+//!                ├─ due beyond retry_topic_max_delay ────────────────▶ divert: written again
 //!                ▼
 //!         envelope ─ id handled already? ──────────────────────────▶ duplicate (skipped)
 //!                  ─ no handler for the type ──────────────────────▶ dead letter / skip
@@ -57,6 +58,19 @@ pub(crate) enum Step {
     Again(Box<Ready>, Instant),
     /// A retry entry of this group, not due before this time.
     NotDue(Instant),
+    /// In a batch, after a record of the same key that failed and waits for its retry:
+    /// its result in the batch call is set aside (not counted, its id not marked) and it
+    /// is handled again once that record ended, so a key's records never end out of order
+    /// (as Spring redelivers the records after a batch's failed index).
+    Behind,
+}
+
+/// When a retry entry may run.
+enum Due {
+    Now,
+    Later(Instant),
+    /// Further away than `retry_topic_max_delay`, by this much.
+    TooFar(Duration),
 }
 
 /// A decoded message with its handler, between attempts.
@@ -100,9 +114,6 @@ pub(crate) enum Prepared {
 pub(crate) struct MessageFlow {
     /// Whether this thread reads the dead-letter topic (the dead-letter handler's role).
     dead_letter_role: bool,
-    /// Retry entries whose far-future due time was clamped: (partition, offset) → when
-    /// they may run (their own due time is not looked at again).
-    clamped: std::collections::HashMap<(i32, i64), Instant>,
     shared: Arc<Shared>,
     stats: Arc<TopicStats>,
     runner: HandlerRunner,
@@ -125,7 +136,6 @@ impl MessageFlow {
         let store = shared.store();
         MessageFlow {
             dead_letter_role: shared.config.consumer.is_dead_letter_topic(&stats.topic),
-            clamped: std::collections::HashMap::new(),
             shared,
             stats,
             runner,
@@ -151,11 +161,23 @@ impl MessageFlow {
         let started = Instant::now();
         let outcomes = self.runner.run_batch(&invoker, messages);
         self.stats.record_latency(started.elapsed());
+        // Keys of records that failed in this call and wait for a retry.
+        let mut waiting_keys: Vec<Vec<u8>> = Vec::new();
         batch
             .into_iter()
             .zip(outcomes)
             .map(|((ready, record), outcome)| {
+                if record
+                    .key
+                    .as_ref()
+                    .is_some_and(|k| waiting_keys.contains(k))
+                {
+                    return (record, Step::Behind);
+                }
                 let step = self.step(ready, &record, Some(outcome));
+                if let (Step::Again(..), Some(key)) = (&step, &record.key) {
+                    waiting_keys.push(key.clone());
+                }
                 (record, step)
             })
             .collect()
@@ -201,11 +223,27 @@ impl MessageFlow {
             if group != self.shared.config.group_id.as_bytes() {
                 return self.other_group(&String::from_utf8_lossy(group));
             }
-            if let Some(until) = header(record, headers::RETRY_DUE_AT).and_then(due_from_header) {
-                if let Some(at) = self.not_due(until, record) {
-                    return Prepared::Done(Step::NotDue(at));
+            // Another consumer's of this group (parked from a topic this one does not
+            // read) is passed over before its due time is looked at (routing.rs).
+            let origin = header(record, headers::RETRY_ORIGIN_TOPIC);
+            if let Some(from) = origin.filter(|o| !self.shared.takes_retry(&record.topic, o)) {
+                let (group, from) = (
+                    String::from_utf8_lossy(group),
+                    String::from_utf8_lossy(from),
+                );
+                return self.other_group(&format!("{group} (parked from {from})"));
+            }
+            if origin.is_none() && self.shared.routes_retry(&record.topic) {
+                // Written before the origin header: its origin is in the payload.
+            } else if let Some(until) =
+                header(record, headers::RETRY_DUE_AT).and_then(due_from_header)
+            {
+                match self.due(until) {
+                    Due::Later(at) => return Prepared::Done(Step::NotDue(at)),
+                    Due::Now => due_checked = true,
+                    // Decoded below, to be written again due sooner.
+                    Due::TooFar(_) => {}
                 }
-                due_checked = true;
             }
         }
         let message = match KafkaMessage::from_bytes(&record.value) {
@@ -239,12 +277,32 @@ impl MessageFlow {
                 return Prepared::Done(self.dead_letter(letter, &Failures::none()));
             }
         };
-        if entry.group != self.shared.config.group_id {
-            return self.other_group(&entry.group);
+        if entry.group != self.shared.config.group_id
+            || !self
+                .shared
+                .takes_retry(&record.topic, entry.origin.topic.as_bytes())
+        {
+            return self.other_group(&format!(
+                "{} (parked from {})",
+                entry.group, entry.origin.topic
+            ));
         }
         if !due_checked {
-            if let Some(at) = self.not_due(entry.due_at, record) {
-                return Prepared::Done(Step::NotDue(at));
+            match self.due(entry.due_at) {
+                Due::Now => {}
+                Due::Later(at) => return Prepared::Done(Step::NotDue(at)),
+                Due::TooFar(wait) => {
+                    let max = self.shared.config.consumer.retry_topic_max_delay;
+                    log::warn!(
+                        "retry entry at {}/{}@{} is due in {wait:?}, beyond \
+                         consumer.retry_topic_max_delay ({max:?}): written again due in {max:?}",
+                        record.topic,
+                        record.partition,
+                        record.offset
+                    );
+                    let step = divert::reschedule(&self.shared, &entry, record, max);
+                    return Prepared::Done(Step::Divert(step));
+                }
             }
         }
         let failures = Failures::from_retry(&entry);
@@ -313,42 +371,27 @@ impl MessageFlow {
 
     fn other_group(&self, group: &str) -> Prepared {
         self.stats.add(Counter::SkippedOtherGroup, 1);
-        log::debug!("retry entry of group {group}; passing over it");
+        log::debug!("retry entry of group {group}: not this consumer's; passing over it");
         Prepared::Done(Step::Ended(Ending::Skipped))
     }
 
-    /// When a retry entry due at `due` may run, if not now; a due time further away than
-    /// `retry_topic_max_delay` is clamped to it (and logged).
-    fn not_due(&mut self, due: SystemTime, record: &ConsumedRecord) -> Option<Instant> {
-        let key = (record.partition, record.offset);
-        if let Some(&until) = self.clamped.get(&key) {
-            if Instant::now() >= until {
-                self.clamped.remove(&key);
-                return None;
-            }
-            return Some(until);
-        }
-        let wait = due.duration_since(SystemTime::now()).ok()?;
+    /// When a retry entry due at `due` may run. A due time further away than
+    /// `retry_topic_max_delay` (a skewed or crafted clock) is `TooFar`: the entry is written
+    /// again due after that delay, so the clamp lives in the entry, not in this thread's
+    /// memory (a member restarting more often than the delay still gets past it).
+    fn due(&self, due: SystemTime) -> Due {
+        let Ok(wait) = due.duration_since(SystemTime::now()) else {
+            return Due::Now;
+        };
         if wait.is_zero() {
-            return None;
+            return Due::Now;
         }
+        // The rewritten entry's due time is rounded up to the millisecond.
         let max = self.shared.config.consumer.retry_topic_max_delay;
-        if wait <= max {
-            return Some(Instant::now() + wait);
+        if wait <= max + Duration::from_millis(10) {
+            return Due::Later(Instant::now() + wait);
         }
-        log::warn!(
-            "retry entry at {}/{}@{} is due in {wait:?}, beyond consumer.retry_topic_max_delay \
-             ({max:?}): waiting {max:?} instead",
-            record.topic,
-            record.partition,
-            record.offset
-        );
-        if self.clamped.len() > 10_000 {
-            self.clamped.clear();
-        }
-        let until = Instant::now() + max;
-        self.clamped.insert(key, until);
-        Some(until)
+        Due::TooFar(wait)
     }
 
     /// Dedupe and handler lookup.

@@ -67,7 +67,7 @@ impl TopicThread {
 pub(crate) fn subscribe_options(shared: &Shared, topic: &str) -> SubscribeOptions {
     let c = &shared.config;
     SubscribeOptions {
-        group: c.group_id.clone(),
+        group: shared.group_reading(topic),
         topic: topic.to_string(),
         client_id: c.client_id.clone(),
         start_offset: c.consumer.start_offset,

@@ -2,13 +2,14 @@
 //! store, the stop signal) and the lifecycle of
 //! its topic threads: start, stop within a bound, wait, report.
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use super::dedupe::IdempotencyStore;
 use super::health::{ConsumerHealth, ThreadHealth};
 use super::metrics::ConsumerTopicMetrics;
 use super::registry::Registry;
+use super::routing::RetryRoute;
 use super::runner::{self, TopicThread};
 use super::stop::StopSignal;
 use crate::config::{validate_topic_name, Config};
@@ -27,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) registry: RwLock<Registry>,
     pub(crate) store: RwLock<Arc<dyn IdempotencyStore>>,
     pub(crate) stop: StopSignal,
+    /// How this consumer reads the retry topic: set when its reader starts (see
+    /// `routing.rs`), never changed afterwards.
+    retry_route: OnceLock<RetryRoute>,
     /// Set by `shutdown`: when threads must be done.
     deadline: Mutex<Option<Instant>>,
     threads: Mutex<Vec<TopicThread>>,
@@ -46,6 +50,7 @@ impl Shared {
             registry: RwLock::new(Registry::default()),
             store: RwLock::new(store),
             stop: StopSignal::new(),
+            retry_route: OnceLock::new(),
             deadline: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             watchdog: Mutex::new(None),
@@ -72,6 +77,30 @@ impl Shared {
     pub(crate) fn stop_deadline(&self) -> Instant {
         let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
         deadline.unwrap_or_else(|| Instant::now() + self.config.consumer.shutdown_timeout)
+    }
+
+    /// The consumer group `topic` is read under: the retry topic under this consumer's
+    /// retry group, any other topic under `group_id`.
+    pub(crate) fn group_reading(&self, topic: &str) -> String {
+        match self.retry_route.get() {
+            Some(route) if route.topic == topic => route.group.clone(),
+            _ => self.config.group_id.clone(),
+        }
+    }
+
+    /// Whether a retry entry read from `topic`, parked from the topic `origin`, is this
+    /// consumer's to take back (see `routing.rs`).
+    pub(crate) fn takes_retry(&self, topic: &str, origin: &[u8]) -> bool {
+        self.retry_route
+            .get()
+            .is_none_or(|route| route.takes(topic, origin))
+    }
+
+    /// Whether retry entries read from `topic` are taken by their origin topic.
+    pub(crate) fn routes_retry(&self, topic: &str) -> bool {
+        self.retry_route
+            .get()
+            .is_some_and(|route| route.filters(topic))
     }
 
     fn threads(&self) -> MutexGuard<'_, Vec<TopicThread>> {
@@ -118,7 +147,14 @@ impl Shared {
         }
         let mut topics = topics.to_vec();
         let retry_topic = c.retry_topic_of(&self.config.group_id);
+        // Only a consumer of topics whose messages can be parked reads the retry topic (a
+        // consumer of the dead-letter topic alone parks nothing: it would take every entry
+        // of its group, see routing.rs).
+        let parks = !c
+            .retry_origins(&self.config.group_id, &[&running[..], &topics[..]].concat())
+            .is_empty();
         if c.retry_topic_enabled
+            && parks
             && !running.contains(&retry_topic)
             && !topics.contains(&retry_topic)
         {
@@ -133,12 +169,17 @@ impl Shared {
             }
             topics.push(retry_topic);
         }
+        let route = self.route_for(&running, &topics)?;
+        if let Some(route) = &route {
+            self.seed_retry_group(route);
+        }
         let mut subs: Vec<(String, Box<dyn Subscription>)> = Vec::new();
         for topic in &topics {
-            match self
-                .transport
-                .subscribe(runner::subscribe_options(self, topic))
-            {
+            let mut options = runner::subscribe_options(self, topic);
+            if let Some(route) = route.as_ref().filter(|r| r.topic == *topic) {
+                options.group = route.group.clone();
+            }
+            match self.transport.subscribe(options) {
                 Ok(sub) => subs.push((topic.clone(), sub)),
                 Err(e) => {
                     for (_, mut sub) in subs {
@@ -147,6 +188,16 @@ impl Shared {
                     return Err(e);
                 }
             }
+        }
+        if let Some(route) = route {
+            log::info!(
+                "reading the retry topic `{}` as group `{}`: taking back the entries parked \
+                 from {:?}",
+                route.topic,
+                route.group,
+                route.origins()
+            );
+            let _ = self.retry_route.set(route);
         }
         {
             let mut watchdog = self.watchdog.lock().unwrap_or_else(|e| e.into_inner());
@@ -159,6 +210,70 @@ impl Shared {
             self.threads().push(thread);
         }
         Ok(())
+    }
+
+    /// The retry route to set if this `consume` call (of `topics`, beside the `running`
+    /// ones) starts the retry topic's reader. A call that adds topics once the reader runs
+    /// is refused: the reader's group is derived from the topics it takes entries of.
+    fn route_for(&self, running: &[String], topics: &[String]) -> Result<Option<RetryRoute>> {
+        let c = &self.config.consumer;
+        let group = &self.config.group_id;
+        if let Some(route) = self.retry_route.get() {
+            let added = c.retry_origins(group, topics);
+            if !added.is_empty() {
+                return Err(Error::config(
+                    "topics",
+                    added.join(","),
+                    format!(
+                        "this consumer reads the retry topic already, as group `{}` for the \
+                         topics {:?}: consume every topic of a consumer in one `consume` \
+                         call (or use another consumer), so that the retry entries of each \
+                         come back to it",
+                        route.group,
+                        route.origins()
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        if !topics.contains(&c.retry_topic_of(group)) {
+            return Ok(None);
+        }
+        let all: Vec<String> = running.iter().chain(topics).cloned().collect();
+        Ok(Some(RetryRoute::new(&self.config, &all)))
+    }
+
+    /// Where the retry group has no commits on the retry topic and `group_id` has (an
+    /// earlier version read the retry topic as the group itself), the retry group starts
+    /// where that one stopped, not at `start_offset` (see the README's "Upgrading").
+    fn seed_retry_group(&self, route: &RetryRoute) {
+        let group = &self.config.group_id;
+        match self
+            .transport
+            .copy_group_offsets(group, &route.group, &route.topic)
+        {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "retry group `{}` starts where group `{group}` stopped on `{}` ({n} \
+                 partition(s) copied)",
+                route.group,
+                route.topic
+            ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnsupportedBroker | ErrorKind::UnknownTopic
+                ) =>
+            {
+                log::debug!("not copying {group}'s offsets on {}: {e}", route.topic)
+            }
+            Err(e) => log::warn!(
+                "copying group `{group}`'s committed offsets on `{}` to `{}`: {e}; it starts \
+                 at consumer.start_offset",
+                route.topic,
+                route.group
+            ),
+        }
     }
 
     /// The counters of every thread started.

@@ -193,6 +193,24 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// A metadata round trip within `timeout`: `Ok` when a broker answered.
     fn health_check(&self, timeout: Duration) -> Result<()>;
 
+    /// Copies group `from`'s committed offsets of `topic` to group `to` unless `to` has
+    /// committed any there, and returns how many partitions were copied; `to` must have no
+    /// members then (its offsets are committed outside a generation). The consumer's retry
+    /// reader uses it once when it starts, so its retry group of its own begins where the
+    /// group reading the retry topic before stopped. Transports that cannot (memory) fail
+    /// with [`ErrorKind::UnsupportedBroker`](crate::ErrorKind::UnsupportedBroker).
+    fn copy_group_offsets(&self, from: &str, to: &str, topic: &str) -> Result<usize> {
+        let _ = (from, to);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedBroker,
+            format!(
+                "the {} transport cannot copy committed offsets of {topic}",
+                self.name()
+            ),
+        )
+        .with_topic(topic))
+    }
+
     /// Creates `topic` with `partitions` partitions and `replication` replicas (-1 for
     /// either: the broker's default) unless it exists, and returns its partition count (an
     /// existing topic is left as it is). Transports that cannot create topics (the `kafka`

@@ -128,3 +128,63 @@ pub fn consumer(config: Config, transport: Arc<dyn Transport>) -> kafka_sync::Co
         .and_then(|k| k.consumer())
         .expect("consumer")
 }
+
+/// The group a consumer of `group` consuming `topics` reads the retry topic under (default
+/// retry topic settings).
+pub fn retry_group(group: &str, topics: &[&str]) -> String {
+    kafka_sync::ConsumerConfig::default().retry_group_of(group, topics)
+}
+
+/// Writes a retry entry of `group` for `message`, parked from `origin`, due at `due`, to
+/// `partition` of `topic`, with the headers the consumer writes (`retry-group`,
+/// `retry-origin-topic`, `retry-due-at`).
+pub fn park_entry(
+    transport: &Arc<dyn Transport>,
+    topic: &str,
+    partition: i32,
+    group: &str,
+    origin: &str,
+    message: KafkaMessage,
+    due: std::time::SystemTime,
+) {
+    let now = std::time::SystemTime::now();
+    let entry = RetryRecord {
+        message,
+        attempts: 1,
+        due_at: due,
+        origin: kafka_sync::domain::Origin {
+            topic: origin.into(),
+            partition: 0,
+            offset: 0,
+        },
+        group: group.into(),
+        service: "tests".into(),
+        first_failure_at: now,
+        last_failure_at: now,
+        last_error: "earlier failure".into(),
+    };
+    let env = KafkaMessage::new(MessageType::RETRY, &entry).unwrap();
+    let due_ms = due
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let record = OutgoingRecord {
+        partition,
+        key: None,
+        value: env.to_bytes().unwrap(),
+        headers: vec![
+            kafka_sync::transport::Header::new("retry-group", group),
+            kafka_sync::transport::Header::new("retry-origin-topic", origin),
+            kafka_sync::transport::Header::new("retry-due-at", due_ms.to_string()),
+        ],
+    };
+    let options = ProduceOptions {
+        acks: Acks::All,
+        compression: Compression::None,
+        timeout: Duration::from_secs(10),
+    };
+    let mut session = transport.connect_producer().expect("producer session");
+    for r in session.produce(topic, &[record], &options) {
+        r.expect("retry entry is written");
+    }
+}

@@ -215,6 +215,40 @@ impl Transport for KafkaCrateTransport {
         Ok(admin.topic(topic, true, wait)?.partitions.len())
     }
 
+    /// Through the crate's offset calls (the crate commits outside any generation).
+    fn copy_group_offsets(&self, from: &str, to: &str, topic: &str) -> Result<usize> {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        // The crate asks only about topics its metadata knows.
+        admin.topic(topic, true, self.settings.request_timeout)?;
+        let client = admin.client()?;
+        let committed = |client: &mut kafka::client::KafkaClient, group: &str| {
+            client
+                .fetch_group_topic_offset(group, topic)
+                .map(|list| {
+                    list.into_iter()
+                        .filter(|po| po.offset >= 0)
+                        .map(|po| (po.partition, po.offset))
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| errors::map_error(e, "fetching committed offsets failed"))
+        };
+        if !committed(client, to)?.is_empty() {
+            return Ok(0);
+        }
+        let offsets = committed(client, from)?;
+        if offsets.is_empty() {
+            return Ok(0);
+        }
+        let commits: Vec<kafka::client::CommitOffset<'_>> = offsets
+            .iter()
+            .map(|&(p, offset)| kafka::client::CommitOffset::new(topic, p, offset))
+            .collect();
+        client
+            .commit_offsets(to, commits)
+            .map_err(|e| errors::map_error(e, "copying committed offsets failed"))?;
+        Ok(offsets.len())
+    }
+
     fn health_check(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         let s = &self.settings;

@@ -100,6 +100,7 @@ mod records;
 mod sasl;
 #[cfg(feature = "sasl")]
 mod scram;
+mod seed;
 mod stream;
 mod subscription;
 #[cfg(feature = "tls")]
@@ -404,6 +405,10 @@ impl Transport for ModernTransport {
     fn partition_count(&self, topic: &str) -> Result<usize> {
         let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         Ok(admin.topic(topic, false)?.partitions.len())
+    }
+
+    fn copy_group_offsets(&self, from: &str, to: &str, topic: &str) -> Result<usize> {
+        seed::copy_group_offsets(&mut self.lock_admin(), from, to, topic)
     }
 
     fn health_check(&self, timeout: Duration) -> Result<()> {
