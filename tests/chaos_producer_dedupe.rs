@@ -212,3 +212,99 @@ fn one_partition_without_its_leader_never_holds_up_the_others() {
     assert_eq!(report.lost, 0);
     assert_eq!(report.duplicated, 0);
 }
+
+/// Scenario: two producer sessions of one transport (as two consumer threads' outboxes
+/// writing the same dead-letter topic) write one topic; session A's batch gets no answer in
+/// time (held by the proxy), session B writes, then A sends its batch again. Before, the
+/// sessions shared the topic's idempotence state: B found A's unresolved batch, started over
+/// under a new producer id, and A's retry went out under B's id at a fresh sequence,
+/// written twice. Each session is its own producer now.
+#[test]
+#[ignore = "chaos: run by tests/chaos/run.sh"]
+fn two_sessions_of_one_transport_never_write_a_batch_twice() {
+    use kafka_sync::transport::{OutgoingRecord, ProduceOptions};
+    use kafka_sync::{Acks, Compression};
+
+    let broker = SingleBroker::up(9154, Some(9156));
+    let proxy = AnswerProxy::start(9156, &broker.addr());
+    let topic = random_topic("chaos-two-sessions");
+    let mut config = Config {
+        brokers: vec![proxy.addr()],
+        client_id: "kafka-sync-chaos".into(),
+        ..Config::default()
+    };
+    config.request_timeout = Duration::from_secs(2);
+    config.consumer.max_wait = Duration::from_millis(500);
+    let transport = ModernTransport::new(&config).unwrap();
+    transport.ensure_topic(&topic, 1, 1).expect("topic created");
+    let record = |n: usize| OutgoingRecord {
+        partition: 0,
+        key: None,
+        value: message(n).to_bytes().unwrap(),
+        headers: Vec::new(),
+    };
+    let options = |ms: u64| ProduceOptions {
+        acks: Acks::All,
+        compression: Compression::None,
+        timeout: Duration::from_millis(ms),
+    };
+    let mut a = transport.connect_producer().unwrap();
+    let mut b = transport.connect_producer().unwrap();
+    let rounds = scale(5, 2);
+    let (mut acked, mut errors) = (Vec::new(), 0);
+    let mut n = 0;
+    for _ in 0..rounds {
+        // Warm both sessions: producer ids and connections, answers passing.
+        for s in [&mut a, &mut b] {
+            let r = [record(n)];
+            n += 1;
+            s.produce(&topic, &r, &options(2_000))[0]
+                .as_ref()
+                .expect("a send with answers passing");
+            acked.push(message_id(&r[0]));
+        }
+        let x: Vec<OutgoingRecord> = (0..5).map(|i| record(n + i)).collect();
+        n += 5;
+        proxy.hold_produce_answers(Duration::from_millis(1_500));
+        let first = a.produce(&topic, &x, &options(500));
+        assert!(
+            first.iter().all(|r| r.is_err()),
+            "the held answer did not come in time"
+        );
+        errors += x.len();
+        proxy.hold_produce_answers(Duration::ZERO);
+        // Let the held answer arrive (and its connection be dropped) before B writes.
+        std::thread::sleep(Duration::from_millis(1_500));
+        let y = [record(n)];
+        n += 1;
+        b.produce(&topic, &y, &options(2_000))[0]
+            .as_ref()
+            .expect("session B writes");
+        acked.push(message_id(&y[0]));
+        for r in a.produce(&topic, &x, &options(2_000)) {
+            r.expect("session A's retry is answered (as a duplicate of its first write)");
+        }
+        acked.extend(x.iter().map(message_id));
+    }
+    let held = proxy.held();
+    drop((a, b));
+    let counts = id_counts_on_topic(&[broker.addr()], &topic, Duration::from_secs(60));
+    let on_topic = counts.keys().copied().collect();
+    let report = Report {
+        name: "two-sessions-one-topic",
+        acked: acked.len(),
+        lost: missing(&acked.iter().copied().collect(), &on_topic),
+        duplicated: duplicates(&counts),
+        errors,
+    };
+    report.print();
+    println!("  {held} produce answer(s) held; {n} records sent");
+    assert!(held > 0, "no answer was held: the scenario did not happen");
+    assert_eq!(report.duplicated, 0, "records written twice");
+    assert_eq!(report.lost, 0);
+}
+
+/// The message id in a record's envelope.
+fn message_id(r: &kafka_sync::transport::OutgoingRecord) -> Uuid {
+    KafkaMessage::from_bytes(&r.value).unwrap().id
+}
