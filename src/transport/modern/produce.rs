@@ -5,8 +5,8 @@
 //!
 //! A round is bounded by its timeout from the moment it starts: a metadata lookup that uses
 //! it up sends nothing (the records are retried or expire), and once the first leader's
-//! answer has used the time, answers already on their way from the others are still read
-//! for a moment ([`LATE_ANSWER_GRACE`]) rather than thrown away.
+//! answer has used the time, answers already on their way from the other leaders are still
+//! read for a moment ([`LATE_ANSWER_GRACE`]) rather than thrown away.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -290,7 +290,7 @@ impl ModernProducerSession {
             }
         }
 
-        for f in in_flight {
+        for (i, f) in in_flight.into_iter().enumerate() {
             if acks == 0 {
                 // No answer comes: offsets are unknown.
                 for &p in &f.partitions {
@@ -306,7 +306,11 @@ impl ModernProducerSession {
             let answer = self.cluster.receive::<ProduceRequest>(
                 &f.addr,
                 f.sent,
-                deadline.max(Instant::now() + LATE_ANSWER_GRACE),
+                if i == 0 {
+                    deadline
+                } else {
+                    deadline.max(Instant::now() + LATE_ANSWER_GRACE)
+                },
             );
             match answer {
                 Ok(answer) => {
