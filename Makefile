@@ -31,7 +31,8 @@ lint:
 
 ## The fault suite (tests/chaos/run.sh): a 3-node cluster (started here unless running) with
 ## leaders killed, brokers restarted, the network stalled, bad bootstrap lists, partitions
-## added; ends with `chaos: N scenarios, M messages acknowledged, L lost, E errors`.
+## added, Produce answers held; ends with
+## `chaos: N scenarios, M messages acknowledged, L lost, D duplicated, E errors`.
 chaos:
 	bash tests/chaos/run.sh
 
