@@ -308,3 +308,85 @@ fn two_sessions_of_one_transport_never_write_a_batch_twice() {
 fn message_id(r: &kafka_sync::transport::OutgoingRecord) -> Uuid {
     KafkaMessage::from_bytes(&r.value).unwrap().id
 }
+
+/// Scenario: record A's attempts get no answer in time (held), so record B, sent 0.5 s
+/// later, waits; the metadata asked again after A's failures is answered late (held 950 ms,
+/// within `request_timeout`). No record may go out once its delivery timeout has passed.
+/// Before, B's attempt counted its time before the partition lookup and started afresh after
+/// it, so B was sent after its caller had been told `Timeout`.
+#[test]
+#[ignore = "chaos: run by tests/chaos/run.sh"]
+fn no_record_is_sent_after_its_delivery_timeout() {
+    use kafka_sync::RetryPolicy;
+
+    let broker = SingleBroker::up(9158, Some(9160));
+    let proxy = AnswerProxy::start(9160, &broker.addr());
+    let topic = random_topic("chaos-late-metadata");
+    let mut config = Config {
+        brokers: vec![proxy.addr()],
+        client_id: "kafka-sync-chaos".into(),
+        ..Config::default()
+    };
+    config.request_timeout = Duration::from_secs(1);
+    config.consumer.max_wait = Duration::from_millis(500);
+    config.producer.delivery_timeout = Duration::from_secs(2);
+    config.producer.retry = RetryPolicy {
+        initial_interval: Duration::from_millis(200),
+        randomization_factor: 0.0,
+        ..config.producer.retry.clone()
+    };
+    ModernTransport::new(&config)
+        .unwrap()
+        .ensure_topic(&topic, 1, 1)
+        .expect("topic created");
+    let (kafka, producer) = connect(config);
+    producer.send(&topic, &message(0)).expect("warm-up send");
+    let (mut late, mut errors, mut acked) = (0, 0, vec![]);
+    for round in 0..scale(3, 2) {
+        proxy.hold_produce_answers(Duration::from_millis(1_500));
+        proxy.hold_metadata_answers(Duration::from_millis(950));
+        let started = Instant::now();
+        let a = producer.send_async(&topic, message(2 * round + 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let b = producer.send_async(&topic, message(2 * round + 2)).unwrap();
+        // The later of the two deadlines.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for h in [a, b] {
+            let id = h.message_id();
+            match h.wait() {
+                Ok(_) => acked.push(id),
+                Err(e) => {
+                    assert_eq!(e.error.kind(), ErrorKind::Timeout, "{}", e.error);
+                    errors += 1;
+                }
+            }
+        }
+        // Past its deadline a record is failed within a metadata lookup's time; no Produce
+        // request may leave the client after the last deadline.
+        std::thread::sleep(Duration::from_millis(1_200));
+        late += proxy
+            .produce_requests()
+            .iter()
+            .filter(|&&t| t > started && t > deadline)
+            .count();
+        proxy.hold_produce_answers(Duration::ZERO);
+        proxy.hold_metadata_answers(Duration::ZERO);
+        // The held answers come back before the next round starts.
+        std::thread::sleep(Duration::from_millis(1_600));
+    }
+    kafka.close(Duration::from_secs(10)).unwrap();
+    let counts = id_counts_on_topic(&[broker.addr()], &topic, Duration::from_secs(60));
+    let on_topic = counts.keys().copied().collect();
+    let report = Report {
+        name: "late-metadata-before-a-retry",
+        acked: acked.len(),
+        lost: missing(&acked.iter().copied().collect(), &on_topic),
+        duplicated: duplicates(&counts),
+        errors,
+    };
+    report.print();
+    println!("  {late} produce request(s) sent after their record's delivery timeout");
+    assert_eq!(late, 0, "a record was sent after its delivery timeout");
+    assert_eq!(report.duplicated, 0);
+    assert_eq!(report.lost, 0);
+}

@@ -1,8 +1,9 @@
 //! [`AnswerProxy`]: a loopback TCP proxy (std only) that reads Kafka's frames both ways and
-//! can hold the broker's answers to Produce requests for a while after the broker wrote the
-//! batch: what a client sees when an answer is lost or late, so the outcome of a produce is
-//! unknown. Requests pass at once; answers keep their order on each connection (a held
-//! Produce answer holds the answers behind it, as TCP would).
+//! can hold the broker's answers to Produce (or Metadata) requests for a while after the
+//! broker handled them: what a client sees when an answer is lost or late, so the outcome of
+//! a produce is unknown. Requests pass at once, and the time each Produce request passed is
+//! kept; answers keep their order on each connection (a held answer holds the answers behind
+//! it, as TCP would).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -14,12 +15,18 @@ use std::time::{Duration, Instant};
 
 /// Kafka's API key of Produce.
 const PRODUCE: i16 = 0;
+/// Kafka's API key of Metadata.
+const METADATA: i16 = 3;
 
 /// What the pumps of every connection share.
 #[derive(Default)]
 struct Shared {
     /// Milliseconds a Produce answer is held (0: passed at once).
     hold_ms: AtomicU64,
+    /// Milliseconds a Metadata answer is held (0: passed at once).
+    hold_metadata_ms: AtomicU64,
+    /// When each Produce request passed to the broker.
+    produced_at: Mutex<Vec<Instant>>,
     stopped: AtomicBool,
     /// Produce answers held so far.
     held: AtomicU64,
@@ -60,6 +67,18 @@ impl AnswerProxy {
         self.shared
             .hold_ms
             .store(hold.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Holds every Metadata answer for `hold` from now on (`Duration::ZERO`: none).
+    pub fn hold_metadata_answers(&self, hold: Duration) {
+        self.shared
+            .hold_metadata_ms
+            .store(hold.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// When each Produce request passed to the broker, in order.
+    pub fn produce_requests(&self) -> Vec<Instant> {
+        self.shared.produced_at.lock().unwrap().clone()
     }
 
     /// How many Produce answers were held so far.
@@ -113,7 +132,7 @@ fn connect_pumps(client: TcpStream, broker: TcpStream, shared: Arc<Shared>) {
     let asked: Arc<Mutex<HashMap<i32, i16>>> = Arc::default();
     let outbox: Outbox = Arc::default();
     let (mut c_in, mut b_out) = (client.try_clone().unwrap(), broker.try_clone().unwrap());
-    let a = asked.clone();
+    let (a, up) = (asked.clone(), shared.clone());
     let _ = std::thread::Builder::new()
         .name("answer-proxy-up".into())
         .spawn(move || {
@@ -122,6 +141,9 @@ fn connect_pumps(client: TcpStream, broker: TcpStream, shared: Arc<Shared>) {
                     let key = i16::from_be_bytes([frame[4], frame[5]]);
                     let id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
                     a.lock().unwrap().insert(id, key);
+                    if key == PRODUCE {
+                        up.produced_at.lock().unwrap().push(Instant::now());
+                    }
                 }
                 if b_out.write_all(&frame).is_err() {
                     break;
@@ -141,10 +163,16 @@ fn connect_pumps(client: TcpStream, broker: TcpStream, shared: Arc<Shared>) {
                     -1
                 };
                 let key = asked.lock().unwrap().remove(&id);
-                let hold = Duration::from_millis(s.hold_ms.load(Ordering::SeqCst));
-                let due = if key == Some(PRODUCE) && !hold.is_zero() {
-                    s.held.fetch_add(1, Ordering::SeqCst);
-                    Instant::now() + hold
+                let hold = match key {
+                    Some(PRODUCE) => s.hold_ms.load(Ordering::SeqCst),
+                    Some(METADATA) => s.hold_metadata_ms.load(Ordering::SeqCst),
+                    _ => 0,
+                };
+                let due = if hold > 0 {
+                    if key == Some(PRODUCE) {
+                        s.held.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Instant::now() + Duration::from_millis(hold)
                 } else {
                     Instant::now()
                 };
