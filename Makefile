@@ -31,12 +31,14 @@ lint:
 
 ## The fault suite (tests/chaos/run.sh): a 3-node cluster (started here unless running) with
 ## leaders killed, brokers restarted, the network stalled, bad bootstrap lists, partitions
-## added; ends with `chaos: N scenarios, M messages acknowledged, L lost, E errors`.
+## added, Produce answers held; ends with
+## `chaos: N scenarios, M messages acknowledged, L lost, D duplicated, E errors`.
 chaos:
 	bash tests/chaos/run.sh
 
 ## Throughput, latency and CPU against a local Kafka 3.9.1 (started here if not running),
-## each scenario beside a peer in the same run: Kafka's own Java tools (kafka-tools jars
+## and (k) against the 3-node cluster (started here if not running), each scenario beside a
+## peer in the same run: Kafka's own Java tools (kafka-tools jars
 ## fetched with Maven), the bare `kafka` crate. BENCH_SCALE=0.1 for a quick look;
 ## BENCH_PORT picks the broker's port (default 9092); BENCH_PASSES (default 2).
 BENCH_PORT ?= 9092
@@ -44,7 +46,7 @@ bench:
 	bash examples/bench/java-tools.sh classpath >/dev/null
 	cargo build --release --quiet --example bench
 	KAFKA_BROKERS_UP=3.9.1:$(BENCH_PORT) KAFKA_TEST_BROKERS=127.0.0.1:$(BENCH_PORT) \
-	  $(WITH_BROKER) cargo run --release --quiet --example bench
+	  $(WITH_BROKER) bash tests/broker/with-cluster.sh cargo run --release --quiet --example bench
 
 ## Start the local broker (jars fetched from Maven Central on first use); NODES=3: the
 ## 3-node cluster.

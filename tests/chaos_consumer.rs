@@ -196,6 +196,7 @@ fn consumer_sigkilled_mid_stream_and_restarted() {
         name: "consumer_sigkilled_mid_stream_and_restarted",
         acked: n,
         lost,
+        duplicated: 0,
         errors: twice.saturating_sub(1),
     };
     report.print();
@@ -278,6 +279,7 @@ fn coordinator_broker_killed_during_consumption() {
         name: "coordinator_broker_killed_during_consumption",
         acked: n,
         lost,
+        duplicated: 0,
         errors: usize::from(resumed > bound),
     };
     report.print();

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chaos_support::proxy::StallProxy;
-use chaos_support::{cluster, ids_on_topic, missing, random_topic, scale, Report, SingleBroker};
+use chaos_support::{
+    cluster, duplicates, id_counts_on_topic, missing, random_topic, scale, Report, SingleBroker,
+};
 use kafka_sync::domain::{KafkaMessage, MessageType};
 use kafka_sync::transport::{partition_for_key, ModernTransport, Transport};
 use kafka_sync::{Config, ErrorKind, Kafka, Producer};
@@ -83,7 +85,8 @@ impl Tally {
 
     fn report(&self, name: &'static str, bootstrap: &[String], topic: &str) -> Report {
         let acked = self.acked.lock().unwrap().clone();
-        let on_topic = ids_on_topic(bootstrap, topic, Duration::from_secs(90));
+        let counts = id_counts_on_topic(bootstrap, topic, Duration::from_secs(90));
+        let on_topic: HashSet<Uuid> = counts.keys().copied().collect();
         let failed = self.failed.lock().unwrap();
         if !failed.is_empty() {
             println!(
@@ -97,6 +100,7 @@ impl Tally {
             name,
             acked: acked.len(),
             lost: missing(&acked, &on_topic),
+            duplicated: duplicates(&counts),
             errors: self.errors.lock().unwrap().len(),
         }
     }
@@ -347,16 +351,18 @@ fn bootstrap_brokers_dead_or_dying() {
     drop(restart);
     kafka.close(Duration::from_secs(10)).unwrap();
     let acked = tally.acked.lock().unwrap().clone();
-    let mut on_topic = ids_on_topic(&cluster::brokers(), &topic_a, Duration::from_secs(60));
-    on_topic.extend(ids_on_topic(
+    let mut counts = id_counts_on_topic(&cluster::brokers(), &topic_a, Duration::from_secs(60));
+    counts.extend(id_counts_on_topic(
         &cluster::brokers(),
         &topic_b,
         Duration::from_secs(60),
     ));
+    let on_topic: HashSet<Uuid> = counts.keys().copied().collect();
     let report = Report {
         name: "bootstrap-dead-or-dying",
         acked: acked.len(),
         lost: missing(&acked, &on_topic),
+        duplicated: duplicates(&counts),
         errors: tally.errors.lock().unwrap().len(),
     };
     report.print();
@@ -434,6 +440,7 @@ fn no_broker_wrong_port_unresolvable_host() {
         name: "no-broker-wrong-port-bad-host",
         acked: 0,
         lost: 0,
+        duplicated: 0,
         errors,
     }
     .print();

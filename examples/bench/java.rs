@@ -92,6 +92,11 @@ fn ms(v: f64) -> Duration {
 
 /// `ProducerPerformance`: `n` records of 234 bytes to `topic`, acks=all, linger.ms=5.
 pub fn producer_performance(topic: &str, n: usize) -> Measured {
+    producer_performance_at(&brokers(), topic, n)
+}
+
+/// `ProducerPerformance` as [`producer_performance`], against `bootstrap`.
+pub fn producer_performance_at(bootstrap: &[String], topic: &str, n: usize) -> Measured {
     let args: Vec<String> = [
         "--topic",
         topic,
@@ -102,7 +107,7 @@ pub fn producer_performance(topic: &str, n: usize) -> Measured {
         "--throughput",
         "-1",
         "--producer-props",
-        &format!("bootstrap.servers={}", brokers().join(",")),
+        &format!("bootstrap.servers={}", bootstrap.join(",")),
         "acks=all",
         "linger.ms=5",
     ]

@@ -13,6 +13,7 @@
 //! | (b) | 16 threads, sequential `send` ×1,000 each | 16 bare producers |
 //! | (c) | `send_batch` of 10,000 | bare `send_all` of the same 10,000 (one request) |
 //! | (d) | `send_async` ×1,000,000 then `flush` | Java `ProducerPerformance` 1,000,000, acks=all, linger.ms=5 |
+//! | (k) | as (d) on the 3-node cluster (RF 3, min ISR 2; `BENCH_CLUSTER`) | Java `ProducerPerformance` on the same cluster |
 //! | (e) | consume 1,000,000 + decode + no-op handler, commit every 100 ms | Java `ConsumerPerformance`, same topic |
 //! | (e) inline | as (e) with `handler_timeout: None` (handlers on the consumer thread) | the same |
 //! | (f) | as (e), 10,000, commit after every message | bare consumer, commit per poll |
@@ -219,6 +220,30 @@ fn main() {
         r.note = format!("rss_peak={peak_rss:.0}MB rss_before={rss_before:.0}MB");
         produce_cpu = Some((r.ours.cpu, r.peer.cpu, n));
         rows.push(r);
+    }
+
+    // (k): (d) on the 3-node cluster, replicated (auto-created topics there have RF 3).
+    if only("k") {
+        let cluster = support::cluster_brokers();
+        let config = Config {
+            brokers: cluster.clone(),
+            ..m.config.clone()
+        };
+        let producer = connect_producer(&config);
+        let n = scaled(1_000_000);
+        rows.push(row(
+            "k-send-async-cluster",
+            &format!("(k) send_async {n}+flush, 3-node cluster, RF 3"),
+            "java-ProducerPerformance",
+            duel(
+                "k",
+                || producer::asynchronous(&producer, &msg, n).0,
+                || {
+                    let t = support::warm_topic(&producer, "java-pp-cluster", &msg);
+                    java::producer_performance_at(&cluster, &t, n)
+                },
+            ),
+        ));
     }
 
     // (e) ours and Java's consumer read the same topic, each under a new group.

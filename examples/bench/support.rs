@@ -10,6 +10,15 @@ use kafka_sync::{Config, Consumer, Kafka, Producer};
 
 pub const ENVELOPE_BYTES: usize = 234;
 
+/// The 3-node cluster of scenario (k): `BENCH_CLUSTER` or `tests/broker/cluster.sh`'s nodes.
+pub fn cluster_brokers() -> Vec<String> {
+    std::env::var("BENCH_CLUSTER")
+        .unwrap_or_else(|_| "127.0.0.1:9192,127.0.0.1:9292,127.0.0.1:9392".into())
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn brokers() -> Vec<String> {
     std::env::var("KAFKA_TEST_BROKERS")
         .or_else(|_| std::env::var("KAFKA_BROKERS"))

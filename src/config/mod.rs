@@ -211,13 +211,15 @@ pub struct Config {
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerConfig {
-    /// Most messages in one produce request per topic. Default: 10,000, so that with
+    /// Most messages in one partition's batch (a produce request carries a batch for each
+    /// ready partition its broker leads). Default: 10,000, so that with
     /// common message sizes `batch_bytes` is what ends a batch, as in the Java client
     /// (whose batches are bounded by bytes only). Batches of 100 cost a round trip per
     /// 100 messages and held `send_async` to half the Java producer's rate.
     pub batch_size: usize,
-    /// Most bytes (keys, values and headers) in one produce request per topic; a message
-    /// bigger than this goes alone. A batch the broker still refuses as too large is split
+    /// Most bytes in one partition's batch: keys, values and headers, plus each record's
+    /// framing and the batch header, so a full batch stays under the broker's limit; a
+    /// message bigger than this goes alone. A batch the broker still refuses as too large is split
     /// and sent again before any message fails. Default: 1 MB (1,000,000 bytes), under
     /// Kafka's default `message.max.bytes` (1,048,588).
     pub batch_bytes: usize,

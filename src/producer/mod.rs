@@ -5,10 +5,12 @@
 //!        │  encode the envelope (errors return here), choose the writer
 //!        ▼
 //!  kafka-writer-<topic>  (one thread per topic, started on first use)
-//!        │  batch by count, bytes and time; ship at once when a caller waits alone
+//!        │  accumulator: a batch per partition, by count, bytes and time; ready at once
+//!        │  when a caller waits; a partition backing off waits alone
 //!        ▼
-//!  Transport::produce ── retriable errors: backoff and retry until delivery_timeout;
-//!        │                too large: split and retry; expired: Timeout, never sent
+//!  Transport::produce (one round: a batch per ready partition, a request per leader)
+//!        │  retriable errors: that partition backs off, retried until delivery_timeout;
+//!        │  too large: split and retry; expired: Timeout (a sent batch as a whole), never sent
 //!        ▼  partition and offset (or the error) back to each caller
 //! ```
 //!
@@ -24,6 +26,7 @@
 //! producer.close().unwrap();
 //! ```
 
+mod accumulator;
 mod budget;
 mod delivery;
 mod health;

@@ -1,16 +1,18 @@
 //! The writer thread: one per topic, named `kafka-writer-<topic>`, fed by a bounded channel.
 //!
 //! ```text
-//!  callers ──send──▶ [bounded queue] ──▶ writer: gather a batch ──▶ ship with retries ──▶ reply
-//!                                          │ full (batch_size)            │
-//!                                          │ linger ended (batch_timeout) │ one result per
-//!                                          │ a caller waits & queue empty │ record, in order
+//!  callers ──send──▶ [bounded queue] ──▶ writer: accumulator (a batch per partition)
+//!                                          │ ready partitions ──▶ one round ──▶ reply
+//!                                          │ (full, linger over, a caller     one result
+//!                                          │  waits, flush; backoff over)     per record
 //! ```
 //!
-//! A batch ships when it is full (`batch_size` messages or `batch_bytes` bytes), when its
-//! linger ends, or at once when a synchronous caller waits and nothing else is queued, so a
-//! lone caller never pays the batch timeout. Shipping (attempts, retries, expiry, splitting)
-//! is in `ship.rs`.
+//! The writer takes what is queued into its accumulator (`accumulator.rs`), then ships a
+//! round of the partitions that are ready: a batch is full (`batch_size` messages or
+//! `batch_bytes` bytes), its linger ended, a synchronous caller waits on it (so a lone
+//! caller never pays the batch timeout), or a flush or close waits for everything. A
+//! partition backing off after a retriable error waits alone while the others flow.
+//! Rounds, retries, expiry and splitting are in `ship.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
+use super::accumulator::Accumulator;
 use super::budget::ByteBudget;
 use super::delivery::{Answers, QueuedRecord, WriterCommand};
 use super::metrics::WriterMetrics;
 use super::ship::Shipper;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{OutgoingRecord, Transport};
+use crate::transport::Transport;
 use crate::wait::recv_soon;
 
 /// The caller's side of a writer thread.
@@ -63,6 +66,7 @@ impl WriterHandle {
             transport,
             session: None,
             metrics: metrics.clone(),
+            routing: None,
         }));
         let outstanding = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
@@ -70,7 +74,6 @@ impl WriterHandle {
             config: config.clone(),
             shipper: shipper.clone(),
             outstanding: outstanding.clone(),
-            carry: None,
             queue,
             budget: budget.clone(),
         };
@@ -169,10 +172,9 @@ impl WriterLane {
         if self.outstanding.load(Ordering::SeqCst) != 0 {
             return Some(record);
         }
-        let mut batch = Batch::default();
-        batch.take(WriterCommand::Record(record));
-        let flushes = shipper.ship(batch);
-        debug_assert!(flushes.is_empty(), "a lone record carries no flush");
+        let mut acc = Accumulator::new(&self.topic, &shipper.config);
+        acc.add(record, Instant::now());
+        shipper.drive(&mut acc);
         None
     }
 }
@@ -224,90 +226,63 @@ pub(super) struct Writer {
     shipper: Arc<Mutex<Shipper>>,
     /// Records queued or being shipped and not answered yet (shared with the handle).
     outstanding: Arc<AtomicUsize>,
-    /// A record taken from the queue that did not fit the last batch: the next one starts
-    /// with it.
-    carry: Option<WriterCommand>,
     queue: Receiver<WriterCommand>,
     /// Room in the queue's byte bound, given back as each record is taken off the queue.
     budget: Arc<ByteBudget>,
-}
-
-/// A batch being gathered: the records to produce (partition `UNASSIGNED` until the first
-/// attempt) and, in the same order, whom to answer.
-#[derive(Default)]
-pub(super) struct Batch {
-    pub(super) tickets: Vec<QueuedRecord>,
-    pub(super) records: Vec<OutgoingRecord>,
-    pub(super) flushes: Vec<Sender<()>>,
-    caller_waiting: bool,
-    bytes: usize,
 }
 
 /// How often an idle writer wakes up to wait again (it stops when every sender is gone, not
 /// by this timeout).
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
-/// Partition of a record that has not been routed yet.
-pub(super) const UNASSIGNED: i32 = -1;
-
 /// How long a lingering writer sleeps between looks at its queue. Sleeping (rather than
 /// blocking on the channel) spares the senders a wake-up call per message.
 const LINGER_STEP: Duration = Duration::from_micros(500);
 
-impl Batch {
-    fn take(&mut self, command: WriterCommand) {
-        match command {
-            WriterCommand::Record(mut r) => {
-                self.caller_waiting |= r.caller_waiting;
-                self.bytes += r.size;
-                self.records.push(OutgoingRecord {
-                    partition: UNASSIGNED,
-                    key: Some(std::mem::take(&mut r.key)),
-                    value: std::mem::take(&mut r.value),
-                    headers: std::mem::take(&mut r.headers),
-                });
-                self.tickets.push(r);
-            }
-            WriterCommand::Flush(done) => self.flushes.push(done),
-        }
-    }
-
-    /// Whether `command` may join without passing `max_bytes` (a record alone always may).
-    fn fits(&self, command: &WriterCommand, max_bytes: usize) -> bool {
-        match command {
-            WriterCommand::Record(r) => self.records.is_empty() || self.bytes + r.size <= max_bytes,
-            WriterCommand::Flush(_) => true,
-        }
-    }
-
-    /// Ship now rather than linger: a caller blocks on a record, or someone flushes.
-    fn urgent(&self) -> bool {
-        self.caller_waiting || !self.flushes.is_empty()
-    }
-}
-
 impl Writer {
-    /// Runs until every sender is gone and the queue is drained.
-    fn run(mut self) {
+    /// Runs until every sender is gone, the queue is drained and every record answered.
+    fn run(self) {
         log::debug!("writer for topic {} started", self.topic);
+        let mut acc = Accumulator::new(&self.topic, &self.config);
+        // Flushes taken: nothing more is taken off the queue until every record held is
+        // answered, then they are released.
+        let mut flushes: Vec<Sender<()>> = Vec::new();
+        let mut closing = false;
         loop {
-            // A lone synchronous caller sends again right after its answer: looking for a
-            // moment before parking spares both threads a wake-up per message.
-            let first = match self.carry.take() {
-                Some(command) => command,
-                None => match recv_soon(&self.queue, IDLE_WAKE) {
-                    Ok(command) => self.taken(command),
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-            };
-            let batch = self.gather(first);
-            let records = batch.records.len();
-            let flushes = lock_shipper(&self.shipper).ship(batch);
+            if flushes.is_empty() && !closing {
+                if acc.is_empty() {
+                    // A lone synchronous caller sends again right after its answer: looking
+                    // for a moment before parking spares both threads a wake-up per message.
+                    match recv_soon(&self.queue, IDLE_WAKE) {
+                        Ok(command) => self.take(command, &mut acc, &mut flushes),
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => closing = true,
+                    }
+                }
+                closing |= self.take_queued(&mut acc, &mut flushes);
+            }
+            let all_now = closing || !flushes.is_empty();
+            if acc.is_empty() {
+                for done in flushes.drain(..) {
+                    let _ = done.send(());
+                }
+                if closing {
+                    break;
+                }
+                continue;
+            }
+            let records = acc.len();
+            let shipped = lock_shipper(&self.shipper).step(&mut acc, all_now);
             // Answered: the writer is idle again once nothing else is outstanding.
-            self.outstanding.fetch_sub(records, Ordering::SeqCst);
-            for done in flushes {
-                let _ = done.send(());
+            self.outstanding
+                .fetch_sub(records - acc.len(), Ordering::SeqCst);
+            if shipped {
+                continue;
+            }
+            let now = Instant::now();
+            let wake = acc.next_wake(all_now, now).unwrap_or(now);
+            if wake > now {
+                std::thread::sleep(LINGER_STEP.min(wake - now));
             }
         }
         log::debug!(
@@ -316,45 +291,36 @@ impl Writer {
         );
     }
 
-    /// Collects a batch starting with `first`: ships when full (`batch_size` records or
-    /// `batch_bytes`), when a caller waits and the queue is empty, or when the linger
-    /// (`batch_timeout`) ends.
-    fn gather(&mut self, first: WriterCommand) -> Batch {
-        let size = self.config.producer.batch_size;
-        let max_bytes = self.config.producer.batch_bytes;
-        let deadline = Instant::now() + self.config.producer.batch_timeout;
-        let mut batch = Batch::default();
-        batch.take(first);
-        while batch.records.len() < size && batch.bytes < max_bytes {
-            match self.queue.try_recv().map(|c| self.taken(c)) {
-                Ok(c) if batch.fits(&c, max_bytes) => {
-                    batch.take(c);
-                    continue;
-                }
-                Ok(c) => {
-                    self.carry = Some(c);
-                    break;
-                }
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) if batch.urgent() => break,
-                Err(TryRecvError::Empty) => {}
+    /// Takes what is queued now (without waiting), stopping at a flush and once the
+    /// accumulator holds `batch_size` records or two batches' bytes (`batch_bytes`) per
+    /// partition: records past that wait in the queue, bounded by `queue_capacity` and
+    /// `buffer_bytes`, so the writer's memory stays about what the queue's is. Returns
+    /// whether every sender is gone.
+    fn take_queued(&self, acc: &mut Accumulator, flushes: &mut Vec<Sender<()>>) -> bool {
+        let p = &self.config.producer;
+        let partitions = acc.partition_count().unwrap_or(1).max(1);
+        let most_records = p.batch_size.saturating_mul(partitions);
+        let most_bytes = p.batch_bytes.saturating_mul(2 * partitions);
+        while flushes.is_empty() && acc.len() < most_records && acc.bytes() < most_bytes {
+            match self.queue.try_recv() {
+                Ok(command) => self.take(command, acc, flushes),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
             }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            std::thread::sleep(LINGER_STEP.min(deadline - now));
         }
-        batch
+        false
     }
 
-    /// `command`, just taken off the queue: a record's bytes no longer count against
-    /// `buffer_bytes`.
-    fn taken(&self, command: WriterCommand) -> WriterCommand {
-        if let WriterCommand::Record(r) = &command {
-            self.budget.give(r.size);
+    /// One command off the queue: a record's bytes no longer count against
+    /// `buffer_bytes` (the accumulator holds them now).
+    fn take(&self, command: WriterCommand, acc: &mut Accumulator, flushes: &mut Vec<Sender<()>>) {
+        match command {
+            WriterCommand::Record(r) => {
+                self.budget.give(r.size);
+                acc.add(r, Instant::now());
+            }
+            WriterCommand::Flush(done) => flushes.push(done),
         }
-        command
     }
 }
 

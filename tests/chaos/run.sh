@@ -3,13 +3,14 @@
 # the short version inside `make test`).
 #
 # A scenario is an #[ignore]d test in a tests/chaos_*.rs file; each prints one line
-#   chaos-scenario: name=<name> acked=<N> lost=<M> errors=<E>
+#   chaos-scenario: name=<name> acked=<N> lost=<M> duplicated=<D> errors=<E>
 # and checks its own expectations. This script starts the 3-node cluster
 # (tests/broker/cluster.sh) unless it runs, runs every tests/chaos_*.rs (or the space-separated
 # list in CHAOS_SUITES) with --ignored, one scenario at a time, stops the cluster again if it
 # started it, and ends with
-#   chaos: N scenarios, M messages acknowledged, L lost, E errors
-# Exit status: non-zero when a message acknowledged was lost, a scenario failed its own
+#   chaos: N scenarios, M messages acknowledged, L lost, D duplicated, E errors
+# (D: records on a topic beyond the first of their message id). Exit status: non-zero when
+# a message acknowledged was lost, a record was written twice, a scenario failed its own
 # checks, or no scenario ran.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +51,7 @@ done
 
 echo
 grep -o 'chaos-scenario: .*' "$log" || true
-read -r n acked lost errors < <(awk '
+read -r n acked lost dups errors < <(awk '
   /chaos-scenario: / {
     n++
     line = substr($0, index($0, "chaos-scenario: ") + 16)
@@ -59,12 +60,13 @@ read -r n acked lost errors < <(awk '
       split(f[i], kv, "=")
       if (kv[1] == "acked") a += kv[2]
       if (kv[1] == "lost") l += kv[2]
+      if (kv[1] == "duplicated") d += kv[2]
       if (kv[1] == "errors") e += kv[2]
     }
   }
-  END { printf "%d %d %d %d\n", n, a, l, e }' "$log")
+  END { printf "%d %d %d %d %d\n", n, a, l, d, e }' "$log")
 rm -f "$log"
-echo "chaos: $n scenarios, $acked messages acknowledged, $lost lost, $errors errors"
+echo "chaos: $n scenarios, $acked messages acknowledged, $lost lost, $dups duplicated, $errors errors"
 if ((${#failed[@]})); then
   printf 'chaos: FAILED suite: %s\n' "${failed[@]}" >&2
   exit 1
@@ -73,6 +75,6 @@ if ((n == 0)); then
   echo "chaos: no scenario ran" >&2
   exit 1
 fi
-if ((lost > 0)); then
+if ((lost > 0 || dups > 0)); then
   exit 1
 fi

@@ -3,7 +3,7 @@
 //! line each scenario prints for `tests/chaos/run.sh`:
 //!
 //! ```text
-//! chaos-scenario: name=<name> acked=<N> lost=<M> errors=<E>
+//! chaos-scenario: name=<name> acked=<N> lost=<M> duplicated=<D> errors=<E>
 //! ```
 //!
 //! A scenario is an `#[ignore]`d test in a `tests/chaos_*.rs` file (run by
@@ -13,9 +13,10 @@
 //! and puts everything back as it found it (guards that restart what they killed).
 #![allow(dead_code)]
 
+pub mod answer_proxy;
 pub mod proxy;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use uuid::Uuid;
 #[path = "../common/mod.rs"]
 mod common;
 
+#[allow(unused_imports)]
 pub use common::{random_topic, read_back_from, ALL};
 
 /// Whether the short version runs (`CHAOS_SHORT=1`, inside `make test`): fewer messages,
@@ -50,6 +52,9 @@ pub struct Report {
     pub acked: usize,
     /// Acknowledged messages missing from the topic.
     pub lost: usize,
+    /// Records on the topic beyond the first of their message id (0 where the scenario
+    /// does not read the topic back by id).
+    pub duplicated: usize,
     /// Calls that returned an error (expected or not; each scenario asserts which it allows).
     pub errors: usize,
 }
@@ -59,8 +64,8 @@ impl Report {
     pub fn print(&self) {
         // On a line of its own whatever the test harness printed before it.
         println!(
-            "\nchaos-scenario: name={} acked={} lost={} errors={}",
-            self.name, self.acked, self.lost, self.errors
+            "\nchaos-scenario: name={} acked={} lost={} duplicated={} errors={}",
+            self.name, self.acked, self.lost, self.duplicated, self.errors
         );
     }
 }
@@ -201,10 +206,28 @@ impl Drop for SingleBroker {
 /// rather than to a count matters: a send that timed out may still have been written, so the
 /// topic can hold more records than were acknowledged.
 pub fn ids_on_topic(bootstrap: &[String], topic: &str, timeout: Duration) -> HashSet<Uuid> {
-    read_back_from(&bootstrap.join(","), topic, common::ALL, timeout)
-        .into_iter()
-        .map(|r| KafkaMessage::from_bytes(&r.value).expect("our envelope").id)
+    id_counts_on_topic(bootstrap, topic, timeout)
+        .into_keys()
         .collect()
+}
+
+/// Like [`ids_on_topic`], with how many records carry each id.
+pub fn id_counts_on_topic(
+    bootstrap: &[String],
+    topic: &str,
+    timeout: Duration,
+) -> HashMap<Uuid, usize> {
+    let mut counts = HashMap::new();
+    for r in read_back_from(&bootstrap.join(","), topic, common::ALL, timeout) {
+        let id = KafkaMessage::from_bytes(&r.value).expect("our envelope").id;
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+}
+
+/// Records beyond the first of their id.
+pub fn duplicates(counts: &HashMap<Uuid, usize>) -> usize {
+    counts.values().map(|&c| c.saturating_sub(1)).sum()
 }
 
 /// How many of `acked` are missing from `on_topic`.

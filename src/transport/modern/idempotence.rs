@@ -8,19 +8,25 @@
 //!   retry reuses it;
 //! - a batch whose answer never came (timeout, connection lost) may or may not be written:
 //!   the same records sent again reuse its sequence (the broker answers a duplicate with the
-//!   first write's offsets); different records start over under a new producer id, since
-//!   their sequence cannot be known;
-//! - the broker saying the sequence or producer is unknown or fenced starts over under a new
-//!   producer id.
+//!   first write's offsets). The writer keeps such a batch as it is until it is settled or
+//!   expires whole; different records on that partition mean it was given up, so the
+//!   partition moves to a new producer identity (its sequence there cannot be known);
+//! - the broker saying the sequence or producer is unknown or fenced on a partition moves
+//!   that partition to a new identity.
 //!
-//! The state lives in the transport, one per topic, so it outlives a producer session that
-//! is rebuilt after a connection error.
+//! **Each partition keeps the identity its sequence belongs to.** A new identity (asked for
+//! when a partition needs one and still uses the newest) never touches another partition's
+//! unsettled batch: that batch is retried under the identity and sequence it was first sent
+//! with, and the partition moves to the newest identity, at sequence 0, only once it has
+//! nothing unsettled, as the Java client bumps its epoch per partition.
+//!
+//! The state belongs to one producer session and one topic: sessions never share it (two
+//! sessions are two producers, each with its own id).
 
 use crate::retry::Doubling;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kafka_protocol::messages::InitProducerIdRequest;
@@ -30,9 +36,6 @@ use super::errors::{code, code_error};
 use super::records::Sequence;
 use crate::error::Result;
 use crate::transport::OutgoingRecord;
-
-/// Per-topic states, shared by the transport's producer sessions.
-pub(super) type Store = Arc<Mutex<HashMap<String, Idempotence>>>;
 
 /// What became of a batch sent with a sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,13 +95,24 @@ pub(super) fn outcome_of(error_code: i16) -> Outcome {
     }
 }
 
-/// One topic's producer identity and sequences.
+/// A producer id and its epoch.
+type Identity = (i64, i16);
+
+/// One partition's place in its identity's sequence.
+#[derive(Debug, Clone, Copy)]
+struct PartitionSequence {
+    identity: Identity,
+    next: i32,
+    /// (base sequence, fingerprint) of a batch whose answer was lost.
+    unresolved: Option<(i32, u64)>,
+}
+
+/// One topic's producer identities and sequences.
 #[derive(Debug, Default)]
 pub(super) struct Idempotence {
-    producer: Option<(i64, i16)>,
-    next: HashMap<i32, i32>,
-    /// Partition → (base sequence, fingerprint) of a batch whose answer was lost.
-    unresolved: HashMap<i32, (i32, u64)>,
+    /// The newest identity; partitions move to it once they have nothing unsettled.
+    newest: Option<Identity>,
+    partitions: HashMap<i32, PartitionSequence>,
 }
 
 /// A fingerprint of a batch's keys and values.
@@ -112,43 +126,59 @@ fn fingerprint(records: &[&OutgoingRecord]) -> u64 {
     h.finish()
 }
 
+/// The sequence after `base` and `count` records: Kafka's sequences wrap from `i32::MAX` to 0.
+pub(super) fn advance(base: i32, count: usize) -> i32 {
+    ((i64::from(base) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
+}
+
 impl Idempotence {
     /// The producer id, epoch and base sequence for `records` to `partition`, asking the
-    /// cluster for a producer id first when there is none.
+    /// cluster for a producer id first when one is needed.
     pub fn prepare(
         &mut self,
         cluster: &mut Cluster,
         partition: i32,
         records: &[&OutgoingRecord],
     ) -> Result<Sequence> {
-        // Only a partition with a batch of unknown outcome needs the (costly) fingerprint.
-        match self.unresolved.get(&partition) {
-            Some(&(base, seen)) if self.producer.is_some() && seen == fingerprint(records) => {
-                return Ok(self.sequence(base));
+        if let Some(state) = self.partitions.get(&partition).copied() {
+            match state.unresolved {
+                // Only a partition with a batch of unknown outcome needs the fingerprint.
+                Some((base, seen)) if seen == fingerprint(records) => {
+                    return Ok(sequence(state.identity, base));
+                }
+                Some(_) => {
+                    log::info!(
+                        "modern: partition {partition}: a batch whose outcome is unknown was                          given up; the partition moves to a new producer identity"
+                    );
+                    self.partitions.remove(&partition);
+                    if self.newest == Some(state.identity) {
+                        self.newest = None;
+                    }
+                }
+                None if Some(state.identity) != self.newest => {
+                    // Settled under an older identity: start afresh under the newest.
+                    self.partitions.remove(&partition);
+                }
+                None => return Ok(sequence(state.identity, state.next)),
             }
-            Some(_) => {
-                log::info!(
-                    "modern: a batch whose outcome is unknown was not sent again; starting over \
-                     under a new producer id"
-                );
-                self.start_over();
+        }
+        let identity = match self.newest {
+            Some(id) => id,
+            None => {
+                let id = init_producer_id(cluster)?;
+                self.newest = Some(id);
+                id
             }
-            None => {}
-        }
-        if self.producer.is_none() {
-            self.producer = Some(init_producer_id(cluster)?);
-        }
-        let base = self.next.get(&partition).copied().unwrap_or(0);
-        Ok(self.sequence(base))
-    }
-
-    fn sequence(&self, base: i32) -> Sequence {
-        let (producer_id, epoch) = self.producer.unwrap_or((-1, -1));
-        Sequence {
-            producer_id,
-            epoch,
-            base,
-        }
+        };
+        self.partitions.insert(
+            partition,
+            PartitionSequence {
+                identity,
+                next: 0,
+                unresolved: None,
+            },
+        );
+        Ok(sequence(identity, 0))
     }
 
     /// Records what became of `records`, sent to `partition` with `seq`.
@@ -159,27 +189,37 @@ impl Idempotence {
         records: &[&OutgoingRecord],
         outcome: Outcome,
     ) {
-        if self.producer != Some((seq.producer_id, seq.epoch)) {
-            return; // sent under an identity given up since
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if state.identity != (seq.producer_id, seq.epoch) {
+            return; // sent under an identity this partition gave up since
         }
         match outcome {
             Outcome::Written => {
-                self.unresolved.remove(&partition);
-                let next = seq.base.wrapping_add(records.len() as i32) & i32::MAX;
-                self.next.insert(partition, next);
+                state.unresolved = None;
+                state.next = advance(seq.base, records.len());
             }
             Outcome::Refused => {}
-            Outcome::Unknown => {
-                self.unresolved
-                    .insert(partition, (seq.base, fingerprint(records)));
+            Outcome::Unknown => state.unresolved = Some((seq.base, fingerprint(records))),
+            Outcome::Fenced => {
+                // The broker holds no usable state for this identity on this partition (so
+                // an unsettled batch of it was not written): a new identity for it alone.
+                let identity = state.identity;
+                self.partitions.remove(&partition);
+                if self.newest == Some(identity) {
+                    self.newest = None;
+                }
             }
-            Outcome::Fenced => self.start_over(),
         }
     }
+}
 
-    /// Forgets the producer id and every sequence.
-    fn start_over(&mut self) {
-        *self = Idempotence::default();
+fn sequence((producer_id, epoch): Identity, base: i32) -> Sequence {
+    Sequence {
+        producer_id,
+        epoch,
+        base,
     }
 }
 
@@ -214,6 +254,7 @@ fn init_producer_id(cluster: &mut Cluster) -> Result<(i64, i16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn rec(v: &str) -> OutgoingRecord {
         OutgoingRecord {
@@ -227,7 +268,7 @@ mod tests {
     /// A state that already has a producer id (no cluster needed).
     fn with_id() -> Idempotence {
         Idempotence {
-            producer: Some((7, 0)),
+            newest: Some((7, 0)),
             ..Idempotence::default()
         }
     }
@@ -274,7 +315,43 @@ mod tests {
         // Different records after an unknown outcome: a new producer id is needed (the
         // cluster here is unreachable, so asking for one fails).
         assert!(i.prepare(&mut c, 0, &[&a]).is_err());
-        assert!(i.producer.is_none());
+        assert!(i.newest.is_none());
+    }
+
+    #[test]
+    fn a_new_identity_for_one_partition_leaves_another_partitions_unsettled_batch_alone() {
+        // p0's answer was lost; p1 is fenced (UNKNOWN_PRODUCER_ID) in the same round. p0's
+        // batch must go again under producer 7 at its sequence, whatever p1 gets.
+        let (a, b, c2) = (rec("a"), rec("b"), rec("c"));
+        let mut i = with_id();
+        let mut c = cluster();
+        let s0 = i.prepare(&mut c, 0, &[&a]).unwrap();
+        i.done(0, s0, &[&a], Outcome::Written);
+        let s0 = i.prepare(&mut c, 0, &[&b]).unwrap();
+        let s1 = i.prepare(&mut c, 1, &[&c2]).unwrap();
+        i.done(0, s0, &[&b], Outcome::Unknown);
+        i.done(1, s1, &[&c2], Outcome::Fenced);
+        assert!(i.newest.is_none(), "p1 needs a new identity");
+        i.newest = Some((8, 0)); // what InitProducerId would answer
+        let again = i.prepare(&mut c, 0, &[&b]).unwrap();
+        assert_eq!(
+            (again.producer_id, again.base),
+            (7, 1),
+            "p0's unsettled batch keeps its identity and sequence"
+        );
+        let p1 = i.prepare(&mut c, 1, &[&c2]).unwrap();
+        assert_eq!((p1.producer_id, p1.base), (8, 0));
+        // Once settled, p0 moves to the newest identity at sequence 0.
+        i.done(0, again, &[&b], Outcome::Written);
+        let next = i.prepare(&mut c, 0, &[&a]).unwrap();
+        assert_eq!((next.producer_id, next.base), (8, 0));
+    }
+
+    #[test]
+    fn sequences_wrap_to_zero_after_the_largest() {
+        assert_eq!(advance(i32::MAX, 1), 0);
+        assert_eq!(advance(i32::MAX - 1, 3), 1);
+        assert_eq!(advance(5, 3), 8);
     }
 
     #[test]
@@ -284,11 +361,13 @@ mod tests {
         let mut c = cluster();
         let s = i.prepare(&mut c, 0, &[&a]).unwrap();
         i.done(0, s, &[&a], Outcome::Fenced);
-        assert!(i.producer.is_none());
-        i.producer = Some((8, 0));
+        assert!(i.newest.is_none());
+        i.newest = Some((8, 0));
+        let fresh = i.prepare(&mut c, 0, &[&a]).unwrap();
         i.done(0, s, &[&a], Outcome::Written);
-        assert!(
-            i.next.is_empty(),
+        assert_eq!(
+            i.prepare(&mut c, 0, &[&a]).unwrap().base,
+            fresh.base,
             "an outcome under producer 7 does not count for 8"
         );
         assert_eq!(

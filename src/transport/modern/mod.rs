@@ -276,8 +276,6 @@ pub struct ModernTransport {
     settings: Arc<Settings>,
     /// Connections and metadata for `partition_count` and `ensure_topic`.
     admin: Mutex<Cluster>,
-    /// The idempotent producer's per-topic state, shared by producer sessions.
-    idempotence: Option<idempotence::Store>,
 }
 
 impl fmt::Debug for ModernTransport {
@@ -307,7 +305,6 @@ impl ModernTransport {
         let settings = Arc::new(settings);
         let admin = Cluster::new(settings.clone(), &settings.client_id);
         ModernTransport {
-            idempotence: settings.idempotent.then(Default::default),
             settings,
             admin: Mutex::new(admin),
         }
@@ -395,7 +392,6 @@ impl Transport for ModernTransport {
     fn connect_producer(&self) -> Result<Box<dyn ProducerSession>> {
         Ok(Box::new(produce::ModernProducerSession::new(
             self.settings.clone(),
-            self.idempotence.clone(),
         )))
     }
 

@@ -1,11 +1,16 @@
-//! [`ModernProducerSession`]: one writer thread's produce path. A batch becomes one record
+//! [`ModernProducerSession`]: one writer thread's produce path. A round becomes one record
 //! batch per partition and one Produce request per partition leader; requests to different
-//! leaders are all written before any answer is read, so a batch over several brokers costs
+//! leaders are all written before any answer is read, so a round over several brokers costs
 //! one round trip. Record `i` of a partition gets `base offset + i`.
+//!
+//! A round is bounded by its timeout from the moment it starts: a metadata lookup that uses
+//! it up sends nothing (the records are retried or expire), and once the first leader's
+//! answer has used the time, answers already on their way from the other leaders are still
+//! read for a moment ([`LATE_ANSWER_GRACE`]) rather than thrown away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -13,7 +18,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::ProduceRequest;
 
 use super::cluster::{topic_name, Cluster};
-use super::idempotence::{outcome_of, Idempotence, Outcome, Store};
+use super::idempotence::{outcome_of, Idempotence, Outcome};
 use super::produce_answer::apply_answer;
 use super::records::{encode_batch_reusing, now_millis, Sequence};
 use super::Settings;
@@ -22,12 +27,17 @@ use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{OutgoingRecord, ProduceOptions, ProducerSession};
 
+/// How long an answer is still waited for once the round's time is used up, when it may
+/// already be on its way (the requests to other leaders went out together).
+const LATE_ANSWER_GRACE: Duration = Duration::from_millis(20);
+
 /// A producing session: its own connections and metadata; with the idempotent producer,
-/// the transport's per-topic sequence state.
+/// its own producer ids and sequences, per topic (never shared with another session).
 #[derive(Debug)]
 pub(super) struct ModernProducerSession {
     cluster: Cluster,
-    store: Option<Store>,
+    /// Per topic: the idempotent producer's state (`None`: idempotence is off).
+    idempotence: Option<HashMap<String, Idempotence>>,
     /// Memory the record batches are encoded into, reused from one request to the next.
     scratch: BytesMut,
 }
@@ -65,12 +75,12 @@ fn settle<'r>(
 }
 
 impl ModernProducerSession {
-    /// A session that connects on first use; idempotent when given the transport's `store`.
-    pub fn new(settings: Arc<Settings>, store: Option<Store>) -> Self {
+    /// A session that connects on first use; idempotent when `settings` say so.
+    pub fn new(settings: Arc<Settings>) -> Self {
         let client_id = settings.client_id.clone();
         ModernProducerSession {
+            idempotence: settings.idempotent.then(HashMap::new),
             cluster: Cluster::new(settings, &client_id),
-            store,
             scratch: BytesMut::new(),
         }
     }
@@ -87,13 +97,19 @@ impl ModernProducerSession {
         // Config validation keeps the producer's acks at All when idempotence is on; a
         // request for fewer acks made through the session directly goes without sequence
         // numbers (the broker cannot deduplicate what it does not acknowledge to all).
-        let Some(store) = self.store.clone().filter(|_| options.acks == Acks::All) else {
+        let Some(states) = self
+            .idempotence
+            .as_mut()
+            .filter(|_| options.acks == Acks::All)
+        else {
             return self.produce_with(topic, records, options, None);
         };
-        // Taken out while producing (no lock held across I/O), put back after.
-        let mut state = lock_store(&store).remove(topic).unwrap_or_default();
+        // Taken out while producing (the session is borrowed for I/O), put back after.
+        let mut state = states.remove(topic).unwrap_or_default();
         let produced = self.produce_with(topic, records, options, Some(&mut state));
-        lock_store(&store).insert(topic.to_string(), state);
+        if let Some(states) = self.idempotence.as_mut() {
+            states.insert(topic.to_string(), state);
+        }
         produced
     }
 
@@ -114,6 +130,13 @@ impl ModernProducerSession {
             // A partition this metadata does not know may have been added since: ask again.
             meta = self.cluster.topic(topic, true)?;
         }
+        if Instant::now() >= deadline {
+            // Nothing was sent: the records are retried or expire in the writer.
+            return Err(Error::timeout(
+                "looking up the topic's leaders before producing",
+                options.timeout,
+            ));
+        }
         let mut results: Vec<Option<Result<Delivery>>> = (0..records.len()).map(|_| None).collect();
         let by_partition = index_by_partition(records);
         let refs = |p: i32| -> Vec<&OutgoingRecord> {
@@ -129,10 +152,12 @@ impl ModernProducerSession {
         let mut stale = false;
         for (&p, indices) in &by_partition {
             let failure = if !meta.partitions.iter().any(|m| m.id == p) {
+                // Routed by a partition count some broker gave: a broker whose metadata
+                // lags may not show it yet. Retried until the delivery timeout.
                 Some(Error::new(
-                    ErrorKind::UnknownTopic,
+                    ErrorKind::BrokerRetriable,
                     format!(
-                        "partition {p} does not exist (the topic has {} partitions)",
+                        "partition {p} is not in the metadata yet (it shows {} partitions)",
                         meta.partitions.len()
                     ),
                 ))
@@ -222,7 +247,17 @@ impl ModernProducerSession {
                         .cluster
                         .node_addr(node)
                         .and_then(|addr| self.cluster.conn(&addr).map(|_| addr))
-                    {
+                        .and_then(|addr| {
+                            // Not sent once the round's time is up (connecting may take it).
+                            if Instant::now() >= deadline {
+                                Err(Error::timeout(
+                                    "connecting to the partition leader",
+                                    options.timeout,
+                                ))
+                            } else {
+                                Ok(addr)
+                            }
+                        }) {
                         Err(e) => Err((e, Outcome::Refused)),
                         Ok(addr) => match self.cluster.send(&addr, &request, deadline) {
                             Ok(sent) => Ok(InFlight {
@@ -255,7 +290,7 @@ impl ModernProducerSession {
             }
         }
 
-        for f in in_flight {
+        for (i, f) in in_flight.into_iter().enumerate() {
             if acks == 0 {
                 // No answer comes: offsets are unknown.
                 for &p in &f.partitions {
@@ -268,9 +303,15 @@ impl ModernProducerSession {
                 }
                 continue;
             }
-            let answer = self
-                .cluster
-                .receive::<ProduceRequest>(&f.addr, f.sent, deadline);
+            let answer = self.cluster.receive::<ProduceRequest>(
+                &f.addr,
+                f.sent,
+                if i == 0 {
+                    deadline
+                } else {
+                    deadline.max(Instant::now() + LATE_ANSWER_GRACE)
+                },
+            );
             match answer {
                 Ok(answer) => {
                     self.cluster.throttle(&f.addr, answer.throttle_time_ms);
@@ -357,13 +398,6 @@ fn index_by_partition(records: &[OutgoingRecord]) -> BTreeMap<i32, Vec<usize>> {
         }
     }
     by_partition
-}
-
-/// Locks the idempotence store, whether or not a thread panicked while holding it.
-fn lock_store(
-    store: &Store,
-) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Idempotence>> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ProducerSession for ModernProducerSession {

@@ -32,7 +32,7 @@ fn group_settings_come_from_the_config() {
     assert_eq!(t.settings.session_timeout, Duration::from_secs(6));
     assert_eq!(t.settings.heartbeat_interval, Duration::from_secs(2));
     assert_eq!(t.settings.assignor, Assignor::RoundRobin);
-    assert!(t.idempotence.is_some());
+    assert!(t.settings.idempotent);
     config.consumer.heartbeat_interval = Duration::from_secs(3);
     let e = ModernTransport::new(&config).unwrap_err();
     assert!(e.to_string().contains("heartbeat_interval"), "{e}");
