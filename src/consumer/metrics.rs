@@ -265,6 +265,12 @@ impl TopicStats {
         }
     }
 
+    /// Whether the watchdog took the member out of its group and the thread has not taken
+    /// that in yet (with [`take_evicted`](Self::take_evicted)).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::SeqCst)
+    }
+
     /// Whether the watchdog took the member out of its group since the last call.
     pub(crate) fn take_evicted(&self) -> bool {
         self.evicted.load(Ordering::Relaxed) && self.evicted.swap(false, Ordering::SeqCst)

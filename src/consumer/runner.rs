@@ -251,6 +251,10 @@ impl TopicLoop {
             let records = match sub.poll(wait) {
                 Ok(records) => records,
                 Err(e) => {
+                    // A poll can fail after it rejoined the group (the offsets lookup or the
+                    // fetch after the join): partitions the new generation gave to another
+                    // member are let go now, not at the next poll that succeeds.
+                    self.follow_assignment();
                     failed_polls += 1;
                     self.stats
                         .consecutive_poll_errors
@@ -385,7 +389,12 @@ impl TopicLoop {
     }
 
     /// Writes what the outbox holds (what is due); ends the records it acknowledged.
+    /// Nothing is written while the watchdog's eviction is not yet taken: the partitions
+    /// belong to other members now, who handle those messages themselves.
     pub(super) fn flush(&mut self) {
+        if self.stats.is_evicted() {
+            return;
+        }
         for (partition, offset) in self.outbox.flush(&self.shared, &self.stats) {
             self.tracker.end(partition, offset);
         }
@@ -398,6 +407,9 @@ impl TopicLoop {
 
     pub(super) fn commit(&mut self) {
         self.last_commit = Instant::now();
+        if self.stats.is_evicted() {
+            return; // taken out of the group: what it holds is dropped, not committed
+        }
         let Some(sub) = self.sub.as_mut() else {
             return;
         };
@@ -462,6 +474,20 @@ impl TopicLoop {
     /// outbox until the stop deadline, commits, measures lag, leaves the group.
     fn finish(&mut self) {
         let deadline = self.shared.stop_deadline();
+        if self.stats.take_evicted() {
+            // Stopped while (or right after) the watchdog took the member out of its group:
+            // its partitions are other members' now; parking its waiting messages or writing
+            // its outbox would end them a second way beside their next owner.
+            log::warn!(
+                "consumer of {} stops after being taken out of its group: dropping {} waiting \
+                 message(s), {} queued write(s) and {} backlog record(s) for the next owners",
+                self.stats.topic,
+                self.waiting.len(),
+                self.outbox.len(),
+                self.backlog.len()
+            );
+            self.forget_everything();
+        }
         if self.shared.config.consumer.retry_topic_enabled {
             while let Some(w) = self.waiting.take_first() {
                 let step = self.flow.give_up(w.item, &w.record);

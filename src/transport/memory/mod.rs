@@ -6,6 +6,7 @@
 //! - `subscription`: a group member's fetch positions, fair polling, commits and lag;
 //! - this file: the cloneable handle, its test helpers, and the producing session.
 
+mod group;
 mod state;
 mod subscription;
 #[cfg(test)]
@@ -121,6 +122,55 @@ impl MemoryTransport {
         self.broker.lock().injected_failures = (calls, kind);
     }
 
+    /// Makes the next `calls` produce calls store their records and then fail every one of
+    /// them with an error of `kind`, as when a broker appended a batch and the
+    /// acknowledgement was lost: a retry writes the records a second time.
+    pub fn fail_next_produces_after_storing(&self, calls: usize, kind: ErrorKind) {
+        self.broker.lock().failures_after_storing = (calls, kind);
+    }
+
+    /// Makes the next `polls` polls (of any member) that take a new generation's
+    /// assignment fail right after taking it, with [`ErrorKind::Connection`]: as on Kafka
+    /// when the offsets lookup or the fetch after a rejoin meets a leader that moved.
+    pub fn fail_polls_after_rejoin(&self, polls: usize) {
+        self.broker.lock().polls_failing_after_rejoin = polls;
+    }
+
+    /// The groups' session timeout (a member not heard from, by poll, commit or lag, for
+    /// this long is removed and the others rebalance; default 45 s) and rebalance timeout
+    /// (members that have not rejoined this long after a rebalance began are removed;
+    /// default 30 s).
+    pub fn set_group_timeouts(&self, session: Duration, rebalance: Duration) {
+        self.broker.lock().timeouts = group::GroupTimeouts { session, rebalance };
+        self.broker.notify();
+    }
+
+    /// Joins `options.group` as a static member named `instance_id` (Kafka's
+    /// `group.instance.id`): a member joining with the instance id of one still in the group
+    /// takes its place and partitions without a rebalance (the old one is fenced:
+    /// FENCED_INSTANCE_ID), and closing does not leave the group (its partitions wait for
+    /// it until its session expires).
+    pub fn subscribe_static(
+        &self,
+        options: SubscribeOptions,
+        instance_id: &str,
+    ) -> Result<Box<dyn Subscription>> {
+        let mut state = self.broker.lock();
+        state
+            .check_available()
+            .map_err(|e| e.with_topic(&options.topic))?;
+        state.topic(&options.topic)?;
+        let sub = MemorySubscription::join(
+            Arc::clone(&self.broker),
+            &mut state,
+            options,
+            Some(instance_id.to_string()),
+        );
+        drop(state);
+        self.broker.notify();
+        Ok(Box::new(sub))
+    }
+
     /// While `true`, produce, subscribe, poll, commit, lag, partition count and health
     /// check fail with [`ErrorKind::Connection`] ("memory broker is unavailable"); waiting
     /// polls wake up and fail. Closing a subscription and the inspection helpers still work.
@@ -220,7 +270,7 @@ impl Transport for MemoryTransport {
             .check_available()
             .map_err(|e| e.with_topic(&options.topic))?;
         state.topic(&options.topic)?;
-        let sub = MemorySubscription::join(Arc::clone(&self.broker), &mut state, options);
+        let sub = MemorySubscription::join(Arc::clone(&self.broker), &mut state, options, None);
         drop(state);
         self.broker.notify();
         Ok(Box::new(sub))

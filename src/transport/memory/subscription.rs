@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use super::state::{Broker, State};
 use crate::config::StartOffset;
 use crate::error::{Error, ErrorKind, Result};
+use crate::transport::broker_code::{code, code_kind};
 use crate::transport::{ConsumedRecord, GroupExit, PartitionLag, SubscribeOptions, Subscription};
 
 /// Most records one poll returns, over all partitions.
 pub(super) const MAX_POLL_RECORDS: usize = 500;
+/// How often a poll waiting for a rebalance looks at the group again (for its timeout).
+const REBALANCE_CHECK: Duration = Duration::from_millis(50);
 
 /// Who a member is, shared with its [`GroupExit`] handle.
 #[derive(Default)]
@@ -91,28 +94,54 @@ fn partition_lags(
 pub(super) struct MemorySubscription {
     broker: Arc<Broker>,
     options: SubscribeOptions,
+    /// Static membership: the instance id it joined with.
+    instance: Option<String>,
     member: String,
     identity: Arc<Mutex<Identity>>,
-    /// The group generation `assignment` and `positions` belong to.
+    /// The group generation `assignment` and `positions` belong to (0: none yet).
     generation: u64,
     assignment: Vec<i32>,
     /// Next offset to fetch, per assigned partition.
     positions: BTreeMap<i32, i64>,
+    /// Positions of the partitions given up for a rebalance under way in this poll: kept
+    /// if the next generation gives them back before the poll returns (nobody else owned
+    /// them in between), else forgotten (the reader is told: `restarted`).
+    given_up: BTreeMap<i32, i64>,
     /// Rotates the partition a poll starts with, so none is starved.
     next_start: usize,
     /// Partitions not fetched until resumed.
     paused: std::collections::BTreeSet<i32>,
-    /// Partitions kept across a generation whose position was reset to the commit.
+    /// Partitions whose position was reset to the commit while the reader may hold records
+    /// of them (given up, or kept across a rejoin as a new member).
     restarted: Vec<i32>,
     /// The broker's membership change count when this member last saw its group settled.
     seen_changes: std::cell::Cell<u64>,
     closed: bool,
 }
 
+/// What a look at the group found, for [`MemorySubscription::follow`].
+enum Followed {
+    /// The member has the group's current generation (it may have just taken it).
+    Current { adopted: bool },
+    /// A rebalance waits for other members; this member holds nothing meanwhile.
+    Waiting,
+}
+
 impl MemorySubscription {
-    /// Joins the group (the topic must exist) and takes the first assignment.
-    pub(super) fn join(broker: Arc<Broker>, state: &mut State, options: SubscribeOptions) -> Self {
-        let member = state.join(&options.group, &options.topic, &options.client_id);
+    /// Joins the group (the topic must exist), with `instance` as a static member, and
+    /// takes the first assignment if the group settles at once.
+    pub(super) fn join(
+        broker: Arc<Broker>,
+        state: &mut State,
+        options: SubscribeOptions,
+        instance: Option<String>,
+    ) -> Self {
+        let member = state.join(
+            &options.group,
+            &options.topic,
+            &options.client_id,
+            instance.as_deref(),
+        );
         broker.membership_changed();
         let identity = Arc::new(Mutex::new(Identity {
             member: member.clone(),
@@ -121,53 +150,97 @@ impl MemorySubscription {
         let mut sub = MemorySubscription {
             broker,
             options,
+            instance,
             member,
             identity,
             generation: 0,
             assignment: Vec::new(),
             positions: BTreeMap::new(),
+            given_up: BTreeMap::new(),
             next_start: 0,
             paused: std::collections::BTreeSet::new(),
             restarted: Vec::new(),
             seen_changes: std::cell::Cell::new(0),
             closed: false,
         };
-        sub.sync(state);
+        if let Err(e) = sub.follow(state) {
+            log::debug!("memory broker: {e}");
+        }
         sub
     }
 
-    /// Adopts the group's current assignment if the generation changed: positions of lost
-    /// partitions are dropped; a partition newly owned starts at the committed offset, else
-    /// at the start offset; a partition kept keeps its position.
-    fn sync(&mut self, state: &State) {
-        let (group, topic) = (&self.options.group, &self.options.topic);
-        let Some(g) = state.group(group, topic) else {
-            return;
-        };
-        if g.generation == self.generation {
-            return;
+    /// Follows the group: a rebalance that waits for this member makes it give up every
+    /// partition (eager protocol); a new generation is adopted once the rebalance is over:
+    /// a partition given up in the generation just before keeps its position, one newly
+    /// owned starts at the committed offset, else at the start offset.
+    fn follow(&mut self, state: &mut State) -> Result<Followed> {
+        let (group, topic) = (self.options.group.clone(), self.options.topic.clone());
+        if state.settle(&group, &topic, Some(&self.member)) {
+            self.broker.membership_changed();
+            self.broker.notify();
         }
+        let Some(g) = state.group(&group, &topic) else {
+            return Ok(Followed::Current { adopted: false });
+        };
+        if g.is_fenced(&self.member) {
+            return Err(Error::new(
+                code_kind(code::FENCED_INSTANCE_ID),
+                format!(
+                    "member {} of group {group}: broker answered FencedInstanceId (code {}): \
+                     another member took its instance id {:?}",
+                    self.member,
+                    code::FENCED_INSTANCE_ID,
+                    self.instance
+                ),
+            )
+            .with_broker_code(code::FENCED_INSTANCE_ID)
+            .with_topic(&topic));
+        }
+        if !g.has(&self.member) {
+            // Its session expired, or it did not rejoin in time: join again as a new member.
+            self.rejoin(state);
+            return self.follow(state);
+        }
+        if g.waits_for(&self.member) {
+            log::debug!(
+                "memory broker: member {} of group {group} on {topic} gives up {:?}",
+                self.member,
+                self.assignment
+            );
+            self.given_up.append(&mut self.positions);
+            self.assignment.clear();
+            self.paused.clear();
+            state.rejoin(&group, &topic, &self.member);
+            self.broker.membership_changed();
+            self.broker.notify();
+            return self.follow(state);
+        }
+        if g.rebalancing() {
+            return Ok(Followed::Waiting);
+        }
+        if g.generation == self.generation {
+            return Ok(Followed::Current { adopted: false });
+        }
+        let continued = self.generation + 1 == g.generation;
         let assignment = g.assignment(&self.member);
         let mut positions = BTreeMap::new();
         for &p in &assignment {
-            let kept = g.owned_since(p) <= self.generation;
-            if !kept && self.positions.contains_key(&p) {
-                self.restarted.push(p);
-            }
-            let position = match self.positions.get(&p) {
-                Some(&pos) if kept => pos,
-                _ => g.committed.get(&p).copied().unwrap_or_else(|| {
-                    match self.options.start_offset {
+            let kept = self.given_up.get(&p).copied().filter(|_| continued);
+            let position = kept.unwrap_or_else(|| {
+                g.committed
+                    .get(&p)
+                    .copied()
+                    .unwrap_or_else(|| match self.options.start_offset {
                         StartOffset::Earliest => 0,
                         StartOffset::Latest => state
-                            .existing(topic)
+                            .existing(&topic)
                             .and_then(|t| t.high_watermark(p))
                             .unwrap_or(0),
-                    }
-                }),
-            };
+                    })
+            });
             positions.insert(p, position);
         }
+        self.forget_given_up(&positions);
         log::debug!(
             "memory broker: member {} of group {group} on {topic}: generation {}, partitions {assignment:?}",
             self.member,
@@ -177,6 +250,14 @@ impl MemorySubscription {
         self.paused.retain(|p| assignment.contains(p));
         self.assignment = assignment;
         self.positions = positions;
+        Ok(Followed::Current { adopted: true })
+    }
+
+    /// Partitions given up and not kept (not in `kept`) are reported restarted.
+    fn forget_given_up(&mut self, kept: &BTreeMap<i32, i64>) {
+        let given_up = std::mem::take(&mut self.given_up);
+        self.restarted
+            .extend(given_up.keys().filter(|p| !kept.contains_key(p)));
     }
 
     /// Takes available records after each position: at most [`MAX_POLL_RECORDS`] in all and
@@ -233,15 +314,18 @@ impl MemorySubscription {
             .evicted
     }
 
-    /// Joins again as a new member after an eviction: every position restarts from the
-    /// group's commit.
+    /// Joins again as a new member (after an eviction, an expired session, or a rebalance
+    /// it missed): every position restarts from the group's commit; the caller follows
+    /// the group next.
     fn rejoin(&mut self, state: &mut State) {
         let member = state.join(
             &self.options.group,
             &self.options.topic,
             &self.options.client_id,
+            self.instance.as_deref(),
         );
         self.broker.membership_changed();
+        self.broker.notify();
         log::info!(
             "memory broker: member {} of group {} on {} joins again as {member}",
             self.member,
@@ -255,10 +339,12 @@ impl MemorySubscription {
         }
         self.member = member;
         self.restarted.extend(self.positions.keys().copied());
+        self.restarted.extend(self.given_up.keys().copied());
         self.positions.clear();
+        self.given_up.clear();
         self.assignment.clear();
+        self.paused.clear();
         self.generation = 0;
-        self.sync(state);
     }
 }
 
@@ -270,7 +356,10 @@ impl Subscription for MemorySubscription {
     }
 
     /// Returns records as soon as any assigned partition has some (`min_bytes` is not
-    /// waited for), else waits for a produce to the topic, a rebalance, or `max_wait`.
+    /// waited for), else waits for a produce to the topic, a rebalance, or `max_wait`. A
+    /// rebalance under way makes the member give up its partitions and wait (within
+    /// `max_wait`) for the others; if the poll ends before the group settles, it returns
+    /// with no partitions, and those it held restart from the group's commit.
     fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>> {
         self.check_open()?;
         let deadline = Instant::now().checked_add(max_wait);
@@ -278,27 +367,50 @@ impl Subscription for MemorySubscription {
         let mut state = broker.lock();
         if self.is_evicted() {
             self.rejoin(&mut state);
-            drop(state);
-            broker.notify();
-            state = broker.lock();
         }
         loop {
             state
                 .check_available()
                 .map_err(|e| e.with_topic(&self.options.topic))?;
-            self.sync(&state);
-            let records = self.fetch(&state);
-            if !records.is_empty() {
-                return Ok(records);
+            let followed = self.follow(&mut state)?;
+            if let Followed::Current { adopted: true } = followed {
+                if state.polls_failing_after_rejoin > 0 {
+                    state.polls_failing_after_rejoin -= 1;
+                    return Err(Error::new(
+                        ErrorKind::Connection,
+                        "injected fetch failure after a rejoin \
+                         (MemoryTransport::fail_polls_after_rejoin)",
+                    )
+                    .with_topic(&self.options.topic));
+                }
+            }
+            let waiting = matches!(followed, Followed::Waiting);
+            if !waiting {
+                let records = self.fetch(&state);
+                if !records.is_empty() {
+                    return Ok(records);
+                }
             }
             let remaining = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
-                    _ => return Ok(records),
+                    _ => {
+                        if waiting {
+                            // Returns holding nothing: what it gave up restarts.
+                            self.forget_given_up(&BTreeMap::new());
+                        }
+                        return Ok(Vec::new());
+                    }
                 },
                 None => None,
             };
-            state = broker.wait(state, remaining);
+            // A rebalance's timeout is checked by whoever calls: look again now and then.
+            let slice = if waiting {
+                Some(remaining.map_or(REBALANCE_CHECK, |r| r.min(REBALANCE_CHECK)))
+            } else {
+                remaining
+            };
+            state = broker.wait(state, slice);
         }
     }
 
@@ -318,21 +430,22 @@ impl Subscription for MemorySubscription {
         std::mem::take(&mut self.restarted)
     }
 
-    /// Whether the group moved to a new generation this member has not followed yet (it
-    /// follows at its next poll). Costs an atomic load unless some membership changed.
+    /// Whether a rebalance waits for this member to give up its partitions (it does at its
+    /// next poll): the moment to commit. Costs an atomic load unless some membership
+    /// changed.
     fn rebalance_pending(&self) -> bool {
         let changes = self.broker.membership_changes();
         if changes == self.seen_changes.get() || self.closed {
             return false;
         }
         let state = self.broker.lock();
-        let moved = state
-            .group(&self.options.group, &self.options.topic)
-            .is_some_and(|g| g.generation != self.generation);
-        if !moved {
+        let group = state.group(&self.options.group, &self.options.topic);
+        let waits = group.is_some_and(|g| g.waits_for(&self.member));
+        let settled = group.is_none_or(|g| !g.rebalancing() && g.generation == self.generation);
+        if settled {
             self.seen_changes.set(changes);
         }
-        moved && !self.assignment.is_empty()
+        waits && !self.assignment.is_empty()
     }
 
     fn lag_probe(&self) -> Option<Box<dyn crate::transport::LagProbe>> {
@@ -352,28 +465,48 @@ impl Subscription for MemorySubscription {
         }))
     }
 
+    /// Commits with this member's id and generation, which the broker checks as Kafka does
+    /// (a member taken out of the group gets UNKNOWN_MEMBER_ID, an old generation
+    /// ILLEGAL_GENERATION). Offsets of partitions not assigned to it are not sent.
     fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()> {
         self.check_open()?;
-        if self.is_evicted() {
-            return Err(Error::new(
-                ErrorKind::BrokerRetriable,
-                "this member was taken out of its group; it joins again at its next poll",
-            )
-            .with_topic(&self.options.topic));
+        let ours: Vec<(i32, i64)> = offsets
+            .iter()
+            .copied()
+            .filter(|(p, _)| self.assignment.contains(p))
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
         }
+        let member = self
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .member
+            .clone();
         let mut state = self.broker.lock();
         state
             .check_available()
             .map_err(|e| e.with_topic(&self.options.topic))?;
-        state.commit(&self.options.group, &self.options.topic, offsets)
+        let (group, topic) = (&self.options.group, &self.options.topic);
+        if let Some(g) = state.group(group, topic) {
+            if g.has(&member) {
+                let _ = state.settle(group, topic, Some(&member));
+            }
+        }
+        state.commit(group, topic, (&member, self.generation), &ours)
     }
 
     /// Lag of the partitions [`assignment`](Subscription::assignment) returns.
     fn lag(&mut self) -> Result<Vec<PartitionLag>> {
         self.check_open()?;
-        let state = self.broker.lock();
+        let mut state = self.broker.lock();
         let topic = &self.options.topic;
         state.check_available().map_err(|e| e.with_topic(topic))?;
+        if state.settle(&self.options.group, topic, Some(&self.member)) {
+            self.broker.membership_changed();
+            self.broker.notify();
+        }
         Ok(partition_lags(
             &state,
             &self.options.group,
@@ -387,7 +520,14 @@ impl Subscription for MemorySubscription {
     fn close(&mut self) -> Result<()> {
         if !self.closed {
             self.closed = true;
-            if !self.is_evicted() {
+            if self.instance.is_some() {
+                log::info!(
+                    "memory broker: static member {} closes without leaving group {}: its \
+                     partitions wait for it until its session expires",
+                    self.member,
+                    self.options.group
+                );
+            } else if !self.is_evicted() {
                 self.broker
                     .lock()
                     .leave(&self.options.group, &self.options.topic, &self.member);

@@ -87,6 +87,7 @@ mod cluster;
 mod conn;
 mod coordinator;
 mod errors;
+mod faults;
 mod fetch;
 mod group;
 mod heartbeat;
@@ -146,6 +147,8 @@ struct Settings {
     metadata_max_age: Duration,
     /// Largest answer accepted (checked before allocating).
     max_response_bytes: usize,
+    /// Failures tests inject ([`ModernTransport::fail_polls_after_rejoin`]).
+    faults: faults::Faults,
 }
 
 impl Settings {
@@ -168,6 +171,7 @@ impl Settings {
             read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
             metadata_max_age: config.metadata_max_age,
             max_response_bytes: config.max_response_bytes,
+            faults: faults::Faults::default(),
         })
     }
 
@@ -189,6 +193,7 @@ impl Settings {
             read_committed: true,
             metadata_max_age: Duration::from_secs(300),
             max_response_bytes: 100 << 20,
+            faults: faults::Faults::default(),
         }
     }
 }
@@ -310,6 +315,14 @@ impl ModernTransport {
             settings,
             admin: Mutex::new(admin),
         }
+    }
+
+    /// Fault injection for tests: the next `polls` polls (of any subscription of this
+    /// transport) that rejoin their group fail right after the join with a connection error,
+    /// as when the offsets lookup or the fetch that follows a rebalance meets a leader that
+    /// moved. 0 turns it off.
+    pub fn fail_polls_after_rejoin(&self, polls: usize) {
+        self.settings.faults.fail_polls_after_rejoin(polls);
     }
 
     fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {

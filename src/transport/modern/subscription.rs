@@ -150,7 +150,25 @@ impl ModernSubscription {
             self.member.check_partition_counts(&mut self.cluster);
             return Ok(());
         }
-        let assigned = self.member.join(&mut self.cluster)?;
+        // The eager protocol: every partition is given up before JoinGroup. Until the join
+        // succeeds this member owns nothing, so a join that fails leaves no partition the
+        // reader may go on with (its positions restart from the group's commit).
+        let given_up = std::mem::take(&mut self.assignment);
+        let assigned = match self.member.join(&mut self.cluster) {
+            Ok(assigned) => assigned,
+            Err(e) => {
+                if !given_up.is_empty() {
+                    log::info!(
+                        "modern: group {} on {}: partitions {given_up:?} given up; the join \
+                         failed: {e}",
+                        self.group,
+                        self.topic
+                    );
+                }
+                self.forget_positions();
+                return Err(e);
+            }
+        };
         if !assigned.continued {
             let restarted: Vec<i32> = self
                 .positions
@@ -172,16 +190,39 @@ impl ModernSubscription {
         self.paused.retain(|p| assigned.partitions.contains(p));
         self.positions
             .retain(|p, _| assigned.partitions.contains(p));
-        if assigned.partitions != self.assignment {
+        if assigned.partitions != given_up {
             log::info!(
-                "modern: group {} on {}: partitions {:?} (were {:?})",
+                "modern: group {} on {}: partitions {:?} (were {given_up:?})",
                 self.group,
                 self.topic,
                 assigned.partitions,
-                self.assignment
             );
         }
         self.assignment = assigned.partitions;
+        Ok(())
+    }
+
+    /// Forgets every position, buffered record, pause and fetch in flight (the partitions
+    /// were given up); partitions that had a position are reported restarted, so the reader
+    /// drops what it holds of them even if it gets them back.
+    fn forget_positions(&mut self) {
+        self.restarted.extend(self.positions.keys().copied());
+        self.restarted.sort_unstable();
+        self.restarted.dedup();
+        self.positions.clear();
+        self.buffered.clear();
+        self.paused.clear();
+    }
+
+    /// Fault injection for tests: whether this poll should fail after its rejoin.
+    fn injected_poll_failure(&self) -> Result<()> {
+        if self.settings.faults.take_poll_failure() {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "injected fetch failure after a rejoin (ModernTransport::fail_polls_after_rejoin)",
+            )
+            .with_topic(self.topic.clone()));
+        }
         Ok(())
     }
 
@@ -356,7 +397,11 @@ impl Subscription for ModernSubscription {
             return Err(self.closed_error());
         }
         let deadline = Instant::now() + max_wait;
+        let rejoined = self.member.needs_join();
         self.follow_group()?;
+        if rejoined {
+            self.injected_poll_failure()?;
+        }
         self.start_positions()?;
         if self.positions.keys().all(|p| self.paused.contains(p)) {
             self.idle(deadline);

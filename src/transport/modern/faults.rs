@@ -1,0 +1,34 @@
+//! [`Faults`]: switches a test flips on a [`ModernTransport`](super::ModernTransport) to make
+//! a real broker's rare failures happen on cue (the in-memory transport has the same hooks).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Failures still to inject, shared by every subscription of one transport.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Faults {
+    /// Polls still to fail right after they rejoined the group (as when the offsets lookup
+    /// or the fetch meets a leader that moved).
+    polls_after_rejoin: Arc<AtomicUsize>,
+}
+
+impl Faults {
+    /// Makes the next `polls` polls that rejoin their group fail after the join.
+    pub(super) fn fail_polls_after_rejoin(&self, polls: usize) {
+        self.polls_after_rejoin.store(polls, Ordering::SeqCst);
+    }
+
+    /// Uses up one poll failure if any is pending; `true` if this poll is to fail.
+    pub(super) fn take_poll_failure(&self) -> bool {
+        self.polls_after_rejoin
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Faults are not settings: two settings differing only in them are equal.
+impl PartialEq for Faults {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
