@@ -129,9 +129,10 @@ impl MemoryTransport {
         self.broker.lock().failures_after_storing = (calls, kind);
     }
 
-    /// Makes the next `polls` polls (of any member) that take a new generation's
-    /// assignment fail right after taking it, with [`ErrorKind::Connection`]: as on Kafka
-    /// when the offsets lookup or the fetch after a rejoin meets a leader that moved.
+    /// Makes the next poll (of any member) that takes a new generation's assignment fail
+    /// right after taking it, with [`ErrorKind::Connection`], and that member's next
+    /// `polls - 1` polls too: as on Kafka when the offsets lookup or the fetch after a
+    /// rejoin meets a leader that moved. 0 turns it off.
     pub fn fail_polls_after_rejoin(&self, polls: usize) {
         self.broker.lock().polls_failing_after_rejoin = polls;
     }

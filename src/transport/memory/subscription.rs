@@ -116,6 +116,8 @@ pub(super) struct MemorySubscription {
     restarted: Vec<i32>,
     /// The broker's membership change count when this member last saw its group settled.
     seen_changes: std::cell::Cell<u64>,
+    /// Polls still to fail (fault injection, taken at a rejoin).
+    failing_polls: usize,
     closed: bool,
 }
 
@@ -161,6 +163,7 @@ impl MemorySubscription {
             paused: std::collections::BTreeSet::new(),
             restarted: Vec::new(),
             seen_changes: std::cell::Cell::new(0),
+            failing_polls: 0,
             closed: false,
         };
         if let Err(e) = sub.follow(state) {
@@ -374,15 +377,16 @@ impl Subscription for MemorySubscription {
                 .map_err(|e| e.with_topic(&self.options.topic))?;
             let followed = self.follow(&mut state)?;
             if let Followed::Current { adopted: true } = followed {
-                if state.polls_failing_after_rejoin > 0 {
-                    state.polls_failing_after_rejoin -= 1;
-                    return Err(Error::new(
-                        ErrorKind::Connection,
-                        "injected fetch failure after a rejoin \
-                         (MemoryTransport::fail_polls_after_rejoin)",
-                    )
-                    .with_topic(&self.options.topic));
-                }
+                self.failing_polls += std::mem::take(&mut state.polls_failing_after_rejoin);
+            }
+            if self.failing_polls > 0 {
+                self.failing_polls -= 1;
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "injected fetch failure after a rejoin \
+                     (MemoryTransport::fail_polls_after_rejoin)",
+                )
+                .with_topic(&self.options.topic));
             }
             let waiting = matches!(followed, Followed::Waiting);
             if !waiting {

@@ -13,16 +13,15 @@ pub(super) struct Faults {
 }
 
 impl Faults {
-    /// Makes the next `polls` polls that rejoin their group fail after the join.
+    /// Makes the next poll that rejoins its group fail after the join, and that member's
+    /// next `polls - 1` polls too.
     pub(super) fn fail_polls_after_rejoin(&self, polls: usize) {
         self.polls_after_rejoin.store(polls, Ordering::SeqCst);
     }
 
-    /// Uses up one poll failure if any is pending; `true` if this poll is to fail.
-    pub(super) fn take_poll_failure(&self) -> bool {
-        self.polls_after_rejoin
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+    /// Takes every pending poll failure (for the member that just rejoined).
+    pub(super) fn take_poll_failures(&self) -> usize {
+        self.polls_after_rejoin.swap(0, Ordering::SeqCst)
     }
 }
 

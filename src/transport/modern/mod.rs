@@ -317,10 +317,10 @@ impl ModernTransport {
         }
     }
 
-    /// Fault injection for tests: the next `polls` polls (of any subscription of this
-    /// transport) that rejoin their group fail right after the join with a connection error,
-    /// as when the offsets lookup or the fetch that follows a rebalance meets a leader that
-    /// moved. 0 turns it off.
+    /// Fault injection for tests: the next poll (of any subscription of this transport)
+    /// that rejoins its group fails right after the join with a connection error, and so do
+    /// that subscription's next `polls - 1` polls: as when the offsets lookup or the fetch
+    /// that follows a rebalance meets a leader that moved. 0 turns it off.
     pub fn fail_polls_after_rejoin(&self, polls: usize) {
         self.settings.faults.fail_polls_after_rejoin(polls);
     }

@@ -56,6 +56,8 @@ pub(super) struct ModernSubscription {
     restarted: Vec<i32>,
     /// What it was opened with (for lag probes).
     settings: Arc<Settings>,
+    /// Polls still to fail (fault injection, taken at a rejoin).
+    failing_polls: usize,
     options: SubscribeOptions,
     closed: bool,
 }
@@ -130,6 +132,7 @@ impl ModernSubscription {
             positions: BTreeMap::new(),
             paused: std::collections::BTreeSet::new(),
             restarted: Vec::new(),
+            failing_polls: 0,
             closed: false,
         })
     }
@@ -214,9 +217,14 @@ impl ModernSubscription {
         self.paused.clear();
     }
 
-    /// Fault injection for tests: whether this poll should fail after its rejoin.
-    fn injected_poll_failure(&self) -> Result<()> {
-        if self.settings.faults.take_poll_failure() {
+    /// Fault injection for tests: whether this poll fails (after a rejoin that took the
+    /// transport's pending failures, and the polls after it).
+    fn injected_poll_failure(&mut self, rejoined: bool) -> Result<()> {
+        if rejoined {
+            self.failing_polls += self.settings.faults.take_poll_failures();
+        }
+        if self.failing_polls > 0 {
+            self.failing_polls -= 1;
             return Err(Error::new(
                 ErrorKind::Connection,
                 "injected fetch failure after a rejoin (ModernTransport::fail_polls_after_rejoin)",
@@ -399,9 +407,7 @@ impl Subscription for ModernSubscription {
         let deadline = Instant::now() + max_wait;
         let rejoined = self.member.needs_join();
         self.follow_group()?;
-        if rejoined {
-            self.injected_poll_failure()?;
-        }
+        self.injected_poll_failure(rejoined)?;
         self.start_positions()?;
         if self.positions.keys().all(|p| self.paused.contains(p)) {
             self.idle(deadline);
