@@ -325,6 +325,11 @@ impl TopicStats {
         *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), SystemTime::now()));
         self.consecutive_poll_errors.store(0, Ordering::Relaxed);
+        // The thread polls again (no call of it runs now): a stuck mark for polls it
+        // missed (consumer.max_poll_interval) is over, traffic or not.
+        if self.stuck_set.swap(false, Ordering::AcqRel) {
+            *self.stuck.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     /// How long ago the last successful poll returned.

@@ -35,5 +35,6 @@ macro_rules! contract {
 mod close_while_stuck;
 mod commit_interval_zero;
 mod commit_rules;
+mod health_after_missed_polls;
 mod outcomes;
 mod rejoin_then_poll_fails;
