@@ -406,22 +406,30 @@ impl TopicLoop {
     }
 
     pub(super) fn commit(&mut self) {
+        let _ = self.try_commit();
+    }
+
+    /// Commits what ended; `Err` with the failure if a commit was refused or failed
+    /// (logged, and left for the next commit), else `Ok` (also when there was nothing to
+    /// commit).
+    fn try_commit(&mut self) -> std::result::Result<(), crate::Error> {
         self.last_commit = Instant::now();
         if self.stats.is_evicted() {
-            return; // taken out of the group: what it holds is dropped, not committed
+            return Ok(()); // taken out of the group: what it holds is dropped, not committed
         }
         let Some(sub) = self.sub.as_mut() else {
-            return;
+            return Ok(());
         };
         let offsets = self.tracker.committable();
         if offsets.is_empty() {
-            return;
+            return Ok(());
         }
         match sub.commit(&offsets) {
             Ok(()) => {
                 self.tracker.mark_committed(&offsets);
                 self.stats.add(Counter::Commits, 1);
                 log::trace!("committed {offsets:?} on {}", self.stats.topic);
+                Ok(())
             }
             Err(e) => {
                 log::warn!(
@@ -429,7 +437,29 @@ impl TopicLoop {
                     self.stats.topic
                 );
                 self.stats.set_error(format!("commit: {e}"));
+                Err(e)
             }
+        }
+    }
+
+    /// The last commit before leaving the group: tried again after a failure that may pass
+    /// (as the Java client's `commitSync` on close) until `deadline`; not after the group
+    /// refused it (the partitions moved on: their next owners read those records again).
+    fn final_commit(&mut self, deadline: Instant) {
+        let mut backoff =
+            crate::retry::Doubling::new(Duration::from_millis(50), Duration::from_secs(1));
+        while let Err(e) = self.try_commit() {
+            let refused = matches!(e.broker_code(), Some(22 | 25 | 27 | 82));
+            let wait = backoff.next_wait();
+            if refused || !e.is_retriable() || Instant::now() + wait >= deadline {
+                log::warn!(
+                    "final commit on {} not done ({e}); what it did not cover is read again \
+                     by the partitions' next owners",
+                    self.stats.topic
+                );
+                return;
+            }
+            std::thread::sleep(wait);
         }
     }
 
@@ -513,7 +543,7 @@ impl TopicLoop {
                 self.stats.topic
             );
         }
-        self.commit();
+        self.final_commit(deadline);
         self.last_lag = None;
         self.measure_lag(Duration::ZERO);
         self.publish_gauges();

@@ -119,6 +119,15 @@ impl Env {
         }
     }
 
+    /// Makes the next `commits` commits fail with a connection error: on the memory broker
+    /// any member's, on Kafka those of the `member`-th consumer made.
+    pub fn fail_next_commits(&self, member: usize, commits: usize) {
+        match &self.memory {
+            Some(m) => m.fail_next_commits(commits),
+            None => self.made[self.members[member]].fail_next_commits(commits),
+        }
+    }
+
     /// A topic of `partitions` partitions no other run uses, created.
     pub fn topic(&mut self, prefix: &str, partitions: usize) -> String {
         let name = format!("ks-contract-{prefix}-{}", Uuid::new_v4().simple());

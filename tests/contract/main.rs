@@ -32,6 +32,7 @@ macro_rules! contract {
     };
 }
 
+mod close_commits;
 mod close_while_stuck;
 mod commit_interval_zero;
 mod commit_rules;

@@ -137,6 +137,12 @@ impl MemoryTransport {
         self.broker.lock().polls_failing_after_rejoin = polls;
     }
 
+    /// Makes the next `commits` commits (of any member) fail with
+    /// [`ErrorKind::Connection`], storing nothing (a coordinator that cannot be reached).
+    pub fn fail_next_commits(&self, commits: usize) {
+        self.broker.lock().commits_failing = commits;
+    }
+
     /// The groups' session timeout (a member not heard from, by poll, commit or lag, for
     /// this long is removed and the others rebalance; default 45 s) and rebalance timeout
     /// (members that have not rejoined this long after a rebalance began are removed;

@@ -177,6 +177,8 @@ pub(super) struct State {
     pub(super) failures_after_storing: (usize, ErrorKind),
     /// Polls still to fail right after they followed a new generation.
     pub(super) polls_failing_after_rejoin: usize,
+    /// Commits still to fail.
+    pub(super) commits_failing: usize,
     /// Session and rebalance timeouts of every group.
     pub(super) timeouts: GroupTimeouts,
     pub(super) produce_calls: u64,
@@ -200,6 +202,7 @@ impl State {
             injected_failures: (0, ErrorKind::Connection),
             failures_after_storing: (0, ErrorKind::Connection),
             polls_failing_after_rejoin: 0,
+            commits_failing: 0,
             timeouts: GroupTimeouts::default(),
             produce_calls: 0,
             topics: BTreeMap::new(),

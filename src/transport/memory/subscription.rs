@@ -492,6 +492,14 @@ impl Subscription for MemorySubscription {
         state
             .check_available()
             .map_err(|e| e.with_topic(&self.options.topic))?;
+        if state.commits_failing > 0 {
+            state.commits_failing -= 1;
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "injected commit failure (MemoryTransport::fail_next_commits)",
+            )
+            .with_topic(&self.options.topic));
+        }
         let (group, topic) = (&self.options.group, &self.options.topic);
         if let Some(g) = state.group(group, topic) {
             if g.has(&member) {

@@ -10,6 +10,8 @@ pub(super) struct Faults {
     /// Polls still to fail right after they rejoined the group (as when the offsets lookup
     /// or the fetch meets a leader that moved).
     polls_after_rejoin: Arc<AtomicUsize>,
+    /// Commits still to fail (a coordinator that cannot be reached).
+    commits: Arc<AtomicUsize>,
 }
 
 impl Faults {
@@ -17,6 +19,18 @@ impl Faults {
     /// next `polls - 1` polls too.
     pub(super) fn fail_polls_after_rejoin(&self, polls: usize) {
         self.polls_after_rejoin.store(polls, Ordering::SeqCst);
+    }
+
+    /// Makes the next `commits` commits fail before they are sent.
+    pub(super) fn fail_next_commits(&self, commits: usize) {
+        self.commits.store(commits, Ordering::SeqCst);
+    }
+
+    /// Uses up one commit failure if any is pending; `true` if this commit is to fail.
+    pub(super) fn take_commit_failure(&self) -> bool {
+        self.commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Takes every pending poll failure (for the member that just rejoined).

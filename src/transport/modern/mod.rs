@@ -325,6 +325,13 @@ impl ModernTransport {
         self.settings.faults.fail_polls_after_rejoin(polls);
     }
 
+    /// Fault injection for tests: the next `commits` commits (of any subscription of this
+    /// transport) fail with a connection error before anything is sent, as when the
+    /// coordinator cannot be reached. 0 turns it off.
+    pub fn fail_next_commits(&self, commits: usize) {
+        self.settings.faults.fail_next_commits(commits);
+    }
+
     fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {
         self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -492,6 +492,13 @@ impl Subscription for ModernSubscription {
         if ours.is_empty() {
             return Ok(());
         }
+        if self.settings.faults.take_commit_failure() {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "injected commit failure (ModernTransport::fail_next_commits)",
+            )
+            .with_topic(self.topic.clone()));
+        }
         let (generation, member_id) = self.member.generation();
         let (group, topic) = (self.group.clone(), self.topic.clone());
         let instance = self.member.instance().map(str::to_string);
