@@ -7,6 +7,8 @@
 //! - this file: the cloneable handle, its test helpers, and the producing session.
 
 mod group;
+#[cfg(test)]
+mod group_tests;
 mod state;
 mod subscription;
 #[cfg(test)]
