@@ -119,6 +119,15 @@ impl Env {
         }
     }
 
+    /// Makes the next `joins` rejoins fail before they reach the group: on the memory
+    /// broker any member's, on Kafka those of the `member`-th consumer made.
+    pub fn fail_next_joins(&self, member: usize, joins: usize) {
+        match &self.memory {
+            Some(m) => m.fail_next_joins(joins),
+            None => self.made[self.members[member]].fail_next_joins(joins),
+        }
+    }
+
     /// Makes the next `commits` commits fail with a connection error: on the memory broker
     /// any member's, on Kafka those of the `member`-th consumer made.
     pub fn fail_next_commits(&self, member: usize, commits: usize) {

@@ -6,8 +6,9 @@
 //!
 //! Member A fails every message (two attempts, 3 s apart, then the dead-letter topic:
 //! retry topic off) and holds all of them in its waiting room when B joins; A's poll
-//! that rejoins, and its next five, fail. B handles what it now owns. No message may end
-//! both ways: handled by B and dead-lettered by A.
+//! that rejoins, and its next five, fail (or its next six joins fail before reaching the
+//! group). B handles what it now owns. No message may end both ways: handled by B and
+//! dead-lettered by A.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,17 @@ fn dead_lettered_by(c: &kafka_sync::Consumer, topic: &str) -> u64 {
 }
 
 fn partitions_are_let_go_at_the_rejoin_even_if_the_poll_then_fails(env: &mut Env) {
+    no_message_ends_two_ways(env, |env| env.fail_polls_after_rejoin(0, 6));
+}
+
+/// The same when the join itself fails (the coordinator moving): every partition is given
+/// up before JoinGroup, and B gets them all once A's rebalance timeout passed.
+fn partitions_are_let_go_before_a_join_that_fails(env: &mut Env) {
+    no_message_ends_two_ways(env, |env| env.fail_next_joins(0, 6));
+}
+
+/// A fails every message and holds them all when B joins; `fault` is armed on A first.
+fn no_message_ends_two_ways(env: &mut Env, fault: impl FnOnce(&Env)) {
     let topic = env.topic("rejoin-fails", 2);
     let mut config = env.config.clone();
     config.consumer.retry_topic_enabled = false;
@@ -51,7 +63,7 @@ fn partitions_are_let_go_at_the_rejoin_even_if_the_poll_then_fails(env: &mut Env
         waiting_of(&a, &topic) == MESSAGES
     });
 
-    env.fail_polls_after_rejoin(0, 6);
+    fault(env);
     let handled_by_b: Arc<Mutex<BTreeSet<Uuid>>> = Arc::default();
     let b = env.consumer(config.clone());
     let seen = handled_by_b.clone();
@@ -98,4 +110,6 @@ fn partitions_are_let_go_at_the_rejoin_even_if_the_poll_then_fails(env: &mut Env
 contract! {
     partitions_are_let_go_at_the_rejoin_even_if_the_poll_then_fails =>
         super::partitions_are_let_go_at_the_rejoin_even_if_the_poll_then_fails,
+    partitions_are_let_go_before_a_join_that_fails =>
+        super::partitions_are_let_go_before_a_join_that_fails,
 }

@@ -139,6 +139,14 @@ impl MemoryTransport {
         self.broker.lock().polls_failing_after_rejoin = polls;
     }
 
+    /// Makes the next `joins` rejoins (of any member: a poll that finds a rebalance waiting
+    /// for it) fail with [`ErrorKind::Connection`] after the member gave up its partitions
+    /// and before the group heard of it: the group goes on without it once the rebalance
+    /// timeout passes.
+    pub fn fail_next_joins(&self, joins: usize) {
+        self.broker.lock().joins_failing = joins;
+    }
+
     /// Makes the next `commits` commits (of any member) fail with
     /// [`ErrorKind::Connection`], storing nothing (a coordinator that cannot be reached).
     pub fn fail_next_commits(&self, commits: usize) {

@@ -179,6 +179,8 @@ pub(super) struct State {
     pub(super) polls_failing_after_rejoin: usize,
     /// Commits still to fail.
     pub(super) commits_failing: usize,
+    /// Rejoins still to fail (before they reach the group).
+    pub(super) joins_failing: usize,
     /// Session and rebalance timeouts of every group.
     pub(super) timeouts: GroupTimeouts,
     pub(super) produce_calls: u64,
@@ -203,6 +205,7 @@ impl State {
             failures_after_storing: (0, ErrorKind::Connection),
             polls_failing_after_rejoin: 0,
             commits_failing: 0,
+            joins_failing: 0,
             timeouts: GroupTimeouts::default(),
             produce_calls: 0,
             topics: BTreeMap::new(),

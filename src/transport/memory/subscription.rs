@@ -213,6 +213,17 @@ impl MemorySubscription {
             self.given_up.append(&mut self.positions);
             self.assignment.clear();
             self.paused.clear();
+            if state.joins_failing > 0 {
+                // The join does not reach the coordinator: the partitions are given up
+                // (eager protocol: before JoinGroup), the group waits for this member.
+                state.joins_failing -= 1;
+                self.forget_given_up(&BTreeMap::new());
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "injected join failure (MemoryTransport::fail_next_joins)",
+                )
+                .with_topic(&topic));
+            }
             state.rejoin(&group, &topic, &self.member);
             self.broker.membership_changed();
             self.broker.notify();

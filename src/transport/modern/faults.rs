@@ -12,6 +12,8 @@ pub(super) struct Faults {
     polls_after_rejoin: Arc<AtomicUsize>,
     /// Commits still to fail (a coordinator that cannot be reached).
     commits: Arc<AtomicUsize>,
+    /// Joins still to fail before JoinGroup is sent.
+    joins: Arc<AtomicUsize>,
 }
 
 impl Faults {
@@ -29,6 +31,18 @@ impl Faults {
     /// Uses up one commit failure if any is pending; `true` if this commit is to fail.
     pub(super) fn take_commit_failure(&self) -> bool {
         self.commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Makes the next `joins` joins fail before JoinGroup is sent.
+    pub(super) fn fail_next_joins(&self, joins: usize) {
+        self.joins.store(joins, Ordering::SeqCst);
+    }
+
+    /// Uses up one join failure if any is pending; `true` if this join is to fail.
+    pub(super) fn take_join_failure(&self) -> bool {
+        self.joins
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }

@@ -325,6 +325,14 @@ impl ModernTransport {
         self.settings.faults.fail_polls_after_rejoin(polls);
     }
 
+    /// Fault injection for tests: the next `joins` joins (of any subscription of this
+    /// transport) fail with a connection error before JoinGroup is sent (after the member
+    /// gave up its partitions): the group goes on without it once the rebalance timeout
+    /// passes. 0 turns it off.
+    pub fn fail_next_joins(&self, joins: usize) {
+        self.settings.faults.fail_next_joins(joins);
+    }
+
     /// Fault injection for tests: the next `commits` commits (of any subscription of this
     /// transport) fail with a connection error before anything is sent, as when the
     /// coordinator cannot be reached. 0 turns it off.

@@ -157,7 +157,16 @@ impl ModernSubscription {
         // succeeds this member owns nothing, so a join that fails leaves no partition the
         // reader may go on with (its positions restart from the group's commit).
         let given_up = std::mem::take(&mut self.assignment);
-        let assigned = match self.member.join(&mut self.cluster) {
+        let joined = if self.settings.faults.take_join_failure() {
+            self.member.request_rejoin();
+            Err(Error::new(
+                ErrorKind::Connection,
+                "injected join failure (ModernTransport::fail_next_joins)",
+            ))
+        } else {
+            self.member.join(&mut self.cluster)
+        };
+        let assigned = match joined {
             Ok(assigned) => assigned,
             Err(e) => {
                 if !given_up.is_empty() {
