@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod groups;
+
 use super::group::{Group, GroupTimeouts};
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -389,66 +391,6 @@ impl State {
 
     pub(super) fn group(&self, group: &str, topic: &str) -> Option<&Group> {
         self.groups.get(group).and_then(|g| g.get(topic))
-    }
-
-    /// The group of `topic`, created empty if needed.
-    pub(super) fn group_mut(&mut self, group: &str, topic: &str) -> &mut Group {
-        self.groups
-            .entry(group.to_string())
-            .or_default()
-            .entry(topic.to_string())
-            .or_default()
-    }
-
-    /// The partition count of `topic` (0 if it does not exist).
-    pub(super) fn partition_count(&self, topic: &str) -> usize {
-        self.topics.get(topic).map_or(0, Topic::partition_count)
-    }
-
-    /// Adds a member to `group` for `topic` (which must exist); returns its id. A rebalance
-    /// starts (see `group.rs`) unless a static member with `instance` is back.
-    pub(super) fn join(
-        &mut self,
-        group: &str,
-        topic: &str,
-        client_id: &str,
-        instance: Option<&str>,
-    ) -> String {
-        self.next_member += 1;
-        let member = format!("{client_id}-{:08}", self.next_member);
-        let (partitions, timeouts) = (self.partition_count(topic), self.timeouts);
-        self.group_mut(group, topic)
-            .join(&member, instance, partitions, timeouts);
-        member
-    }
-
-    /// Removes a member and rebalances the others; nothing happens if it is not a member.
-    pub(super) fn leave(&mut self, group: &str, topic: &str, member: &str) {
-        let (partitions, timeouts) = (self.partition_count(topic), self.timeouts);
-        if let Some(g) = self.groups.get_mut(group).and_then(|g| g.get_mut(topic)) {
-            g.leave(member, partitions, timeouts);
-        }
-    }
-
-    /// Expires sessions and completes a rebalance of `group` on `topic` where due; notes
-    /// that `member` (if any) called. Returns whether the group changed.
-    pub(super) fn settle(&mut self, group: &str, topic: &str, member: Option<&str>) -> bool {
-        let (partitions, timeouts) = (self.partition_count(topic), self.timeouts);
-        let Some(g) = self.groups.get_mut(group).and_then(|g| g.get_mut(topic)) else {
-            return false;
-        };
-        if let Some(m) = member {
-            g.seen(m);
-        }
-        g.settle(partitions, timeouts)
-    }
-
-    /// `member` gives up its partitions for the rebalance under way.
-    pub(super) fn rejoin(&mut self, group: &str, topic: &str, member: &str) {
-        let (partitions, timeouts) = (self.partition_count(topic), self.timeouts);
-        if let Some(g) = self.groups.get_mut(group).and_then(|g| g.get_mut(topic)) {
-            g.rejoin(member, partitions, timeouts);
-        }
     }
 
     /// Stores the group's committed offsets, as Kafka's coordinator does: `member` must be

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod follow;
+
+use self::follow::Followed;
 use super::state::{Broker, State};
-use crate::config::StartOffset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::broker_code::{code, code_kind};
 use crate::transport::{ConsumedRecord, GroupExit, PartitionLag, SubscribeOptions, Subscription};
 
 /// Most records one poll returns, over all partitions.
@@ -121,14 +122,6 @@ pub(super) struct MemorySubscription {
     closed: bool,
 }
 
-/// What a look at the group found, for [`MemorySubscription::follow`].
-enum Followed {
-    /// The member has the group's current generation (it may have just taken it).
-    Current { adopted: bool },
-    /// A rebalance waits for other members; this member holds nothing meanwhile.
-    Waiting,
-}
-
 impl MemorySubscription {
     /// Joins the group (the topic must exist), with `instance` as a static member, and
     /// takes the first assignment if the group settles at once.
@@ -170,108 +163,6 @@ impl MemorySubscription {
             log::debug!("memory broker: {e}");
         }
         sub
-    }
-
-    /// Follows the group: a rebalance that waits for this member makes it give up every
-    /// partition (eager protocol); a new generation is adopted once the rebalance is over:
-    /// a partition given up in the generation just before keeps its position, one newly
-    /// owned starts at the committed offset, else at the start offset.
-    fn follow(&mut self, state: &mut State) -> Result<Followed> {
-        let (group, topic) = (self.options.group.clone(), self.options.topic.clone());
-        if state.settle(&group, &topic, Some(&self.member)) {
-            self.broker.membership_changed();
-            self.broker.notify();
-        }
-        let Some(g) = state.group(&group, &topic) else {
-            return Ok(Followed::Current { adopted: false });
-        };
-        if g.is_fenced(&self.member) {
-            return Err(Error::new(
-                code_kind(code::FENCED_INSTANCE_ID),
-                format!(
-                    "member {} of group {group}: broker answered FencedInstanceId (code {}): \
-                     another member took its instance id {:?}",
-                    self.member,
-                    code::FENCED_INSTANCE_ID,
-                    self.instance
-                ),
-            )
-            .with_broker_code(code::FENCED_INSTANCE_ID)
-            .with_topic(&topic));
-        }
-        if !g.has(&self.member) {
-            // Its session expired, or it did not rejoin in time: join again as a new member.
-            self.rejoin(state);
-            return self.follow(state);
-        }
-        if g.waits_for(&self.member) {
-            log::debug!(
-                "memory broker: member {} of group {group} on {topic} gives up {:?}",
-                self.member,
-                self.assignment
-            );
-            self.given_up.append(&mut self.positions);
-            self.assignment.clear();
-            self.paused.clear();
-            if state.joins_failing > 0 {
-                // The join does not reach the coordinator: the partitions are given up
-                // (eager protocol: before JoinGroup), the group waits for this member.
-                state.joins_failing -= 1;
-                self.forget_given_up(&BTreeMap::new());
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    "injected join failure (MemoryTransport::fail_next_joins)",
-                )
-                .with_topic(&topic));
-            }
-            state.rejoin(&group, &topic, &self.member);
-            self.broker.membership_changed();
-            self.broker.notify();
-            return self.follow(state);
-        }
-        if g.rebalancing() {
-            return Ok(Followed::Waiting);
-        }
-        if g.generation == self.generation {
-            return Ok(Followed::Current { adopted: false });
-        }
-        let continued = self.generation + 1 == g.generation;
-        let assignment = g.assignment(&self.member);
-        let mut positions = BTreeMap::new();
-        for &p in &assignment {
-            let kept = self.given_up.get(&p).copied().filter(|_| continued);
-            let position = kept.unwrap_or_else(|| {
-                g.committed
-                    .get(&p)
-                    .copied()
-                    .unwrap_or_else(|| match self.options.start_offset {
-                        StartOffset::Earliest => 0,
-                        StartOffset::Latest => state
-                            .existing(&topic)
-                            .and_then(|t| t.high_watermark(p))
-                            .unwrap_or(0),
-                    })
-            });
-            positions.insert(p, position);
-        }
-        self.forget_given_up(&positions);
-        log::debug!(
-            "memory broker: member {} of group {group} on {topic}: generation {}, partitions {assignment:?}",
-            self.member,
-            g.generation
-        );
-        self.generation = g.generation;
-        self.paused.retain(|p| assignment.contains(p));
-        self.assignment = assignment;
-        self.positions = positions;
-        Ok(Followed::Current { adopted: true })
-    }
-
-    /// Partitions given up and not kept (not in `kept`) are reported restarted.
-    fn forget_given_up(&mut self, kept: &BTreeMap<i32, i64>) {
-        let given_up = std::mem::take(&mut self.given_up);
-        self.restarted
-            .extend(given_up.keys().filter(|p| !kept.contains_key(p)));
     }
 
     /// Takes available records after each position: at most [`MAX_POLL_RECORDS`] in all and
@@ -326,39 +217,6 @@ impl MemorySubscription {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .evicted
-    }
-
-    /// Joins again as a new member (after an eviction, an expired session, or a rebalance
-    /// it missed): every position restarts from the group's commit; the caller follows
-    /// the group next.
-    fn rejoin(&mut self, state: &mut State) {
-        let member = state.join(
-            &self.options.group,
-            &self.options.topic,
-            &self.options.client_id,
-            self.instance.as_deref(),
-        );
-        self.broker.membership_changed();
-        self.broker.notify();
-        log::info!(
-            "memory broker: member {} of group {} on {} joins again as {member}",
-            self.member,
-            self.options.group,
-            self.options.topic
-        );
-        {
-            let mut id = self.identity.lock().unwrap_or_else(|e| e.into_inner());
-            id.member = member.clone();
-            id.evicted = false;
-        }
-        self.member = member;
-        self.restarted.extend(self.positions.keys().copied());
-        self.restarted.extend(self.given_up.keys().copied());
-        self.positions.clear();
-        self.given_up.clear();
-        self.assignment.clear();
-        self.paused.clear();
-        self.generation = 0;
     }
 }
 
