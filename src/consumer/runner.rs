@@ -9,10 +9,13 @@
 //!      partition is passed over; at most max_poll_records between polls; none while
 //!      the group rebalances) ── prepare, attempt (dispatch.rs)
 //!    else poll (≤ 250 ms, less if something is due sooner), partitions with a backlog
-//!      paused ── forget revoked partitions; track every polled offset as pending
-//!  taken out of the group by the watchdog (see shared.rs)? drop what it holds, rejoin
-//!  on stop: park waiting messages (retry topic on), write the outbox, commit, measure lag,
-//!           close the subscription (leave the group)
+//!      paused ── forget revoked partitions (also when the poll failed: it may have
+//!      rejoined first); track every polled offset as pending
+//!  taken out of the group by the watchdog (see shared.rs)? drop what it holds, rejoin;
+//!    until then nothing is written or committed (flush and commit look first)
+//!  on stop (runner/finish.rs): taken out of the group? drop what it holds; else park
+//!    waiting messages (retry topic on), write the outbox; commit (tried again until the
+//!    stop deadline), measure lag, close the subscription (leave the group)
 //! ```
 //!
 //! A panic in the loop itself (not in a handler: those are caught per call) is logged,
