@@ -14,6 +14,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -22,7 +23,8 @@ use crate::transport::broker_code::{code, code_kind};
 /// Session and rebalance timeouts of the in-memory broker's groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct GroupTimeouts {
-    /// A member not heard from (poll, commit, lag) for this long is removed.
+    /// A member whose subscription is gone (closed without leaving: a static member, or
+    /// crashed) for this long is removed.
     pub(super) session: Duration,
     /// Members that have not rejoined this long after a rebalance started are removed.
     pub(super) rebalance: Duration,
@@ -44,7 +46,10 @@ impl Default for GroupTimeouts {
 struct Member {
     /// Static membership: the instance id it joined with.
     instance: Option<String>,
-    /// When it last called the broker.
+    /// Alive while the member's subscription is (Kafka's heartbeat thread runs while the
+    /// client does, whatever its handlers do): its session goes on meanwhile.
+    heartbeat: Weak<()>,
+    /// When it was last known alive (a call, or a settle that found its heartbeat).
     last_seen: Instant,
 }
 
@@ -120,12 +125,14 @@ impl Group {
         &mut self,
         member: &str,
         instance: Option<&str>,
+        heartbeat: Weak<()>,
         partitions: usize,
         timeouts: GroupTimeouts,
     ) {
         let now = Instant::now();
         let entry = Member {
             instance: instance.map(str::to_string),
+            heartbeat,
             last_seen: now,
         };
         if let Some(instance) = instance {
@@ -206,6 +213,11 @@ impl Group {
     /// anything changed.
     pub(super) fn settle(&mut self, partitions: usize, timeouts: GroupTimeouts) -> bool {
         let now = Instant::now();
+        for m in self.members.values_mut() {
+            if m.heartbeat.strong_count() > 0 {
+                m.last_seen = now;
+            }
+        }
         let expired: Vec<String> = self
             .members
             .iter()

@@ -110,20 +110,25 @@ fn a_member_that_does_not_rejoin_in_time_is_dropped_and_its_commit_refused() {
 }
 
 #[test]
-fn a_member_not_heard_from_within_the_session_timeout_is_removed() {
+fn a_member_gone_without_leaving_is_removed_once_its_session_runs_out() {
     let t = MemoryTransport::new();
-    t.set_group_timeouts(Duration::from_millis(200), Duration::from_secs(30));
+    t.set_group_timeouts(Duration::from_millis(300), Duration::from_secs(30));
     t.create_topic("jobs", 2).unwrap();
-    let mut a = t.subscribe(options("g", "jobs")).unwrap();
+    let mut a = t.subscribe_static(options("g", "jobs"), "svc-a").unwrap();
     let mut b = t.subscribe(options("g", "jobs")).unwrap();
     a.poll(SHORT).unwrap();
     poll_until(b.as_mut(), |s| s.assignment() == [1]);
+    // An open member never expires, however long it stays silent (a heartbeat thread
+    // would keep it alive through a long handler call).
+    std::thread::sleep(Duration::from_millis(400));
+    b.poll(SHORT).unwrap();
+    assert_eq!(b.assignment(), [1]);
     assert_eq!(a.assignment(), [0]);
-    // a goes silent; b keeps polling and gets a's partition once a's session expired.
+    // A static member closes without leaving: its partition waits for it for the session.
+    a.close().unwrap();
     let started = Instant::now();
     poll_until(b.as_mut(), |s| s.assignment() == [0, 1]);
-    assert!(started.elapsed() >= Duration::from_millis(150));
-    assert_eq!(a.commit(&[(0, 0)]).unwrap_err().broker_code(), Some(25));
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
 #[test]
@@ -232,8 +237,9 @@ fn polls_made_to_fail_after_a_rejoin_fail_after_the_new_assignment_was_taken() {
 fn the_coordinator_checks_a_commit_as_kafka_does() {
     use super::group::{Group, GroupTimeouts};
     let timeouts = GroupTimeouts::default();
+    let alive = std::sync::Arc::new(());
     let mut g = Group::default();
-    g.join("a", None, 2, timeouts);
+    g.join("a", None, std::sync::Arc::downgrade(&alive), 2, timeouts);
     assert_eq!(g.generation, 1);
     g.check_commit("a", 1).unwrap();
     let code = |r: crate::error::Result<()>| r.unwrap_err().broker_code();
@@ -243,7 +249,7 @@ fn the_coordinator_checks_a_commit_as_kafka_does() {
         Some(25),
         "UNKNOWN_MEMBER_ID"
     );
-    g.join("b", None, 2, timeouts);
+    g.join("b", None, std::sync::Arc::downgrade(&alive), 2, timeouts);
     // a has not rejoined: its commit in the current generation is accepted; b, who
     // joined, waits for the new generation.
     g.check_commit("a", 1).unwrap();

@@ -153,8 +153,10 @@ impl MemoryTransport {
         self.broker.lock().commits_failing = commits;
     }
 
-    /// The groups' session timeout (a member not heard from, by poll, commit or lag, for
-    /// this long is removed and the others rebalance; default 45 s) and rebalance timeout
+    /// The groups' session timeout (a member whose subscription is gone without leaving
+    /// the group, as a static member's at close, is removed this long after and the others
+    /// rebalance; an open subscription keeps its session, as Kafka's heartbeat thread
+    /// does; default 45 s) and rebalance timeout
     /// (members that have not rejoined this long after a rebalance began are removed;
     /// default 30 s).
     pub fn set_group_timeouts(&self, session: Duration, rebalance: Duration) {

@@ -97,6 +97,9 @@ pub(super) struct MemorySubscription {
     options: SubscribeOptions,
     /// Static membership: the instance id it joined with.
     instance: Option<String>,
+    /// The member's heartbeat, as the broker sees it: alive while this subscription is
+    /// open (dropped at close, so a static member's session then runs out).
+    heartbeat: Arc<()>,
     member: String,
     identity: Arc<Mutex<Identity>>,
     /// The group generation `assignment` and `positions` belong to (0: none yet).
@@ -131,11 +134,13 @@ impl MemorySubscription {
         options: SubscribeOptions,
         instance: Option<String>,
     ) -> Self {
+        let heartbeat = Arc::new(());
         let member = state.join(
             &options.group,
             &options.topic,
             &options.client_id,
             instance.as_deref(),
+            Arc::downgrade(&heartbeat),
         );
         broker.membership_changed();
         let identity = Arc::new(Mutex::new(Identity {
@@ -147,6 +152,7 @@ impl MemorySubscription {
             options,
             instance,
             member,
+            heartbeat,
             identity,
             generation: 0,
             assignment: Vec::new(),
@@ -401,6 +407,7 @@ impl Subscription for MemorySubscription {
     fn close(&mut self) -> Result<()> {
         if !self.closed {
             self.closed = true;
+            self.heartbeat = Arc::new(()); // the broker's weak handle to the old one dies
             if self.instance.is_some() {
                 log::info!(
                     "memory broker: static member {} closes without leaving group {}: its \

@@ -31,12 +31,13 @@ impl State {
         topic: &str,
         client_id: &str,
         instance: Option<&str>,
+        heartbeat: std::sync::Weak<()>,
     ) -> String {
         self.next_member += 1;
         let member = format!("{client_id}-{:08}", self.next_member);
         let (partitions, timeouts) = (self.partition_count(topic), self.timeouts);
         self.group_mut(group, topic)
-            .join(&member, instance, partitions, timeouts);
+            .join(&member, instance, heartbeat, partitions, timeouts);
         member
     }
 

@@ -3,6 +3,7 @@
 //! positions that stay valid, joining again as a new member when the group dropped it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::super::state::State;
 use super::MemorySubscription;
@@ -133,6 +134,7 @@ impl MemorySubscription {
             &self.options.topic,
             &self.options.client_id,
             self.instance.as_deref(),
+            Arc::downgrade(&self.heartbeat),
         );
         self.broker.membership_changed();
         self.broker.notify();
