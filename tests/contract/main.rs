@@ -38,4 +38,5 @@ mod commit_interval_zero;
 mod commit_rules;
 mod health_after_missed_polls;
 mod outcomes;
+mod rebalance_waits_for_a_call;
 mod rejoin_then_poll_fails;
