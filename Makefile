@@ -1,5 +1,5 @@
 # kafka-sync: the two commands are `make demo` and `make test` (see README.md).
-.PHONY: demo test test-unit lint bench chaos kafka-up kafka-down kafka-status
+.PHONY: demo test test-unit test-memory lint bench chaos kafka-up kafka-down kafka-status
 
 BROKER := tests/broker/kafka.sh
 CLUSTER := tests/broker/cluster.sh
@@ -23,6 +23,20 @@ test:
 ## Tests that need no broker.
 test-unit:
 	cargo test --lib
+
+## Every test that needs no broker: unit tests, doctests, the in-memory suites and the
+## contract suite's in-memory half (tests/contract: `…::memory::…`). The broker address
+## points at a closed port, so a test that wrongly needs a broker fails here instead of
+## quietly using one.
+MEMORY_TESTS := consumer_bad_input consumer_dead_letters consumer_faults consumer_memory \
+  consumer_memory_lifecycle consumer_properties consumer_retry_topic \
+  metrics_memory pipeline_memory producer_buffer_bytes producer_memory producer_properties \
+  producer_semantics readme
+NO_BROKER := env KAFKA_TEST_BROKERS=127.0.0.1:1 KAFKA_BROKERS=127.0.0.1:1
+test-memory:
+	$(NO_BROKER) cargo test --lib $(addprefix --test ,$(MEMORY_TESTS))
+	$(NO_BROKER) cargo test --doc
+	$(NO_BROKER) cargo test --test contract -- memory::
 
 lint:
 	cargo fmt --all -- --check

@@ -385,8 +385,13 @@ pub struct ConsumerConfig {
     /// How often a member heartbeats (modern transport); at most a third of
     /// `session_timeout`. Default: 1 s. Env: `KAFKA_HEARTBEAT_INTERVAL_MS`.
     pub heartbeat_interval: Duration,
-    /// Longest a rebalance waits for every member to rejoin (modern transport). Default:
-    /// 30 s. Env: `KAFKA_REBALANCE_TIMEOUT_MS`.
+    /// Longest a rebalance waits for every member to rejoin (modern transport; the memory
+    /// broker when set with `MemoryTransport::set_group_timeouts`). Default: 5 min, as
+    /// `max_poll_interval` (the Java client sends `max.poll.interval.ms`): a member busy in
+    /// a handler call within `handler_timeout` is waited for, ends the call, commits and
+    /// rejoins, instead of being dropped from the generation while its message is handled
+    /// again elsewhere. Members that crash are dropped after `session_timeout`, stuck ones
+    /// leave through the watchdog. Env: `KAFKA_REBALANCE_TIMEOUT_MS`.
     pub rebalance_timeout: Duration,
     /// The assignment strategy this member offers first (both are always offered; modern
     /// transport). Default: [`Assignor::Range`], as the Java client. Env: `KAFKA_ASSIGNOR`
@@ -599,7 +604,7 @@ impl Default for ConsumerConfig {
             shutdown_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(1),
-            rebalance_timeout: Duration::from_secs(30),
+            rebalance_timeout: Duration::from_secs(300),
             assignor: Assignor::Range,
         }
     }

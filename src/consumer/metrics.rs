@@ -270,6 +270,12 @@ impl TopicStats {
         }
     }
 
+    /// Whether the watchdog took the member out of its group and the thread has not taken
+    /// that in yet (with [`take_evicted`](Self::take_evicted)).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::SeqCst)
+    }
+
     /// Whether the watchdog took the member out of its group since the last call.
     pub(crate) fn take_evicted(&self) -> bool {
         self.evicted.load(Ordering::Relaxed) && self.evicted.swap(false, Ordering::SeqCst)
@@ -324,6 +330,11 @@ impl TopicStats {
         *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), SystemTime::now()));
         self.consecutive_poll_errors.store(0, Ordering::Relaxed);
+        // The thread polls again (no call of it runs now): a stuck mark for polls it
+        // missed (consumer.max_poll_interval) is over, traffic or not.
+        if self.stuck_set.swap(false, Ordering::AcqRel) {
+            *self.stuck.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     /// How long ago the last successful poll returned.

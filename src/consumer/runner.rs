@@ -9,10 +9,13 @@
 //!      partition is passed over; at most max_poll_records between polls; none while
 //!      the group rebalances) ── prepare, attempt (dispatch.rs)
 //!    else poll (≤ 250 ms, less if something is due sooner), partitions with a backlog
-//!      paused ── forget revoked partitions; track every polled offset as pending
-//!  taken out of the group by the watchdog (see shared.rs)? drop what it holds, rejoin
-//!  on stop: park waiting messages (retry topic on), write the outbox, commit, measure lag,
-//!           close the subscription (leave the group)
+//!      paused ── forget revoked partitions (also when the poll failed: it may have
+//!      rejoined first); track every polled offset as pending
+//!  taken out of the group by the watchdog (see shared.rs)? drop what it holds, rejoin;
+//!    until then nothing is written or committed (flush and commit look first)
+//!  on stop (runner/finish.rs): taken out of the group? drop what it holds; else park
+//!    waiting messages (retry topic on), write the outbox; commit (tried again until the
+//!    stop deadline), measure lag, close the subscription (leave the group)
 //! ```
 //!
 //! A panic in the loop itself (not in a handler: those are caught per call) is logged,
@@ -26,6 +29,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+mod finish;
 
 use super::backlog::Backlog;
 use super::invoke::panic_text;
@@ -251,6 +256,10 @@ impl TopicLoop {
             let records = match sub.poll(wait) {
                 Ok(records) => records,
                 Err(e) => {
+                    // A poll can fail after it rejoined the group (the offsets lookup or the
+                    // fetch after the join): partitions the new generation gave to another
+                    // member are let go now, not at the next poll that succeeds.
+                    self.follow_assignment();
                     failed_polls += 1;
                     self.stats
                         .consecutive_poll_errors
@@ -385,7 +394,12 @@ impl TopicLoop {
     }
 
     /// Writes what the outbox holds (what is due); ends the records it acknowledged.
+    /// Nothing is written while the watchdog's eviction is not yet taken: the partitions
+    /// belong to other members now, who handle those messages themselves.
     pub(super) fn flush(&mut self) {
+        if self.stats.is_evicted() {
+            return;
+        }
         for (partition, offset) in self.outbox.flush(&self.shared, &self.stats) {
             self.tracker.end(partition, offset);
         }
@@ -397,19 +411,30 @@ impl TopicLoop {
     }
 
     pub(super) fn commit(&mut self) {
+        let _ = self.try_commit();
+    }
+
+    /// Commits what ended; `Err` with the failure if a commit was refused or failed
+    /// (logged, and left for the next commit), else `Ok` (also when there was nothing to
+    /// commit).
+    fn try_commit(&mut self) -> std::result::Result<(), crate::Error> {
         self.last_commit = Instant::now();
+        if self.stats.is_evicted() {
+            return Ok(()); // taken out of the group: what it holds is dropped, not committed
+        }
         let Some(sub) = self.sub.as_mut() else {
-            return;
+            return Ok(());
         };
         let offsets = self.tracker.committable();
         if offsets.is_empty() {
-            return;
+            return Ok(());
         }
         match sub.commit(&offsets) {
             Ok(()) => {
                 self.tracker.mark_committed(&offsets);
                 self.stats.add(Counter::Commits, 1);
                 log::trace!("committed {offsets:?} on {}", self.stats.topic);
+                Ok(())
             }
             Err(e) => {
                 log::warn!(
@@ -417,6 +442,7 @@ impl TopicLoop {
                     self.stats.topic
                 );
                 self.stats.set_error(format!("commit: {e}"));
+                Err(e)
             }
         }
     }
@@ -456,41 +482,5 @@ impl TopicLoop {
             }
         }
         self.assignment.clear();
-    }
-
-    /// Parks waiting messages (retry topic on; else they stay uncommitted), writes the
-    /// outbox until the stop deadline, commits, measures lag, leaves the group.
-    fn finish(&mut self) {
-        let deadline = self.shared.stop_deadline();
-        if self.shared.config.consumer.retry_topic_enabled {
-            while let Some(w) = self.waiting.take_first() {
-                let step = self.flow.give_up(w.item, &w.record);
-                self.apply(w.record, step);
-            }
-        }
-        self.waiting = WaitingRoom::default();
-        loop {
-            self.flush();
-            let next = self.outbox.next_try();
-            match next {
-                Some(at) if at < deadline && self.outbox.len() > 0 => {
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                }
-                _ => break,
-            }
-        }
-        if self.outbox.len() > 0 {
-            log::warn!(
-                "{} retry / dead-letter write(s) of {} not done at shutdown; their messages \
-                 stay uncommitted and are read again",
-                self.outbox.len(),
-                self.stats.topic
-            );
-        }
-        self.commit();
-        self.last_lag = None;
-        self.measure_lag(Duration::ZERO);
-        self.publish_gauges();
-        self.close_subscription();
     }
 }

@@ -52,6 +52,10 @@ impl Broker {
         c.request_timeout = Duration::from_secs(15);
         c.consumer.min_bytes = 1;
         c.consumer.max_wait = Duration::from_millis(200);
+        // Bare subscriptions here stop polling once they read what they wanted while still
+        // members: a rebalance then waits the whole rebalance timeout for them (30 s, not
+        // the 5 min default, which is for consumers that always poll).
+        c.consumer.rebalance_timeout = Duration::from_secs(30);
         c
     }
 

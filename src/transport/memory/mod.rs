@@ -6,6 +6,9 @@
 //! - `subscription`: a group member's fetch positions, fair polling, commits and lag;
 //! - this file: the cloneable handle, its test helpers, and the producing session.
 
+mod group;
+#[cfg(test)]
+mod group_tests;
 mod state;
 mod subscription;
 #[cfg(test)]
@@ -121,6 +124,72 @@ impl MemoryTransport {
         self.broker.lock().injected_failures = (calls, kind);
     }
 
+    /// Makes the next `calls` produce calls store their records and then fail every one of
+    /// them with an error of `kind`, as when a broker appended a batch and the
+    /// acknowledgement was lost: a retry writes the records a second time.
+    pub fn fail_next_produces_after_storing(&self, calls: usize, kind: ErrorKind) {
+        self.broker.lock().failures_after_storing = (calls, kind);
+    }
+
+    /// Makes the next poll (of any member) that takes a new generation's assignment fail
+    /// right after taking it, with [`ErrorKind::Connection`], and that member's next
+    /// `polls - 1` polls too: as on Kafka when the offsets lookup or the fetch after a
+    /// rejoin meets a leader that moved. 0 turns it off.
+    pub fn fail_polls_after_rejoin(&self, polls: usize) {
+        self.broker.lock().polls_failing_after_rejoin = polls;
+    }
+
+    /// Makes the next `joins` rejoins (of any member: a poll that finds a rebalance waiting
+    /// for it) fail with [`ErrorKind::Connection`] after the member gave up its partitions
+    /// and before the group heard of it: the group goes on without it once the rebalance
+    /// timeout passes.
+    pub fn fail_next_joins(&self, joins: usize) {
+        self.broker.lock().joins_failing = joins;
+    }
+
+    /// Makes the next `commits` commits (of any member) fail with
+    /// [`ErrorKind::Connection`], storing nothing (a coordinator that cannot be reached).
+    pub fn fail_next_commits(&self, commits: usize) {
+        self.broker.lock().commits_failing = commits;
+    }
+
+    /// The groups' session timeout (a member whose subscription is gone without leaving
+    /// the group, as a static member's at close, is removed this long after and the others
+    /// rebalance; an open subscription keeps its session, as Kafka's heartbeat thread
+    /// does; default 45 s) and rebalance timeout
+    /// (members that have not rejoined this long after a rebalance began are removed;
+    /// default 30 s).
+    pub fn set_group_timeouts(&self, session: Duration, rebalance: Duration) {
+        self.broker.lock().timeouts = group::GroupTimeouts { session, rebalance };
+        self.broker.notify();
+    }
+
+    /// Joins `options.group` as a static member named `instance_id` (Kafka's
+    /// `group.instance.id`): a member joining with the instance id of one still in the group
+    /// takes its place and partitions without a rebalance (the old one is fenced:
+    /// FENCED_INSTANCE_ID), and closing does not leave the group (its partitions wait for
+    /// it until its session expires).
+    pub fn subscribe_static(
+        &self,
+        options: SubscribeOptions,
+        instance_id: &str,
+    ) -> Result<Box<dyn Subscription>> {
+        let mut state = self.broker.lock();
+        state
+            .check_available()
+            .map_err(|e| e.with_topic(&options.topic))?;
+        state.topic(&options.topic)?;
+        let sub = MemorySubscription::join(
+            Arc::clone(&self.broker),
+            &mut state,
+            options,
+            Some(instance_id.to_string()),
+        );
+        drop(state);
+        self.broker.notify();
+        Ok(Box::new(sub))
+    }
+
     /// While `true`, produce, subscribe, poll, commit, lag, partition count and health
     /// check fail with [`ErrorKind::Connection`] ("memory broker is unavailable"); waiting
     /// polls wake up and fail. Closing a subscription and the inspection helpers still work.
@@ -220,7 +289,7 @@ impl Transport for MemoryTransport {
             .check_available()
             .map_err(|e| e.with_topic(&options.topic))?;
         state.topic(&options.topic)?;
-        let sub = MemorySubscription::join(Arc::clone(&self.broker), &mut state, options);
+        let sub = MemorySubscription::join(Arc::clone(&self.broker), &mut state, options, None);
         drop(state);
         self.broker.notify();
         Ok(Box::new(sub))

@@ -1,7 +1,11 @@
 //! The broker's state behind the lock: topics and their partitions, consumer groups with
 //! their members, assignments and committed offsets, and the fault-injection switches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+
+mod groups;
+
+use super::group::{Group, GroupTimeouts};
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -163,60 +167,6 @@ impl Topic {
     }
 }
 
-/// A consumer group's view of one topic: members, the range assignment among them, and the
-/// committed offsets (kept after every member has left).
-#[derive(Default)]
-pub(super) struct Group {
-    /// Bumped at every join and leave.
-    pub(super) generation: u64,
-    /// Member ids, sorted (range assignment follows this order).
-    members: BTreeSet<String>,
-    /// The partitions of each member.
-    assignments: HashMap<String, Vec<i32>>,
-    /// Each assigned partition's owner and the generation it got that owner in.
-    owners: HashMap<i32, (String, u64)>,
-    /// Next offset to read, per partition.
-    pub(super) committed: HashMap<i32, i64>,
-}
-
-impl Group {
-    /// The partitions assigned to `member` in the current generation.
-    pub(super) fn assignment(&self, member: &str) -> Vec<i32> {
-        self.assignments.get(member).cloned().unwrap_or_default()
-    }
-
-    /// The generation `partition` got its current owner in (0 if it has none).
-    pub(super) fn owned_since(&self, partition: i32) -> u64 {
-        self.owners.get(&partition).map_or(0, |(_, g)| *g)
-    }
-
-    /// Starts a new generation: partitions in contiguous ranges over the sorted members, the
-    /// first `partitions % members` members taking one more.
-    fn rebalance(&mut self, partitions: usize) {
-        self.generation += 1;
-        self.assignments.clear();
-        let count = self.members.len();
-        if count == 0 {
-            self.owners.clear();
-            return;
-        }
-        let (base, extra) = (partitions / count, partitions % count);
-        let mut next = 0;
-        for (i, member) in self.members.iter().enumerate() {
-            let n = base + usize::from(i < extra);
-            let parts: Vec<i32> = (next..next + n).map(|p| p as i32).collect();
-            next += n;
-            for &p in &parts {
-                let same = matches!(self.owners.get(&p), Some((m, _)) if m == member);
-                if !same {
-                    self.owners.insert(p, (member.clone(), self.generation));
-                }
-            }
-            self.assignments.insert(member.clone(), parts);
-        }
-    }
-}
-
 /// Everything the broker knows.
 pub(super) struct State {
     pub(super) default_partitions: usize,
@@ -224,6 +174,17 @@ pub(super) struct State {
     pub(super) unavailable: bool,
     /// Produce calls still to fail, and with which kind.
     pub(super) injected_failures: (usize, ErrorKind),
+    /// Produce calls still to fail after storing their records (an unknown outcome: the
+    /// acknowledgement was lost), and with which kind.
+    pub(super) failures_after_storing: (usize, ErrorKind),
+    /// Polls still to fail right after they followed a new generation.
+    pub(super) polls_failing_after_rejoin: usize,
+    /// Commits still to fail.
+    pub(super) commits_failing: usize,
+    /// Rejoins still to fail (before they reach the group).
+    pub(super) joins_failing: usize,
+    /// Session and rebalance timeouts of every group.
+    pub(super) timeouts: GroupTimeouts,
     pub(super) produce_calls: u64,
     pub(super) topics: BTreeMap<String, Topic>,
     /// group → topic → group state.
@@ -243,6 +204,11 @@ impl State {
             auto_create: true,
             unavailable: false,
             injected_failures: (0, ErrorKind::Connection),
+            failures_after_storing: (0, ErrorKind::Connection),
+            polls_failing_after_rejoin: 0,
+            commits_failing: 0,
+            joins_failing: 0,
+            timeouts: GroupTimeouts::default(),
             produce_calls: 0,
             topics: BTreeMap::new(),
             groups: HashMap::new(),
@@ -339,7 +305,14 @@ impl State {
             return whole(Error::new(ErrorKind::UnknownTopic, "topic vanished").with_topic(topic));
         };
         let count = t.partitions.len();
-        records
+        let lost_ack = match &mut self.failures_after_storing {
+            (0, _) => None,
+            (n, kind) => {
+                *n -= 1;
+                Some(*kind)
+            }
+        };
+        let stored: Vec<Result<Delivery>> = records
             .iter()
             .map(|r| {
                 let log = usize::try_from(r.partition)
@@ -367,7 +340,23 @@ impl State {
                     offset: log.len() as i64 - 1,
                 })
             })
-            .collect()
+            .collect();
+        match lost_ack {
+            None => stored,
+            Some(kind) => stored
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|_| {
+                        Err(Error::new(
+                            kind,
+                            "injected failure after the records were stored (the \
+                             acknowledgement was lost)",
+                        )
+                        .with_topic(topic))
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// Appends a record with a null value (a tombstone) to `partition` of `topic`; returns
@@ -404,41 +393,21 @@ impl State {
         self.groups.get(group).and_then(|g| g.get(topic))
     }
 
-    /// Adds a member to `group` for `topic` (which must exist) and rebalances; returns the
-    /// new member's id.
-    pub(super) fn join(&mut self, group: &str, topic: &str, client_id: &str) -> String {
-        self.next_member += 1;
-        let member = format!("{client_id}-{:08}", self.next_member);
-        let partitions = self.topics.get(topic).map_or(0, Topic::partition_count);
-        let g = self
-            .groups
-            .entry(group.to_string())
-            .or_default()
-            .entry(topic.to_string())
-            .or_default();
-        g.members.insert(member.clone());
-        g.rebalance(partitions);
-        member
-    }
-
-    /// Removes a member and rebalances the others; nothing happens if it is not a member.
-    pub(super) fn leave(&mut self, group: &str, topic: &str, member: &str) {
-        let partitions = self.topics.get(topic).map_or(0, Topic::partition_count);
-        if let Some(g) = self.groups.get_mut(group).and_then(|g| g.get_mut(topic)) {
-            if g.members.remove(member) {
-                g.rebalance(partitions);
-            }
-        }
-    }
-
-    /// Stores the group's committed offsets after checking every one of them: the partition
-    /// must exist and the offset lie within `0..=high watermark`.
+    /// Stores the group's committed offsets, as Kafka's coordinator does: `member` must be
+    /// in the group in `generation` (see [`Group::check_commit`]), every partition must
+    /// exist and every offset be 0 or more (past the high watermark is accepted, as a
+    /// broker does).
     pub(super) fn commit(
         &mut self,
         group: &str,
         topic: &str,
+        member: (&str, u64),
         offsets: &[(i32, i64)],
     ) -> Result<()> {
+        if let Some(g) = self.group(group, topic) {
+            g.check_commit(member.0, member.1)
+                .map_err(|e| e.with_topic(topic))?;
+        }
         let t = self.topics.get(topic).ok_or_else(|| {
             Error::new(
                 ErrorKind::UnknownTopic,
@@ -447,7 +416,7 @@ impl State {
             .with_topic(topic)
         })?;
         for &(partition, offset) in offsets {
-            let hw = t.high_watermark(partition).ok_or_else(|| {
+            t.high_watermark(partition).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Broker,
                     format!(
@@ -458,10 +427,10 @@ impl State {
                 .with_topic(topic)
                 .with_partition(partition)
             })?;
-            if !(0..=hw).contains(&offset) {
+            if offset < 0 {
                 return Err(Error::new(
                     ErrorKind::Broker,
-                    format!("cannot commit offset {offset}: outside 0..={hw} (the high watermark)"),
+                    format!("cannot commit offset {offset}: offsets are 0 or more"),
                 )
                 .with_topic(topic)
                 .with_partition(partition));

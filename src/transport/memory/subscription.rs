@@ -5,13 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod follow;
+
+use self::follow::Followed;
 use super::state::{Broker, State};
-use crate::config::StartOffset;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{ConsumedRecord, GroupExit, PartitionLag, SubscribeOptions, Subscription};
 
 /// Most records one poll returns, over all partitions.
 pub(super) const MAX_POLL_RECORDS: usize = 500;
+/// How often a poll waiting for a rebalance looks at the group again (for its timeout).
+const REBALANCE_CHECK: Duration = Duration::from_millis(50);
 
 /// Who a member is, shared with its [`GroupExit`] handle.
 #[derive(Default)]
@@ -91,28 +95,53 @@ fn partition_lags(
 pub(super) struct MemorySubscription {
     broker: Arc<Broker>,
     options: SubscribeOptions,
+    /// Static membership: the instance id it joined with.
+    instance: Option<String>,
+    /// The member's heartbeat, as the broker sees it: alive while this subscription is
+    /// open (dropped at close, so a static member's session then runs out).
+    heartbeat: Arc<()>,
     member: String,
     identity: Arc<Mutex<Identity>>,
-    /// The group generation `assignment` and `positions` belong to.
+    /// The group generation `assignment` and `positions` belong to (0: none yet).
     generation: u64,
     assignment: Vec<i32>,
     /// Next offset to fetch, per assigned partition.
     positions: BTreeMap<i32, i64>,
+    /// Positions of the partitions given up for a rebalance under way in this poll: kept
+    /// if the next generation gives them back before the poll returns (nobody else owned
+    /// them in between), else forgotten (the reader is told: `restarted`).
+    given_up: BTreeMap<i32, i64>,
     /// Rotates the partition a poll starts with, so none is starved.
     next_start: usize,
     /// Partitions not fetched until resumed.
     paused: std::collections::BTreeSet<i32>,
-    /// Partitions kept across a generation whose position was reset to the commit.
+    /// Partitions whose position was reset to the commit while the reader may hold records
+    /// of them (given up, or kept across a rejoin as a new member).
     restarted: Vec<i32>,
     /// The broker's membership change count when this member last saw its group settled.
     seen_changes: std::cell::Cell<u64>,
+    /// Polls still to fail (fault injection, taken at a rejoin).
+    failing_polls: usize,
     closed: bool,
 }
 
 impl MemorySubscription {
-    /// Joins the group (the topic must exist) and takes the first assignment.
-    pub(super) fn join(broker: Arc<Broker>, state: &mut State, options: SubscribeOptions) -> Self {
-        let member = state.join(&options.group, &options.topic, &options.client_id);
+    /// Joins the group (the topic must exist), with `instance` as a static member, and
+    /// takes the first assignment if the group settles at once.
+    pub(super) fn join(
+        broker: Arc<Broker>,
+        state: &mut State,
+        options: SubscribeOptions,
+        instance: Option<String>,
+    ) -> Self {
+        let heartbeat = Arc::new(());
+        let member = state.join(
+            &options.group,
+            &options.topic,
+            &options.client_id,
+            instance.as_deref(),
+            Arc::downgrade(&heartbeat),
+        );
         broker.membership_changed();
         let identity = Arc::new(Mutex::new(Identity {
             member: member.clone(),
@@ -121,62 +150,25 @@ impl MemorySubscription {
         let mut sub = MemorySubscription {
             broker,
             options,
+            instance,
             member,
+            heartbeat,
             identity,
             generation: 0,
             assignment: Vec::new(),
             positions: BTreeMap::new(),
+            given_up: BTreeMap::new(),
             next_start: 0,
             paused: std::collections::BTreeSet::new(),
             restarted: Vec::new(),
             seen_changes: std::cell::Cell::new(0),
+            failing_polls: 0,
             closed: false,
         };
-        sub.sync(state);
+        if let Err(e) = sub.follow(state) {
+            log::debug!("memory broker: {e}");
+        }
         sub
-    }
-
-    /// Adopts the group's current assignment if the generation changed: positions of lost
-    /// partitions are dropped; a partition newly owned starts at the committed offset, else
-    /// at the start offset; a partition kept keeps its position.
-    fn sync(&mut self, state: &State) {
-        let (group, topic) = (&self.options.group, &self.options.topic);
-        let Some(g) = state.group(group, topic) else {
-            return;
-        };
-        if g.generation == self.generation {
-            return;
-        }
-        let assignment = g.assignment(&self.member);
-        let mut positions = BTreeMap::new();
-        for &p in &assignment {
-            let kept = g.owned_since(p) <= self.generation;
-            if !kept && self.positions.contains_key(&p) {
-                self.restarted.push(p);
-            }
-            let position = match self.positions.get(&p) {
-                Some(&pos) if kept => pos,
-                _ => g.committed.get(&p).copied().unwrap_or_else(|| {
-                    match self.options.start_offset {
-                        StartOffset::Earliest => 0,
-                        StartOffset::Latest => state
-                            .existing(topic)
-                            .and_then(|t| t.high_watermark(p))
-                            .unwrap_or(0),
-                    }
-                }),
-            };
-            positions.insert(p, position);
-        }
-        log::debug!(
-            "memory broker: member {} of group {group} on {topic}: generation {}, partitions {assignment:?}",
-            self.member,
-            g.generation
-        );
-        self.generation = g.generation;
-        self.paused.retain(|p| assignment.contains(p));
-        self.assignment = assignment;
-        self.positions = positions;
     }
 
     /// Takes available records after each position: at most [`MAX_POLL_RECORDS`] in all and
@@ -232,34 +224,6 @@ impl MemorySubscription {
             .unwrap_or_else(|e| e.into_inner())
             .evicted
     }
-
-    /// Joins again as a new member after an eviction: every position restarts from the
-    /// group's commit.
-    fn rejoin(&mut self, state: &mut State) {
-        let member = state.join(
-            &self.options.group,
-            &self.options.topic,
-            &self.options.client_id,
-        );
-        self.broker.membership_changed();
-        log::info!(
-            "memory broker: member {} of group {} on {} joins again as {member}",
-            self.member,
-            self.options.group,
-            self.options.topic
-        );
-        {
-            let mut id = self.identity.lock().unwrap_or_else(|e| e.into_inner());
-            id.member = member.clone();
-            id.evicted = false;
-        }
-        self.member = member;
-        self.restarted.extend(self.positions.keys().copied());
-        self.positions.clear();
-        self.assignment.clear();
-        self.generation = 0;
-        self.sync(state);
-    }
 }
 
 impl Subscription for MemorySubscription {
@@ -270,7 +234,10 @@ impl Subscription for MemorySubscription {
     }
 
     /// Returns records as soon as any assigned partition has some (`min_bytes` is not
-    /// waited for), else waits for a produce to the topic, a rebalance, or `max_wait`.
+    /// waited for), else waits for a produce to the topic, a rebalance, or `max_wait`. A
+    /// rebalance under way makes the member give up its partitions and wait (within
+    /// `max_wait`) for the others; if the poll ends before the group settles, it returns
+    /// with no partitions, and those it held restart from the group's commit.
     fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>> {
         self.check_open()?;
         let deadline = Instant::now().checked_add(max_wait);
@@ -278,27 +245,51 @@ impl Subscription for MemorySubscription {
         let mut state = broker.lock();
         if self.is_evicted() {
             self.rejoin(&mut state);
-            drop(state);
-            broker.notify();
-            state = broker.lock();
         }
         loop {
             state
                 .check_available()
                 .map_err(|e| e.with_topic(&self.options.topic))?;
-            self.sync(&state);
-            let records = self.fetch(&state);
-            if !records.is_empty() {
-                return Ok(records);
+            let followed = self.follow(&mut state)?;
+            if let Followed::Current { adopted: true } = followed {
+                self.failing_polls += std::mem::take(&mut state.polls_failing_after_rejoin);
+            }
+            if self.failing_polls > 0 {
+                self.failing_polls -= 1;
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "injected fetch failure after a rejoin \
+                     (MemoryTransport::fail_polls_after_rejoin)",
+                )
+                .with_topic(&self.options.topic));
+            }
+            let waiting = matches!(followed, Followed::Waiting);
+            if !waiting {
+                let records = self.fetch(&state);
+                if !records.is_empty() {
+                    return Ok(records);
+                }
             }
             let remaining = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
-                    _ => return Ok(records),
+                    _ => {
+                        if waiting {
+                            // Returns holding nothing: what it gave up restarts.
+                            self.forget_given_up(&BTreeMap::new());
+                        }
+                        return Ok(Vec::new());
+                    }
                 },
                 None => None,
             };
-            state = broker.wait(state, remaining);
+            // A rebalance's timeout is checked by whoever calls: look again now and then.
+            let slice = if waiting {
+                Some(remaining.map_or(REBALANCE_CHECK, |r| r.min(REBALANCE_CHECK)))
+            } else {
+                remaining
+            };
+            state = broker.wait(state, slice);
         }
     }
 
@@ -318,21 +309,22 @@ impl Subscription for MemorySubscription {
         std::mem::take(&mut self.restarted)
     }
 
-    /// Whether the group moved to a new generation this member has not followed yet (it
-    /// follows at its next poll). Costs an atomic load unless some membership changed.
+    /// Whether a rebalance waits for this member to give up its partitions (it does at its
+    /// next poll): the moment to commit. Costs an atomic load unless some membership
+    /// changed.
     fn rebalance_pending(&self) -> bool {
         let changes = self.broker.membership_changes();
         if changes == self.seen_changes.get() || self.closed {
             return false;
         }
         let state = self.broker.lock();
-        let moved = state
-            .group(&self.options.group, &self.options.topic)
-            .is_some_and(|g| g.generation != self.generation);
-        if !moved {
+        let group = state.group(&self.options.group, &self.options.topic);
+        let waits = group.is_some_and(|g| g.waits_for(&self.member));
+        let settled = group.is_none_or(|g| !g.rebalancing() && g.generation == self.generation);
+        if settled {
             self.seen_changes.set(changes);
         }
-        moved && !self.assignment.is_empty()
+        waits && !self.assignment.is_empty()
     }
 
     fn lag_probe(&self) -> Option<Box<dyn crate::transport::LagProbe>> {
@@ -352,28 +344,56 @@ impl Subscription for MemorySubscription {
         }))
     }
 
+    /// Commits with this member's id and generation, which the broker checks as Kafka does
+    /// (a member taken out of the group gets UNKNOWN_MEMBER_ID, an old generation
+    /// ILLEGAL_GENERATION). Offsets of partitions not assigned to it are not sent.
     fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()> {
         self.check_open()?;
-        if self.is_evicted() {
-            return Err(Error::new(
-                ErrorKind::BrokerRetriable,
-                "this member was taken out of its group; it joins again at its next poll",
-            )
-            .with_topic(&self.options.topic));
+        let ours: Vec<(i32, i64)> = offsets
+            .iter()
+            .copied()
+            .filter(|(p, _)| self.assignment.contains(p))
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
         }
+        let member = self
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .member
+            .clone();
         let mut state = self.broker.lock();
         state
             .check_available()
             .map_err(|e| e.with_topic(&self.options.topic))?;
-        state.commit(&self.options.group, &self.options.topic, offsets)
+        if state.commits_failing > 0 {
+            state.commits_failing -= 1;
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "injected commit failure (MemoryTransport::fail_next_commits)",
+            )
+            .with_topic(&self.options.topic));
+        }
+        let (group, topic) = (&self.options.group, &self.options.topic);
+        if let Some(g) = state.group(group, topic) {
+            if g.has(&member) {
+                let _ = state.settle(group, topic, Some(&member));
+            }
+        }
+        state.commit(group, topic, (&member, self.generation), &ours)
     }
 
     /// Lag of the partitions [`assignment`](Subscription::assignment) returns.
     fn lag(&mut self) -> Result<Vec<PartitionLag>> {
         self.check_open()?;
-        let state = self.broker.lock();
+        let mut state = self.broker.lock();
         let topic = &self.options.topic;
         state.check_available().map_err(|e| e.with_topic(topic))?;
+        if state.settle(&self.options.group, topic, Some(&self.member)) {
+            self.broker.membership_changed();
+            self.broker.notify();
+        }
         Ok(partition_lags(
             &state,
             &self.options.group,
@@ -387,7 +407,15 @@ impl Subscription for MemorySubscription {
     fn close(&mut self) -> Result<()> {
         if !self.closed {
             self.closed = true;
-            if !self.is_evicted() {
+            self.heartbeat = Arc::new(()); // the broker's weak handle to the old one dies
+            if self.instance.is_some() {
+                log::info!(
+                    "memory broker: static member {} closes without leaving group {}: its \
+                     partitions wait for it until its session expires",
+                    self.member,
+                    self.options.group
+                );
+            } else if !self.is_evicted() {
                 self.broker
                     .lock()
                     .leave(&self.options.group, &self.options.topic, &self.member);

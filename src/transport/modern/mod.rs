@@ -87,6 +87,7 @@ mod cluster;
 mod conn;
 mod coordinator;
 mod errors;
+mod faults;
 mod fetch;
 mod group;
 mod heartbeat;
@@ -147,6 +148,8 @@ struct Settings {
     metadata_max_age: Duration,
     /// Largest answer accepted (checked before allocating).
     max_response_bytes: usize,
+    /// Failures tests inject ([`ModernTransport::fail_polls_after_rejoin`]).
+    faults: faults::Faults,
 }
 
 impl Settings {
@@ -169,6 +172,7 @@ impl Settings {
             read_committed: c.isolation_level == crate::config::IsolationLevel::ReadCommitted,
             metadata_max_age: config.metadata_max_age,
             max_response_bytes: config.max_response_bytes,
+            faults: faults::Faults::default(),
         })
     }
 
@@ -190,6 +194,7 @@ impl Settings {
             read_committed: true,
             metadata_max_age: Duration::from_secs(300),
             max_response_bytes: 100 << 20,
+            faults: faults::Faults::default(),
         }
     }
 }
@@ -308,6 +313,29 @@ impl ModernTransport {
             settings,
             admin: Mutex::new(admin),
         }
+    }
+
+    /// Fault injection for tests: the next poll (of any subscription of this transport)
+    /// that rejoins its group fails right after the join with a connection error, and so do
+    /// that subscription's next `polls - 1` polls: as when the offsets lookup or the fetch
+    /// that follows a rebalance meets a leader that moved. 0 turns it off.
+    pub fn fail_polls_after_rejoin(&self, polls: usize) {
+        self.settings.faults.fail_polls_after_rejoin(polls);
+    }
+
+    /// Fault injection for tests: the next `joins` joins (of any subscription of this
+    /// transport) fail with a connection error before JoinGroup is sent (after the member
+    /// gave up its partitions): the group goes on without it once the rebalance timeout
+    /// passes. 0 turns it off.
+    pub fn fail_next_joins(&self, joins: usize) {
+        self.settings.faults.fail_next_joins(joins);
+    }
+
+    /// Fault injection for tests: the next `commits` commits (of any subscription of this
+    /// transport) fail with a connection error before anything is sent, as when the
+    /// coordinator cannot be reached. 0 turns it off.
+    pub fn fail_next_commits(&self, commits: usize) {
+        self.settings.faults.fail_next_commits(commits);
     }
 
     fn admin(&self) -> std::sync::MutexGuard<'_, Cluster> {

@@ -17,11 +17,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod follow;
+
 use super::cluster::Cluster;
 use super::errors::code;
 use super::fetch::{receive_round, route, send_round, FetchLimits, InFlight, Round};
 use super::group::Membership;
-use super::offsets::{self, Committer, EARLIEST, LATEST};
+use super::offsets::{self, Committer, LATEST};
 use super::Settings;
 use crate::config::StartOffset;
 use crate::error::{Error, ErrorKind, Result};
@@ -56,6 +58,8 @@ pub(super) struct ModernSubscription {
     restarted: Vec<i32>,
     /// What it was opened with (for lag probes).
     settings: Arc<Settings>,
+    /// Polls still to fail (fault injection, taken at a rejoin).
+    failing_polls: usize,
     options: SubscribeOptions,
     closed: bool,
 }
@@ -130,6 +134,7 @@ impl ModernSubscription {
             positions: BTreeMap::new(),
             paused: std::collections::BTreeSet::new(),
             restarted: Vec::new(),
+            failing_polls: 0,
             closed: false,
         })
     }
@@ -140,108 +145,6 @@ impl ModernSubscription {
             format!("the subscription of group {} was closed", self.group),
         )
         .with_topic(self.topic.clone())
-    }
-
-    /// Joins when needed and follows the new assignment.
-    fn follow_group(&mut self) -> Result<()> {
-        if !self.member.needs_join() {
-            // As the leader, partitions added to a topic start a rebalance, joined at the
-            // next poll (after the owner committed: `rebalance_pending` says so).
-            self.member.check_partition_counts(&mut self.cluster);
-            return Ok(());
-        }
-        let assigned = self.member.join(&mut self.cluster)?;
-        if !assigned.continued {
-            let restarted: Vec<i32> = self
-                .positions
-                .keys()
-                .copied()
-                .filter(|p| assigned.partitions.contains(p))
-                .collect();
-            // The reader forgets everything it held of a restarted partition, its pause
-            // included (`take_restarted`): so does the subscription, or the partition would
-            // stay paused with nobody left to resume it.
-            for p in &restarted {
-                self.paused.remove(p);
-            }
-            self.restarted.extend(restarted);
-            self.positions.clear();
-            self.buffered.clear();
-        }
-        self.buffered.retain(|p, _| assigned.partitions.contains(p));
-        self.paused.retain(|p| assigned.partitions.contains(p));
-        self.positions
-            .retain(|p, _| assigned.partitions.contains(p));
-        if assigned.partitions != self.assignment {
-            log::info!(
-                "modern: group {} on {}: partitions {:?} (were {:?})",
-                self.group,
-                self.topic,
-                assigned.partitions,
-                self.assignment
-            );
-        }
-        self.assignment = assigned.partitions;
-        Ok(())
-    }
-
-    /// Gives each assigned partition without a position the group's commit, else the start
-    /// offset.
-    fn start_positions(&mut self) -> Result<()> {
-        let missing: Vec<i32> = self
-            .assignment
-            .iter()
-            .copied()
-            .filter(|p| !self.positions.contains_key(p))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let committed = self.committed(&missing)?;
-        let need_start: Vec<i32> = missing
-            .iter()
-            .copied()
-            .filter(|p| !committed.contains_key(p))
-            .collect();
-        self.positions.extend(committed);
-        if !need_start.is_empty() {
-            let which = match self.start_offset {
-                StartOffset::Earliest => EARLIEST,
-                StartOffset::Latest => LATEST,
-            };
-            let starts = offsets::list_offsets(&mut self.cluster, &self.topic, &need_start, which)?;
-            self.positions.extend(starts);
-        }
-        Ok(())
-    }
-
-    fn committed(&mut self, partitions: &[i32]) -> Result<std::collections::HashMap<i32, i64>> {
-        let (group, topic) = (self.group.clone(), self.topic.clone());
-        self.member.with_coordinator(
-            &mut self.cluster,
-            "fetching committed offsets",
-            |cluster, addr| offsets::fetch_committed(cluster, addr, &group, &topic, partitions),
-        )
-    }
-
-    /// Resets `partitions` whose positions the broker no longer stores, per the start offset.
-    fn reset(&mut self, partitions: &[i32]) -> Result<()> {
-        let which = match self.start_offset {
-            StartOffset::Earliest => EARLIEST,
-            StartOffset::Latest => LATEST,
-        };
-        let starts = offsets::list_offsets(&mut self.cluster, &self.topic, partitions, which)?;
-        for (p, offset) in starts {
-            log::warn!(
-                "modern: {}/{p} offset {:?} is out of range; resetting to {:?} offset {offset}",
-                self.topic,
-                self.positions.get(&p),
-                self.start_offset
-            );
-            self.buffered.remove(&p);
-            self.positions.insert(p, offset);
-        }
-        Ok(())
     }
 
     /// Takes the buffered records of partitions not paused, each partition's in order.
@@ -356,7 +259,9 @@ impl Subscription for ModernSubscription {
             return Err(self.closed_error());
         }
         let deadline = Instant::now() + max_wait;
+        let rejoined = self.member.needs_join();
         self.follow_group()?;
+        self.injected_poll_failure(rejoined)?;
         self.start_positions()?;
         if self.positions.keys().all(|p| self.paused.contains(p)) {
             self.idle(deadline);
@@ -440,6 +345,13 @@ impl Subscription for ModernSubscription {
         }
         if ours.is_empty() {
             return Ok(());
+        }
+        if self.settings.faults.take_commit_failure() {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "injected commit failure (ModernTransport::fail_next_commits)",
+            )
+            .with_topic(self.topic.clone()));
         }
         let (generation, member_id) = self.member.generation();
         let (group, topic) = (self.group.clone(), self.topic.clone());
