@@ -43,6 +43,9 @@ fn config(group: &str) -> Config {
     };
     c.consumer.min_bytes = 1;
     c.consumer.max_wait = Duration::from_millis(100);
+    // The bound of the coordinator scenario is session + rebalance timeout: 30 s rather
+    // than the 5 min default keeps it as strict as the handlers here need (all are quick).
+    c.consumer.rebalance_timeout = Duration::from_secs(30);
     c
 }
 
