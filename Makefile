@@ -29,7 +29,7 @@ test-unit:
 ## points at a closed port, so a test that wrongly needs a broker fails here instead of
 ## quietly using one.
 MEMORY_TESTS := consumer_bad_input consumer_dead_letters consumer_faults consumer_memory \
-  consumer_memory_lifecycle consumer_properties consumer_retry_topic \
+  consumer_memory_lifecycle consumer_outbox consumer_properties consumer_retry_topic \
   metrics_memory pipeline_memory producer_buffer_bytes producer_memory producer_properties \
   producer_semantics readme
 NO_BROKER := env KAFKA_TEST_BROKERS=127.0.0.1:1 KAFKA_BROKERS=127.0.0.1:1
