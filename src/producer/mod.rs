@@ -31,6 +31,7 @@ mod budget;
 mod delivery;
 mod health;
 mod metrics;
+mod partition_queue;
 mod reply;
 mod ship;
 mod wrapper;
