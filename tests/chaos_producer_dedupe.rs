@@ -34,6 +34,61 @@ fn connect(config: Config) -> (Kafka, Arc<Producer>) {
     (kafka, producer)
 }
 
+/// A single broker of its own on `port`, an [`AnswerProxy`] in front of it on `port + 2`
+/// (what metadata names), a config that goes through the proxy with `request_timeout`, and
+/// a new topic of one partition.
+struct Proxied {
+    broker: SingleBroker,
+    proxy: AnswerProxy,
+    config: Config,
+    topic: String,
+}
+
+fn proxied(port: u16, name: &str, request_timeout: Duration) -> Proxied {
+    let broker = SingleBroker::up(port, Some(port + 2));
+    let proxy = AnswerProxy::start(port + 2, &broker.addr());
+    let topic = random_topic(name);
+    let mut config = Config {
+        brokers: vec![proxy.addr()],
+        client_id: "kafka-sync-chaos".into(),
+        ..Config::default()
+    };
+    config.request_timeout = request_timeout;
+    config.consumer.max_wait = Duration::from_millis(500);
+    ModernTransport::new(&config)
+        .unwrap()
+        .ensure_topic(&topic, 1, 1)
+        .expect("topic created");
+    Proxied {
+        broker,
+        proxy,
+        config,
+        topic,
+    }
+}
+
+/// Reads `topic` back from `bootstrap`, counts `acked` and the records by id, and prints
+/// the scenario's line.
+fn report(
+    name: &'static str,
+    bootstrap: &[String],
+    topic: &str,
+    acked: &[Uuid],
+    errors: usize,
+) -> Report {
+    let counts = id_counts_on_topic(bootstrap, topic, Duration::from_secs(90));
+    let on_topic = counts.keys().copied().collect();
+    let report = Report {
+        name,
+        acked: acked.len(),
+        lost: missing(&acked.iter().copied().collect(), &on_topic),
+        duplicated: duplicates(&counts),
+        errors,
+    };
+    report.print();
+    report
+}
+
 /// Scenario: Produce answers held 1.5 s (past `request_timeout` 1 s) while two waves of
 /// records 300 ms apart share a batch: the batch is retried under its sequence, then expires
 /// as a whole at its earliest deadline. Before the fix its later half was sent again under a
@@ -41,23 +96,14 @@ fn connect(config: Config) -> (Kafka, Arc<Producer>) {
 #[test]
 #[ignore = "chaos: run by tests/chaos/run.sh"]
 fn answers_held_past_the_timeout_never_write_a_record_twice() {
-    let broker = SingleBroker::up(9150, Some(9152));
-    let proxy = AnswerProxy::start(9152, &broker.addr());
-    let bootstrap = vec![proxy.addr()];
-    let topic = random_topic("chaos-held-answers");
-    let mut config = Config {
-        brokers: bootstrap.clone(),
-        client_id: "kafka-sync-chaos".into(),
-        ..Config::default()
-    };
-    config.request_timeout = Duration::from_secs(1);
-    config.consumer.max_wait = Duration::from_millis(500);
+    let Proxied {
+        broker,
+        proxy,
+        mut config,
+        topic,
+    } = proxied(9150, "chaos-held-answers", Duration::from_secs(1));
     config.producer.batch_timeout = Duration::from_millis(400);
     config.producer.delivery_timeout = Duration::from_millis(3_000);
-    ModernTransport::new(&config)
-        .unwrap()
-        .ensure_topic(&topic, 1, 1)
-        .expect("topic created");
     let (kafka, producer) = connect(config);
     // Producer id and metadata first, answers passing.
     producer.send(&topic, &message(0)).expect("warm-up send");
@@ -99,16 +145,13 @@ fn answers_held_past_the_timeout_never_write_a_record_twice() {
     }
     let held = proxy.held();
     kafka.close(Duration::from_secs(10)).unwrap();
-    let counts = id_counts_on_topic(&[broker.addr()], &topic, Duration::from_secs(60));
-    let on_topic = counts.keys().copied().collect();
-    let report = Report {
-        name: "produce-answers-held-past-the-timeout",
-        acked: acked.len(),
-        lost: missing(&acked.iter().copied().collect(), &on_topic),
-        duplicated: duplicates(&counts),
+    let report = report(
+        "produce-answers-held-past-the-timeout",
+        &[broker.addr()],
+        &topic,
+        &acked,
         errors,
-    };
-    report.print();
+    );
     println!("  {held} produce answer(s) held; {n} messages sent");
     assert!(held > 0, "no answer was held: the scenario did not happen");
     assert_eq!(report.duplicated, 0, "records written twice");
@@ -193,16 +236,7 @@ fn one_partition_without_its_leader_never_holds_up_the_others() {
     }
     kafka.close(Duration::from_secs(10)).unwrap();
     drop(_restart);
-    let counts = id_counts_on_topic(&brokers, &topic, Duration::from_secs(90));
-    let on_topic = counts.keys().copied().collect();
-    let report = Report {
-        name: "one-partition-leaderless",
-        acked: acked.len(),
-        lost: missing(&acked.iter().copied().collect(), &on_topic),
-        duplicated: duplicates(&counts),
-        errors,
-    };
-    report.print();
+    let report = report("one-partition-leaderless", &brokers, &topic, &acked, errors);
     println!(
         "  node {victim} killed (partitions {dead:?} leaderless): healthy records all answered \
          after {healthy_done:?}, {late} after 10 s; {timed_out} timed out on the dead partition(s)"
@@ -225,18 +259,13 @@ fn two_sessions_of_one_transport_never_write_a_batch_twice() {
     use kafka_sync::transport::{OutgoingRecord, ProduceOptions};
     use kafka_sync::{Acks, Compression};
 
-    let broker = SingleBroker::up(9154, Some(9156));
-    let proxy = AnswerProxy::start(9156, &broker.addr());
-    let topic = random_topic("chaos-two-sessions");
-    let mut config = Config {
-        brokers: vec![proxy.addr()],
-        client_id: "kafka-sync-chaos".into(),
-        ..Config::default()
-    };
-    config.request_timeout = Duration::from_secs(2);
-    config.consumer.max_wait = Duration::from_millis(500);
+    let Proxied {
+        broker,
+        proxy,
+        config,
+        topic,
+    } = proxied(9154, "chaos-two-sessions", Duration::from_secs(2));
     let transport = ModernTransport::new(&config).unwrap();
-    transport.ensure_topic(&topic, 1, 1).expect("topic created");
     let record = |n: usize| OutgoingRecord {
         partition: 0,
         key: None,
@@ -288,16 +317,13 @@ fn two_sessions_of_one_transport_never_write_a_batch_twice() {
     }
     let held = proxy.held();
     drop((a, b));
-    let counts = id_counts_on_topic(&[broker.addr()], &topic, Duration::from_secs(60));
-    let on_topic = counts.keys().copied().collect();
-    let report = Report {
-        name: "two-sessions-one-topic",
-        acked: acked.len(),
-        lost: missing(&acked.iter().copied().collect(), &on_topic),
-        duplicated: duplicates(&counts),
+    let report = report(
+        "two-sessions-one-topic",
+        &[broker.addr()],
+        &topic,
+        &acked,
         errors,
-    };
-    report.print();
+    );
     println!("  {held} produce answer(s) held; {n} records sent");
     assert!(held > 0, "no answer was held: the scenario did not happen");
     assert_eq!(report.duplicated, 0, "records written twice");
@@ -319,26 +345,18 @@ fn message_id(r: &kafka_sync::transport::OutgoingRecord) -> Uuid {
 fn no_record_is_sent_after_its_delivery_timeout() {
     use kafka_sync::RetryPolicy;
 
-    let broker = SingleBroker::up(9158, Some(9160));
-    let proxy = AnswerProxy::start(9160, &broker.addr());
-    let topic = random_topic("chaos-late-metadata");
-    let mut config = Config {
-        brokers: vec![proxy.addr()],
-        client_id: "kafka-sync-chaos".into(),
-        ..Config::default()
-    };
-    config.request_timeout = Duration::from_secs(1);
-    config.consumer.max_wait = Duration::from_millis(500);
+    let Proxied {
+        broker,
+        proxy,
+        mut config,
+        topic,
+    } = proxied(9158, "chaos-late-metadata", Duration::from_secs(1));
     config.producer.delivery_timeout = Duration::from_secs(2);
     config.producer.retry = RetryPolicy {
         initial_interval: Duration::from_millis(200),
         randomization_factor: 0.0,
         ..config.producer.retry.clone()
     };
-    ModernTransport::new(&config)
-        .unwrap()
-        .ensure_topic(&topic, 1, 1)
-        .expect("topic created");
     let (kafka, producer) = connect(config);
     producer.send(&topic, &message(0)).expect("warm-up send");
     let (mut late, mut errors, mut acked) = (0, 0, vec![]);
@@ -375,16 +393,13 @@ fn no_record_is_sent_after_its_delivery_timeout() {
         std::thread::sleep(Duration::from_millis(1_600));
     }
     kafka.close(Duration::from_secs(10)).unwrap();
-    let counts = id_counts_on_topic(&[broker.addr()], &topic, Duration::from_secs(60));
-    let on_topic = counts.keys().copied().collect();
-    let report = Report {
-        name: "late-metadata-before-a-retry",
-        acked: acked.len(),
-        lost: missing(&acked.iter().copied().collect(), &on_topic),
-        duplicated: duplicates(&counts),
+    let report = report(
+        "late-metadata-before-a-retry",
+        &[broker.addr()],
+        &topic,
+        &acked,
         errors,
-    };
-    report.print();
+    );
     println!("  {late} produce request(s) sent after their record's delivery timeout");
     assert_eq!(late, 0, "a record was sent after its delivery timeout");
     assert_eq!(report.duplicated, 0);
