@@ -28,15 +28,12 @@ use std::time::{Duration, Instant};
 
 use super::delivery::{correlation_of, Answers, QueuedRecord};
 use super::metrics::WriterMetrics;
-use super::partition_queue::{PartitionQueue, Pending};
+use super::partition_queue::{PartitionQueue, Pending, MIN_ATTEMPT};
 use crate::config::Config;
 use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::RetrySchedule;
 use crate::transport::partition_for_key;
-
-/// A record with less time left than this fails with a timeout instead of being sent.
-pub(super) const MIN_ATTEMPT: Duration = Duration::from_millis(5);
 
 /// The most bytes one round puts on the wire: well under the broker's
 /// `socket.request.max.bytes` (100 MB) even when one leader gets every partition's batch.
@@ -196,14 +193,8 @@ impl Accumulator {
 
     /// Fails every record whose `delivery_timeout` has (all but) run out: a sent batch as a
     /// whole (by its earliest record), records not sent yet alone. None of them is sent.
-    /// Returns how many failed.
-    pub fn expire(
-        &mut self,
-        now: Instant,
-        answers: &mut Answers,
-        metrics: &WriterMetrics,
-    ) -> usize {
-        let expired = |p: &Pending| p.ticket.deadline.saturating_duration_since(now) < MIN_ATTEMPT;
+    pub fn expire(&mut self, now: Instant, answers: &mut Answers, metrics: &WriterMetrics) {
+        let expired = |p: &Pending| p.expired(now);
         let mut gone = Vec::new();
         for q in self.partitions.values_mut() {
             if q.sent.as_ref().is_some_and(|b| b.iter().any(expired)) {
@@ -230,12 +221,10 @@ impl Accumulator {
         }
         self.partitions
             .retain(|_, q| !q.is_empty() || q.retry_at.is_some());
-        let count = gone.len();
         for p in gone {
             let e = self.timed_out(&p);
             self.fail(answers, metrics, p, e);
         }
-        count
     }
 
     /// The error of a record whose delivery timeout ran out.
@@ -286,7 +275,7 @@ impl Accumulator {
         answers: &mut Answers,
         metrics: &WriterMetrics,
     ) -> Option<Round> {
-        let expired = |p: &Pending| p.ticket.deadline.saturating_duration_since(now) < MIN_ATTEMPT;
+        let expired = |p: &Pending| p.expired(now);
         let mut batches = Vec::new();
         let mut late = Vec::new();
         let mut bytes = 0usize;

@@ -3,7 +3,7 @@
 //! next batch is drained from it.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::delivery::QueuedRecord;
 use crate::config::Config;
@@ -20,6 +20,12 @@ const HEADER_FRAMING: usize = 10;
 /// A record batch's own header (v2).
 pub(super) const BATCH_HEADER: usize = 61;
 
+/// The partition of a record not routed yet.
+pub(super) const UNROUTED: i32 = -1;
+
+/// A record with less time left than this fails with a timeout instead of being sent.
+pub(super) const MIN_ATTEMPT: Duration = Duration::from_millis(5);
+
 /// A record on its way: whom to answer, what to send, what happened so far.
 pub(super) struct Pending {
     pub ticket: QueuedRecord,
@@ -32,7 +38,7 @@ impl Pending {
     /// Takes a queued record's bytes into a record to produce (partition not chosen yet).
     pub fn new(mut ticket: QueuedRecord) -> Self {
         let record = OutgoingRecord {
-            partition: -1,
+            partition: UNROUTED,
             key: Some(std::mem::take(&mut ticket.key)),
             value: std::mem::take(&mut ticket.value),
             headers: std::mem::take(&mut ticket.headers),
@@ -43,6 +49,12 @@ impl Pending {
             attempts: 0,
             last_error: None,
         }
+    }
+
+    /// Whether its `delivery_timeout` has (all but) run out at `now`: too little time is left
+    /// to send it ([`MIN_ATTEMPT`]).
+    pub fn expired(&self, now: Instant) -> bool {
+        self.ticket.deadline.saturating_duration_since(now) < MIN_ATTEMPT
     }
 
     /// Its size in a record batch: its bytes and the most its framing takes.

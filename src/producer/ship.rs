@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::accumulator::{Accumulator, Round};
 use super::delivery::Answers;
 use super::metrics::WriterMetrics;
+use super::partition_queue::UNROUTED;
 use crate::config::{Compression, Config};
 use crate::domain::Delivery;
 use crate::error::{Error, ErrorKind, Result};
@@ -37,7 +38,7 @@ const DRIVE_STEP: Duration = Duration::from_millis(50);
 /// An empty record, left behind while a record is lent to a round.
 fn placeholder() -> OutgoingRecord {
     OutgoingRecord {
-        partition: -1,
+        partition: UNROUTED,
         key: None,
         value: Vec::new(),
         headers: Vec::new(),
